@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything dspark needs to build and test: Debian packages for the C++ side and a few
+# PyPI packages for the reference tests and model fetching. Idempotent: safe to run again.
+set -euo pipefail
+
+need_apt=()
+for pkg in build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev \
+  libboost-dev libboost-program-options-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
+  libgtest-dev libgmock-dev libpcre2-dev python3-pip unzip; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+# Python helpers (references, model fetching). Pinned so references stay reproducible.
+PY=${PYTHON:-python3}
+req="$(dirname "$0")/requirements.txt"
+if ! $PY -m pip install -q --disable-pip-version-check -r "$req" 2>/dev/null; then
+  $PY -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"
+fi
+echo "setup: done"
