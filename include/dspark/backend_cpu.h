@@ -1,0 +1,136 @@
+// CPU backend: a thread pool and the kernels the model forward is made of. Every kernel is
+// batch-invariant: each output row is computed by one thread in a fixed reduction order, so a
+// token's results do not depend on which other tokens share the call. Each fast kernel has a
+// plain *_reference twin used by the tests.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "dspark/loader.h"
+
+namespace dspark::cpu {
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
+  bool avxvnni = false;
+};
+// Detected once at run time; DSPARK_CPU_ISA=scalar|avx2|avx512 caps what is used (for tests).
+const CpuFeatures& cpu_features();
+const char* isa_name();  // "avx512-vnni", "avx2", "scalar": what the kernels dispatch to
+
+// Instruction-set levels the kernels are written for, lowest first.
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+Isa active_isa();
+// Caps the level the kernels use (tests run each path); returns the level now active, the lower
+// of cap and what the CPU has. Not to be called while kernels run on other threads.
+Isa set_isa_cap(Isa cap);
+
+// Fixed set of worker threads. run() splits n_tasks over the threads and returns when all are
+// done; the caller's thread takes part. Low overhead (spinning briefly before sleeping), since
+// a forward calls it a few hundred times.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads = 0);  // 0 = number of physical cores available
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const;
+  // fn(task_index, thread_index) for task_index in [0, n_tasks); fn must not call run() on the
+  // same pool. Calls from several threads are serialized.
+  void run(int64_t n_tasks, const std::function<void(int64_t, int)>& fn);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A weight matrix as stored in the model file: [rows, cols], each row row_bytes long.
+struct WeightView {
+  DType type = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;  // [rows, row_bytes]
+  uint64_t row_bytes = 0;
+
+  static WeightView from(const TensorInfo& t);
+};
+
+// y[t, r] = dot(w[r, :], x[t, :]). Quantized weights are used directly: activations are
+// quantized per token to 8 bits (as llama.cpp does) and multiplied with integer dot products.
+// Reads each weight once for all n_tok tokens.
+void matmul(const WeightView& w, const float* x /*[n_tok, w.cols]*/, int64_t n_tok,
+            float* y /*[n_tok, w.rows]*/, ThreadPool& pool);
+// Whether matmul and get_row handle this weight type: every type the loader can dequantize
+// (F32, F16, BF16, Q4_0..Q8_0 and Q4_K..Q6_K have their own kernels; others are converted to
+// fp32 row by row). The model checks at load time; matmul fills y with NaN for other types.
+bool matmul_supported(DType type);
+// Same contract: dequantize each row, then a float dot product with the unquantized x.
+void matmul_reference(const WeightView& w, const float* x /*[n_tok, w.cols]*/, int64_t n_tok,
+                      float* y /*[n_tok, w.rows]*/);
+
+// out[c] = w[row, c] dequantized.
+void get_row(const WeightView& w, int64_t row, float* out /*[w.cols]*/);
+
+// y = x / sqrt(mean(x^2) + eps) * weight, per row. In-place allowed (y == x).
+void rmsnorm(const float* x /*[n, d]*/, const float* weight /*[d]*/, int64_t n, int64_t d,
+             float eps, float* y /*[n, d]*/);
+
+enum class RopeLayout {
+  Interleaved,  // rotates pairs (2i, 2i+1): GGUF llama (q/k permuted at conversion)
+  Neox,         // rotates (i, i + rot_dims/2): Hugging Face, GGUF qwen2/qwen3
+};
+struct RopeParams {
+  RopeLayout layout = RopeLayout::Neox;
+  int rot_dims = 0;  // leading dims of each head that rotate (= head_dim normally)
+  float theta = 10000.0f;
+  // Frequency scaling: factor 1 = none. Linear divides positions by factor. Llama3 uses
+  // low/high frequency factors around original_context.
+  enum class Scaling { None, Linear, Llama3, Yarn } scaling = Scaling::None;
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f, high_freq_factor = 4.0f;
+  int64_t original_context = 0;
+  float yarn_beta_fast = 32.0f, yarn_beta_slow = 1.0f;
+};
+// Rotates each head of x in place by its token's position.
+void rope(float* x /*[n_tok, n_heads, head_dim]*/, const int32_t* positions /*[n_tok]*/,
+          int64_t n_tok, int64_t n_heads, int64_t head_dim, const RopeParams& params);
+
+// y = silu(gate) * up, elementwise.
+void silu_mul(const float* gate /*[n]*/, const float* up /*[n]*/, int64_t n, float* y /*[n]*/);
+// y += x
+void add_inplace(float* y /*[n]*/, const float* x /*[n]*/, int64_t n);
+
+// K/V cache rows are fp16 in "slots": slot s holds [n_kv_heads, head_dim] for one token.
+void store_kv_f16(const float* kv /*[n_tok, n_kv_heads*head_dim]*/,
+                  const int32_t* slots /*[n_tok]*/, int64_t n_tok, int64_t row_elems,
+                  uint16_t* cache /*[n_slots, row_elems]*/);
+
+// Attention of each token over its own list of key slots (context, in-batch tokens, itself) in
+// list order; softmax in fp32 (long lists in fixed 256-key chunks merged in order, so results
+// depend on neither the batch nor the thread count). Grouped-query: head h reads kv head
+// h / (n_heads / n_kv_heads). A token with no keys gets zeros.
+struct AttentionArgs {
+  int64_t n_tok = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  float scale = 1.0f;
+  const float* q = nullptr;              // [n_tok, n_heads, head_dim]
+  const uint16_t* k_cache = nullptr;     // [n_slots, n_kv_heads, head_dim] fp16
+  const uint16_t* v_cache = nullptr;     // [n_slots, n_kv_heads, head_dim] fp16
+  const int64_t* key_offsets = nullptr;  // [n_tok + 1]: token t's keys are
+  const int32_t* key_slots = nullptr;    //   key_slots[key_offsets[t] .. key_offsets[t+1])
+  float* out = nullptr;                  // [n_tok, n_heads, head_dim]
+};
+void attention(const AttentionArgs& args, ThreadPool& pool);
+void attention_reference(const AttentionArgs& args);
+
+// Index of the largest value (first one on ties).
+int64_t argmax(const float* x /*[n]*/, int64_t n);
+
+// Measured read bandwidth of this machine in bytes/s using all pool threads (for benchmarks).
+double measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t(1) << 30);
+
+}  // namespace dspark::cpu

@@ -1,0 +1,60 @@
+// The per-ISA kernel sets behind matmul: for each weight type a rows-kernel and the activation
+// format it reads. A rows-kernel computes y[t, r] for a rectangle of rows and tokens; the
+// (token, row) result must not depend on the rectangle (batch invariance), so kernels that
+// work on several tokens at once repeat the single-token instruction sequence for each.
+#pragma once
+
+#include <cstdint>
+
+#include "dspark/backend_cpu.h"
+#include "quant_blocks.h"
+
+namespace dspark::cpu {
+
+struct MatmulArgs {
+  const uint8_t* w = nullptr;  // [rows, row_bytes]
+  uint64_t row_bytes = 0;
+  int64_t cols = 0;
+  const float* x = nullptr;  // float weights: [n_tok, cols]
+  QuantizedActs acts;        // quantized weights: x quantized per token
+  float* y = nullptr;        // [n_tok, y_stride]
+  int64_t y_stride = 0;
+};
+
+// y[t, r] for r in [r0, r1), t in [t0, t1).
+using RowsKernel = void (*)(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+
+// Per-token lengths of the quantized activation arrays for `cols` inputs.
+struct ActLengths {
+  int64_t qs = 0, d = 0, sums = 0;
+};
+// How a kernel wants activations: quantize == nullptr means it reads float x.
+struct ActFormat {
+  void (*quantize)(const float* x /*[cols]*/, int64_t cols, int8_t* qs, float* d,
+                   int32_t* sums) = nullptr;
+  ActLengths (*lengths)(int64_t cols) = nullptr;
+};
+
+struct MatmulKernel {
+  RowsKernel rows = nullptr;
+  ActFormat act;
+};
+
+struct KernelSet {
+  MatmulKernel f32, f16, bf16;
+  MatmulKernel q4_0, q4_1, q5_0, q5_1, q8_0;
+  MatmulKernel q4_k, q5_k, q6_k;
+};
+
+const KernelSet& kernels_scalar();
+const KernelSet& kernels_avx2();
+const KernelSet& kernels_avx512();
+// The set for active_isa().
+const KernelSet& active_kernels();
+
+// The natural-order formats (scalar and AVX2 kernels): values in input order, one scale per
+// 32 (q8_32) or 256 (q8_256) values, one sum per 32 or 16 values.
+ActFormat act_q8_32_natural();
+ActFormat act_q8_256_natural();
+
+}  // namespace dspark::cpu

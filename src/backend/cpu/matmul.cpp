@@ -1,0 +1,206 @@
+// matmul: quantizes the activations once per token, then splits the rows over the pool; each
+// task runs the ISA's rows-kernel over its rows for all tokens, a few rows at a time so a
+// weight row is fetched from memory once and reused from cache by every token.
+#include <algorithm>
+#include <limits>
+#include <new>
+#include <vector>
+
+#include "kernels.h"
+
+namespace dspark::cpu {
+namespace {
+
+constexpr int64_t kRowTile = 16;  // rows whose weights stay in L1/L2 while tokens loop
+constexpr int64_t kTokTile = 8;   // tokens per kernel call (the kernels' register tile)
+
+const MatmulKernel* pick(const KernelSet& ks, DType type) {
+  switch (type) {
+    case DType::F32:
+      return &ks.f32;
+    case DType::F16:
+      return &ks.f16;
+    case DType::BF16:
+      return &ks.bf16;
+    case DType::Q4_0:
+      return &ks.q4_0;
+    case DType::Q4_1:
+      return &ks.q4_1;
+    case DType::Q5_0:
+      return &ks.q5_0;
+    case DType::Q5_1:
+      return &ks.q5_1;
+    case DType::Q8_0:
+      return &ks.q8_0;
+    case DType::Q4_K:
+      return &ks.q4_k;
+    case DType::Q5_K:
+      return &ks.q5_k;
+    case DType::Q6_K:
+      return &ks.q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+// Cache-line aligned storage: the SIMD kernels load whole 64-byte lines of activations, and a
+// load that straddles two lines costs two.
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT: allocator rebind
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const AlignedAllocator&) const { return true; }
+};
+template <class T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
+
+// Per-thread scratch for the quantized activations, reused across calls.
+struct ActBuffers {
+  AlignedVector<int8_t> qs;
+  AlignedVector<float> d;
+  AlignedVector<int32_t> sums;
+};
+
+QuantizedActs quantize_acts(const ActFormat& fmt, const float* x, int64_t n_tok, int64_t cols,
+                            ThreadPool& pool) {
+  thread_local ActBuffers buf;
+  const ActLengths len = fmt.lengths(cols);
+  buf.qs.resize(static_cast<size_t>(n_tok * len.qs));
+  buf.d.resize(static_cast<size_t>(n_tok * len.d));
+  buf.sums.resize(static_cast<size_t>(n_tok * len.sums));
+  // Pointers, not buf: buf is this thread's, and the pool runs the lambda on others.
+  int8_t* qs = buf.qs.data();
+  float* d = buf.d.data();
+  int32_t* sums = buf.sums.data();
+  QuantizedActs a;
+  a.n_tok = n_tok;
+  a.qs = qs;
+  a.d = d;
+  a.sums = sums;
+  a.qs_stride = len.qs;
+  a.d_stride = len.d;
+  a.sums_stride = len.sums;
+  auto one = [&](int64_t t, int) {
+    fmt.quantize(x + t * cols, cols, qs + t * len.qs, d + t * len.d, sums + t * len.sums);
+  };
+  // Worth a pool run only when there is a prefill's worth of tokens.
+  if (n_tok >= 8) {
+    pool.run(n_tok, one);
+  } else {
+    for (int64_t t = 0; t < n_tok; ++t) one(t, 0);
+  }
+  return a;
+}
+
+}  // namespace
+
+WeightView WeightView::from(const TensorInfo& t) {
+  WeightView w;
+  w.type = t.type;
+  w.rows = t.rows();
+  w.cols = t.cols();
+  w.data = t.data;
+  w.row_bytes = dtype_row_bytes(t.type, w.cols);
+  return w;
+}
+
+const KernelSet& active_kernels() {
+  switch (active_isa()) {
+    case Isa::Avx512:
+      return kernels_avx512();
+    case Isa::Avx2:
+      return kernels_avx2();
+    case Isa::Scalar:
+      break;
+  }
+  return kernels_scalar();
+}
+
+bool matmul_supported(DType type) {
+  const DTypeInfo* info = dtype_info(type);
+  return info != nullptr && info->dequantizable;
+}
+
+void matmul(const WeightView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  if (n_tok <= 0 || w.rows <= 0) return;
+  const KernelSet& ks = active_kernels();
+  const DTypeInfo* info = dtype_info(w.type);
+  if (info == nullptr || !info->dequantizable || w.cols % info->block_elems != 0) {
+    std::fill(y, y + n_tok * w.rows, std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  MatmulArgs args;
+  args.w = static_cast<const uint8_t*>(w.data);
+  args.row_bytes = w.row_bytes;
+  args.cols = w.cols;
+  args.y = y;
+  args.y_stride = w.rows;
+  const MatmulKernel* mk = pick(ks, w.type);
+  // Types without their own kernel: each row dequantized to fp32, then the fp32 kernel.
+  const bool via_f32 = mk == nullptr;
+  if (via_f32) mk = &ks.f32;
+  if (mk->act.quantize == nullptr) {
+    args.x = x;
+  } else {
+    args.acts = quantize_acts(mk->act, x, n_tok, w.cols, pool);
+  }
+  const RowsKernel kernel = mk->rows;
+  // About four tasks per thread for balance, whole row tiles each.
+  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile;
+  const int64_t tiles_per_task = std::max<int64_t>(1, n_tiles / (4 * pool.size()));
+  const int64_t n_tasks = (n_tiles + tiles_per_task - 1) / tiles_per_task;
+  pool.run(n_tasks, [&](int64_t task, int) {
+    const int64_t r_begin = task * tiles_per_task * kRowTile;
+    const int64_t r_end = std::min(w.rows, r_begin + tiles_per_task * kRowTile);
+    if (via_f32) {
+      thread_local std::vector<float> row;
+      row.resize(static_cast<size_t>(w.cols));
+      MatmulArgs one = args;
+      one.w = reinterpret_cast<const uint8_t*>(row.data());
+      one.row_bytes = 0;  // every row index reads the converted row
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        dequantize_row(w.type, args.w + r * args.row_bytes, row.data(), w.cols);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
+          kernel(one, r, r + 1, t0, std::min(n_tok, t0 + kTokTile));
+        }
+      }
+      return;
+    }
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowTile) {
+      const int64_t r1 = std::min(r_end, r0 + kRowTile);
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
+        kernel(args, r0, r1, t0, std::min(n_tok, t0 + kTokTile));
+      }
+    }
+  });
+}
+
+void matmul_reference(const WeightView& w, const float* x, int64_t n_tok, float* y) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    get_row(w, r, row.data());
+    for (int64_t t = 0; t < n_tok; ++t) {
+      double acc = 0.0;
+      for (int64_t c = 0; c < w.cols; ++c) acc += double(row[c]) * double(x[t * w.cols + c]);
+      y[t * w.rows + r] = static_cast<float>(acc);
+    }
+  }
+}
+
+void get_row(const WeightView& w, int64_t row, float* out) {
+  const DTypeInfo* info = dtype_info(w.type);
+  if (info == nullptr || !info->dequantizable || w.cols % info->block_elems != 0) {
+    std::fill(out, out + w.cols, std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  dequantize_row(w.type, base + row * w.row_bytes, out, w.cols);
+}
+
+}  // namespace dspark::cpu

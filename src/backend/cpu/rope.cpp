@@ -1,0 +1,143 @@
+// Rotary position embedding. Frequencies (with the model's scaling) and the per-position
+// cos/sin are computed in double and rounded once to float. Tables of the last few calls are
+// kept, since a forward applies the same positions to q and k of every layer (with one or two
+// parameter sets: some models alternate local and global layers).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "dspark/backend_cpu.h"
+
+namespace dspark::cpu {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Inverse frequency of each rotated pair i in [0, rot_dims/2) and the magnitude factor that
+// YaRN applies to cos/sin (1 otherwise).
+std::vector<double> inv_frequencies(const RopeParams& p, double* mscale) {
+  const int half = p.rot_dims / 2;
+  const double base = p.theta;
+  std::vector<double> f(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) f[i] = std::pow(base, -2.0 * i / double(p.rot_dims));
+  *mscale = 1.0;
+  const double factor = p.factor;
+  using S = RopeParams::Scaling;
+  if (p.scaling == S::Linear && factor > 0.0) {
+    for (double& v : f) v /= factor;
+  } else if (p.scaling == S::Llama3 && p.original_context > 0 && factor > 0.0) {
+    // Meta's Llama 3 rule: keep short wavelengths, divide long ones by factor, blend between.
+    const double old_ctx = double(p.original_context);
+    const double low_wavelen = old_ctx / p.low_freq_factor;
+    const double high_wavelen = old_ctx / p.high_freq_factor;
+    for (double& v : f) {
+      const double wavelen = 2.0 * kPi / v;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        v /= factor;
+      } else {
+        const double smooth = (old_ctx / wavelen - p.low_freq_factor) /
+                              double(p.high_freq_factor - p.low_freq_factor);
+        v = (1.0 - smooth) * v / factor + smooth * v;
+      }
+    }
+  } else if (p.scaling == S::Yarn && p.original_context > 0 && factor > 0.0) {
+    // YaRN (as in Hugging Face): interpolate the low frequencies, extrapolate the high ones,
+    // with a linear ramp between the dims that rotate beta_fast and beta_slow times over the
+    // original context; cos/sin grow by 0.1 ln(factor) + 1.
+    const double dim = p.rot_dims;
+    auto correction_dim = [&](double rotations) {
+      return dim * std::log(double(p.original_context) / (rotations * 2.0 * kPi)) /
+             (2.0 * std::log(base));
+    };
+    double low = std::max(std::floor(correction_dim(p.yarn_beta_fast)), 0.0);
+    double high = std::min(std::ceil(correction_dim(p.yarn_beta_slow)), dim - 1.0);
+    if (low == high) high += 0.001;
+    for (int i = 0; i < half; ++i) {
+      const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+      const double extrapolate = 1.0 - ramp;
+      f[i] = f[i] / factor * (1.0 - extrapolate) + f[i] * extrapolate;
+    }
+    if (factor > 1.0) *mscale = 0.1 * std::log(factor) + 1.0;
+  }
+  return f;
+}
+
+bool same_params(const RopeParams& a, const RopeParams& b) {
+  return a.layout == b.layout && a.rot_dims == b.rot_dims && a.theta == b.theta &&
+         a.scaling == b.scaling && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
+         a.high_freq_factor == b.high_freq_factor && a.original_context == b.original_context &&
+         a.yarn_beta_fast == b.yarn_beta_fast && a.yarn_beta_slow == b.yarn_beta_slow;
+}
+
+// cos/sin of every (position, pair), for the positions of the last call.
+struct RopeTable {
+  bool valid = false;
+  RopeParams params;
+  std::vector<double> inv_freq;
+  double mscale = 1.0;
+  std::vector<int32_t> positions;
+  std::vector<float> cos, sin;  // [n_tok, rot_dims / 2]
+};
+
+const RopeTable& table_for(const RopeParams& p, const int32_t* positions, int64_t n_tok) {
+  thread_local std::array<RopeTable, 4> cache;
+  thread_local size_t next = 0;
+  for (const RopeTable& c : cache) {
+    if (c.valid && same_params(c.params, p) && c.positions.size() == size_t(n_tok) &&
+        std::equal(positions, positions + n_tok, c.positions.begin())) {
+      return c;
+    }
+  }
+  RopeTable* slot = nullptr;
+  for (RopeTable& c : cache) {
+    if (c.valid && same_params(c.params, p)) slot = &c;
+  }
+  if (slot == nullptr) {
+    slot = &cache[next];
+    next = (next + 1) % cache.size();
+    slot->params = p;
+    slot->inv_freq = inv_frequencies(p, &slot->mscale);
+    slot->valid = true;
+  }
+  RopeTable& t = *slot;
+  t.positions.assign(positions, positions + n_tok);
+  const int64_t half = p.rot_dims / 2;
+  t.cos.resize(static_cast<size_t>(n_tok * half));
+  t.sin.resize(static_cast<size_t>(n_tok * half));
+  for (int64_t i = 0; i < n_tok; ++i) {
+    for (int64_t j = 0; j < half; ++j) {
+      const double angle = double(positions[i]) * t.inv_freq[j];
+      t.cos[i * half + j] = static_cast<float>(std::cos(angle) * t.mscale);
+      t.sin[i * half + j] = static_cast<float>(std::sin(angle) * t.mscale);
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+void rope(float* x, const int32_t* positions, int64_t n_tok, int64_t n_heads, int64_t head_dim,
+          const RopeParams& params) {
+  const int64_t half = params.rot_dims / 2;
+  if (n_tok <= 0 || half <= 0 || params.rot_dims > head_dim) return;
+  const RopeTable& t = table_for(params, positions, n_tok);
+  for (int64_t i = 0; i < n_tok; ++i) {
+    const float* c = t.cos.data() + i * half;
+    const float* s = t.sin.data() + i * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (i * n_heads + h) * head_dim;
+      for (int64_t j = 0; j < half; ++j) {
+        // Interleaved rotates (2j, 2j+1); Neox rotates (j, j + half).
+        float* a = params.layout == RopeLayout::Interleaved ? v + 2 * j : v + j;
+        float* b = params.layout == RopeLayout::Interleaved ? v + 2 * j + 1 : v + j + half;
+        const float x0 = *a, x1 = *b;
+        *a = x0 * c[j] - x1 * s[j];
+        *b = x0 * s[j] + x1 * c[j];
+      }
+    }
+  }
+}
+
+}  // namespace dspark::cpu

@@ -1,0 +1,116 @@
+// The SIMD activation quantizers produce the same values, scales and sums as the natural-order
+// scalar quantizer, only in their own order.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "backend_test_util.h"
+
+namespace dspark::cpu {
+namespace {
+
+struct Quantized {
+  std::vector<int8_t> qs;
+  std::vector<float> d;
+  std::vector<int32_t> sums;
+};
+
+Quantized run(const ActFormat& f, const std::vector<float>& x) {
+  const ActLengths len = f.lengths(int64_t(x.size()));
+  Quantized q{std::vector<int8_t>(len.qs), std::vector<float>(len.d),
+              std::vector<int32_t>(len.sums)};
+  f.quantize(x.data(), int64_t(x.size()), q.qs.data(), q.d.data(), q.sums.data());
+  return q;
+}
+
+std::vector<float> test_input(int64_t cols) {
+  auto x = testing::random_floats(cols, uint32_t(cols), -3.0f, 3.0f);
+  for (int64_t i = 0; i < 32 && i < cols; ++i) x[i] = 0.0f;  // an all-zero block
+  return x;
+}
+
+TEST(QuantizeActs, Avx2MatchesScalar) {
+  if (testing::available_isas().back() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
+  for (int64_t cols : {256, 4864}) {
+    const auto x = test_input(cols);
+    for (auto [simd, scalar] : {std::pair{kernels_avx2().q4_0.act, kernels_scalar().q4_0.act},
+                                std::pair{kernels_avx2().q6_k.act, kernels_scalar().q6_k.act}}) {
+      const Quantized a = run(simd, x), b = run(scalar, x);
+      EXPECT_EQ(a.qs, b.qs);
+      EXPECT_EQ(a.d, b.d);
+      EXPECT_EQ(a.sums, b.sums);
+    }
+  }
+}
+
+TEST(QuantizeActs, Avx512TiledMatchesNatural) {
+  if (testing::available_isas().back() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 VNNI";
+  for (int64_t cols : {32, 544, 1024, 4864}) {
+    const auto x = test_input(cols);
+    const Quantized nat = run(act_q8_32_natural(), x);
+    const Quantized tiled = run(kernels_avx512().q4_0.act, x);
+    // Tile order: block j of tile g sits in lane sigma(j) = 4 (j % 4) + j / 4; its dword k at
+    // byte 64 k + 4 lane. A last partial tile of at most 4 blocks is in value order instead.
+    const int64_t nb = cols / 32, full = nb / 16;
+    const bool natural_tail = nb % 16 > 0 && nb % 16 <= 4;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t g = b / 16, j = b % 16;
+      const bool natural = natural_tail && g == full;
+      const int64_t lane = natural ? j : 4 * (j % 4) + j / 4;
+      EXPECT_EQ(tiled.d[g * 16 + lane], nat.d[b]) << "block " << b;
+      EXPECT_EQ(tiled.sums[g * 16 + lane], nat.sums[b]) << "block " << b;
+      for (int64_t i = 0; i < 32; ++i) {
+        const int64_t at =
+            natural ? g * 512 + 32 * j + i : g * 512 + 64 * (i / 4) + 4 * lane + i % 4;
+        EXPECT_EQ(tiled.qs[at], nat.qs[b * 32 + i]) << "block " << b << " value " << i;
+      }
+    }
+  }
+}
+
+// K-quant order: byte 64 n + 4 L + j of a super-block is value 4 n + j of 16-value group
+// group(L), and sum L is that group's; group(L) = sigma(L) for Q6_K, and the unpacked Q4_K
+// register order {0,1,4,5, 2,3,6,7, 8,9,12,13, 10,11,14,15} at sigma(L) for Q4_K / Q5_K.
+void expect_lane_order(const Quantized& q, const Quantized& nat, bool q45) {
+  const int q45_rows[16] = {0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15};
+  EXPECT_EQ(q.d, nat.d);
+  for (size_t b = 0; b < nat.d.size(); ++b) {
+    for (int lane = 0; lane < 16; ++lane) {
+      const int sigma = 4 * (lane % 4) + lane / 4;
+      const int g = q45 ? q45_rows[sigma] : sigma;
+      EXPECT_EQ(q.sums[b * 16 + lane], nat.sums[b * 16 + g]);
+      for (int n = 0; n < 4; ++n) {
+        for (int j = 0; j < 4; ++j) {
+          EXPECT_EQ(q.qs[b * 256 + 64 * n + 4 * lane + j], nat.qs[b * 256 + 16 * g + 4 * n + j]);
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantizeActs, Avx512SuperBlocksMatchNatural) {
+  if (testing::available_isas().back() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 VNNI";
+  const auto x = test_input(768);
+  const Quantized nat = run(act_q8_256_natural(), x);
+  expect_lane_order(run(kernels_avx512().q6_k.act, x), nat, false);
+  expect_lane_order(run(kernels_avx512().q4_k.act, x), nat, true);
+  expect_lane_order(run(kernels_avx512().q5_k.act, x), nat, true);
+}
+
+// Scale = amax / 127 and values round to nearest.
+TEST(QuantizeActs, NaturalValues) {
+  std::vector<float> x(32, 0.0f);
+  x[0] = 2.54f;
+  x[1] = -1.0f;
+  x[2] = 0.004f;
+  const Quantized q = run(act_q8_32_natural(), x);
+  EXPECT_FLOAT_EQ(q.d[0], 2.54f / 127.0f);
+  EXPECT_EQ(q.qs[0], 127);
+  EXPECT_EQ(q.qs[1], -50);
+  EXPECT_EQ(q.qs[2], 0);
+  EXPECT_EQ(q.sums[0], 77);
+}
+
+}  // namespace
+}  // namespace dspark::cpu
