@@ -1,0 +1,140 @@
+// Transformer models (llama, qwen2, qwen3) over the CPU backend. One forward runs a flat batch
+// of tokens from several sequences; each token attends to its sequence's cached KV (through a
+// paged block table) and to chosen earlier tokens of the same batch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dspark/backend_cpu.h"
+#include "dspark/loader.h"
+#include "dspark/status.h"
+
+namespace dspark {
+
+enum class Arch { Llama, Qwen2, Qwen3 };
+const char* arch_name(Arch arch);
+
+struct ModelConfig {
+  Arch arch = Arch::Llama;
+  std::string name;
+  int n_layers = 0;
+  int d_model = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int d_ff = 0;
+  int vocab_size = 0;
+  int64_t context_length = 0;  // trained context
+  float rms_eps = 1e-6f;
+  cpu::RopeParams rope;
+  bool tied_embeddings = false;
+  bool qkv_bias = false;  // qwen2
+  bool qk_norm = false;   // qwen3
+
+  // Reads GGUF (llama.*, qwen2.*, qwen3.* keys) or config.json ("hf.*") metadata. Unknown
+  // architectures and inconsistent shapes give a clear error.
+  static Result<ModelConfig> from_file(const ModelFile& file);
+};
+
+// fp16 K and V for every layer, indexed by slot = block_id * block_size + offset. A block_size or
+// n_blocks below 1 gives an empty storage (every slot is then rejected by Model::forward).
+class KvStorage {
+ public:
+  KvStorage(const ModelConfig& config, int block_size, int n_blocks);
+  int block_size() const { return block_size_; }
+  int n_blocks() const { return n_blocks_; }
+  int n_layers() const { return static_cast<int>(k_.size()); }
+  int64_t n_slots() const { return int64_t{block_size_} * n_blocks_; }
+  int64_t row_elems() const { return row_elems_; }     // n_kv_heads * head_dim
+  uint16_t* k(int layer) { return k_[layer].data(); }  // [n_blocks * block_size, row_elems]
+  uint16_t* v(int layer) { return v_[layer].data(); }  // [n_blocks * block_size, row_elems]
+  static uint64_t bytes_per_block(const ModelConfig& config, int block_size);
+
+ private:
+  int block_size_, n_blocks_;
+  int64_t row_elems_;
+  std::vector<std::vector<uint16_t>> k_, v_;  // [n_layers][n_slots * row_elems]
+};
+
+// One sequence taking part in a forward.
+struct SeqRef {
+  std::vector<int32_t> block_table;  // [n_blocks_used] block ids of the sequence's KV
+  int32_t n_past = 0;  // cached tokens: logical slots [0, n_past) are attended by all its tokens
+};
+
+// Rules Model::forward checks: every kv_slot is distinct, inside the storage and not one of the
+// context slots [0, n_past) of any sequence in the batch (it would overwrite attended KV).
+// A token's keys are its context slots in logical order, then its attended in-batch tokens in
+// the order given, then itself: so a token sees exactly the same key list whether its sequence
+// is prefilled in one chunk or token by token (which keeps logits bit-identical).
+struct ForwardBatch {
+  std::vector<int32_t> tokens;     // [n_tok]
+  std::vector<int32_t> positions;  // [n_tok] absolute position (RoPE)
+  std::vector<int32_t> seq;        // [n_tok] index into seqs
+  std::vector<int32_t> kv_slots;   // [n_tok] physical slot where each token's K/V is written
+  // Optional, [n_tok] when set: the earlier in-batch token indices (same sequence, strictly
+  // increasing) each token attends to besides its context and itself (tree verification: its
+  // ancestors).
+  // When empty, a token attends to all earlier tokens of its sequence in the batch (causal).
+  std::vector<std::vector<int32_t>> attend;
+  std::vector<SeqRef> seqs;
+  std::vector<int32_t> logit_rows;      // token indices whose logits are wanted, in order
+  std::vector<int32_t> capture_layers;  // hidden states wanted: -1 = embeddings, l = after layer l
+
+  // Appends a token of sequence s at logical index n_past + (tokens already added for s) with
+  // the slot taken from s's block table (so the table must already cover it; otherwise the slot
+  // is -1 and forward rejects the batch). Leaves `attend` alone.
+  void add_token(int32_t token, int32_t position, int32_t s, int block_size, bool want_logits);
+};
+
+struct ForwardOutput {
+  std::vector<float> logits;  // [logit_rows.size(), vocab_size]
+  std::vector<float> hidden;  // [n_tok, capture_layers.size(), d_model]
+};
+
+class Model {
+ public:
+  // Optional progress callback (done_bytes, total_bytes) while weights are paged in.
+  using Progress = std::function<void(uint64_t, uint64_t)>;
+  static Result<std::unique_ptr<Model>> load(std::shared_ptr<ModelFile> file,
+                                             const Progress& progress = {});
+
+  const ModelConfig& config() const { return config_; }
+  const ModelFile& file() const { return *file_; }
+  uint64_t weight_bytes() const;  // bytes read from weights by one forward
+
+  // Validates the batch (ids, slots, positions in range) before touching anything. Calls are
+  // serialized on an internal mutex (the scratch buffers are reused from call to call), so use
+  // one Model per thread for parallel forwards.
+  Status forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& out,
+                 cpu::ThreadPool& pool) const;
+
+ private:
+  struct Layer;
+  struct Scratch;
+  Model();
+  Status bind_weights();                         // weights.cpp: finds and checks every tensor
+  void page_in(const Progress& progress) const;  // model.cpp: reads the mapped weights once
+  void run_layer(int l, const ForwardBatch& batch, KvStorage& kv, Scratch& s,
+                 cpu::ThreadPool& pool) const;  // forward.cpp
+
+  ModelConfig config_;
+  std::shared_ptr<ModelFile> file_;
+  std::vector<Layer> layers_;
+  cpu::WeightView token_embd_;      // [vocab, d_model]
+  cpu::WeightView output_;          // [vocab, d_model] (token_embd_ when tied)
+  std::vector<float> output_norm_;  // [d_model]
+  uint64_t weight_bytes_ = 0;
+  mutable std::mutex forward_mutex_;
+  mutable std::unique_ptr<Scratch> scratch_;  // guarded by forward_mutex_
+
+ public:
+  ~Model();
+};
+
+}  // namespace dspark

@@ -1,0 +1,182 @@
+// Batch validation and key-list planning for Model::forward.
+#include "batch_plan.h"
+
+#include <string>
+
+namespace dspark::model_detail {
+
+namespace {
+
+std::string tok(size_t t) {
+  return "token " + std::to_string(t) + ": ";
+}
+
+// Physical slot of logical index j of a sequence (the table is known to cover j).
+int32_t context_slot(const SeqRef& s, int64_t j, int block_size) {
+  return static_cast<int32_t>(int64_t{s.block_table[j / block_size]} * block_size + j % block_size);
+}
+
+Status check_shapes(const ModelConfig& c, const ForwardBatch& b, const KvStorage& kv) {
+  const size_t n = b.tokens.size();
+  if (b.positions.size() != n || b.seq.size() != n || b.kv_slots.size() != n) {
+    return Error{"forward batch: tokens, positions, seq and kv_slots must have the same length (" +
+                 std::to_string(n) + ", " + std::to_string(b.positions.size()) + ", " +
+                 std::to_string(b.seq.size()) + ", " + std::to_string(b.kv_slots.size()) + ")"};
+  }
+  if (!b.attend.empty() && b.attend.size() != n) {
+    return Error{"forward batch: attend has " + std::to_string(b.attend.size()) + " lists for " +
+                 std::to_string(n) + " tokens (must be empty or one per token)"};
+  }
+  if (kv.n_layers() != c.n_layers || kv.row_elems() != int64_t{c.n_kv_heads} * c.head_dim) {
+    return Error{"forward batch: the KV storage was made for another model (" +
+                 std::to_string(kv.n_layers()) + " layers x " + std::to_string(kv.row_elems()) +
+                 " values per slot, this model needs " + std::to_string(c.n_layers) + " x " +
+                 std::to_string(int64_t{c.n_kv_heads} * c.head_dim) + ")"};
+  }
+  return Status::Ok();
+}
+
+Status check_seqs(const ForwardBatch& b, const KvStorage& kv) {
+  const int64_t bs = kv.block_size();
+  for (size_t s = 0; s < b.seqs.size(); ++s) {
+    const SeqRef& r = b.seqs[s];
+    const std::string who = "forward batch: sequence " + std::to_string(s) + ": ";
+    if (r.n_past < 0) return Error{who + "n_past " + std::to_string(r.n_past) + " is negative"};
+    if (int64_t{r.n_past} > static_cast<int64_t>(r.block_table.size()) * bs) {
+      return Error{who + "its block table (" + std::to_string(r.block_table.size()) +
+                   " blocks of " + std::to_string(bs) + ") does not cover n_past " +
+                   std::to_string(r.n_past)};
+    }
+    for (size_t i = 0; i < r.block_table.size(); ++i) {
+      if (r.block_table[i] < 0 || r.block_table[i] >= kv.n_blocks()) {
+        return Error{who + "block_table[" + std::to_string(i) +
+                     "] = " + std::to_string(r.block_table[i]) + " is outside the KV storage's " +
+                     std::to_string(kv.n_blocks()) + " blocks"};
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// Runs after check_seqs, so every context slot is inside the storage.
+Status check_tokens(const ModelConfig& c, const ForwardBatch& b, const KvStorage& kv,
+                    std::vector<uint8_t>* mark) {
+  // mark: 1 = context slot of some sequence in the batch, 2 = written by a batch token.
+  const int bs = kv.block_size();
+  for (const SeqRef& r : b.seqs) {
+    for (int64_t j = 0; j < r.n_past; ++j) (*mark)[context_slot(r, j, bs)] = 1;
+  }
+  Status status;
+  for (size_t t = 0; t < b.tokens.size() && status.ok(); ++t) {
+    const int32_t slot = b.kv_slots[t];
+    if (b.tokens[t] < 0 || b.tokens[t] >= c.vocab_size) {
+      status = Error{"forward batch: " + tok(t) + "id " + std::to_string(b.tokens[t]) +
+                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")"};
+    } else if (b.positions[t] < 0) {
+      status = Error{"forward batch: " + tok(t) + "position " + std::to_string(b.positions[t]) +
+                     " is negative"};
+    } else if (b.seq[t] < 0 || static_cast<size_t>(b.seq[t]) >= b.seqs.size()) {
+      status = Error{"forward batch: " + tok(t) + "sequence index " + std::to_string(b.seq[t]) +
+                     " is outside the batch's " + std::to_string(b.seqs.size()) + " sequences"};
+    } else if (slot < 0 || slot >= kv.n_slots()) {
+      status = Error{"forward batch: " + tok(t) + "kv slot " + std::to_string(slot) +
+                     " is outside the KV storage [0, " + std::to_string(kv.n_slots()) + ")" +
+                     (slot == -1 ? " (add_token gives -1 when the block table does not cover "
+                                   "the token)"
+                                 : "")};
+    } else if ((*mark)[slot] == 1) {
+      status = Error{"forward batch: " + tok(t) + "kv slot " + std::to_string(slot) +
+                     " holds cached context of a sequence in the batch; writing it would "
+                     "corrupt that context"};
+    } else if ((*mark)[slot] == 2) {
+      status = Error{"forward batch: " + tok(t) + "kv slot " + std::to_string(slot) +
+                     " is also written by an earlier token of the batch"};
+    } else {
+      (*mark)[slot] = 2;
+    }
+  }
+  // Leave the scratch all zero for the next call.
+  for (const SeqRef& r : b.seqs) {
+    for (int64_t j = 0; j < r.n_past; ++j) (*mark)[context_slot(r, j, bs)] = 0;
+  }
+  for (int32_t slot : b.kv_slots) {
+    if (slot >= 0 && slot < kv.n_slots()) (*mark)[slot] = 0;
+  }
+  return status;
+}
+
+Status check_attend(const ForwardBatch& b) {
+  for (size_t t = 0; t < b.attend.size(); ++t) {
+    int32_t prev = -1;
+    for (int32_t a : b.attend[t]) {
+      if (a < 0 || static_cast<size_t>(a) >= t) {
+        return Error{"forward batch: " + tok(t) + "attends to token " + std::to_string(a) +
+                     ", which is not an earlier token of the batch"};
+      }
+      if (b.seq[a] != b.seq[t]) {
+        return Error{"forward batch: " + tok(t) + "attends to token " + std::to_string(a) +
+                     " of another sequence (" + std::to_string(b.seq[a]) + " vs " +
+                     std::to_string(b.seq[t]) + ")"};
+      }
+      if (a <= prev) {
+        return Error{"forward batch: " + tok(t) + "attend list must be strictly increasing (" +
+                     std::to_string(a) + " after " + std::to_string(prev) + ")"};
+      }
+      prev = a;
+    }
+  }
+  return Status::Ok();
+}
+
+Status check_outputs(const ModelConfig& c, const ForwardBatch& b) {
+  for (size_t i = 0; i < b.logit_rows.size(); ++i) {
+    const int32_t r = b.logit_rows[i];
+    if (r < 0 || static_cast<size_t>(r) >= b.tokens.size()) {
+      return Error{"forward batch: logit_rows[" + std::to_string(i) + "] = " + std::to_string(r) +
+                   " is not a token of the batch (" + std::to_string(b.tokens.size()) + " tokens)"};
+    }
+  }
+  for (size_t i = 0; i < b.capture_layers.size(); ++i) {
+    const int32_t l = b.capture_layers[i];
+    if (l < -1 || l >= c.n_layers) {
+      return Error{"forward batch: capture_layers[" + std::to_string(i) + "] = " +
+                   std::to_string(l) + " is outside [-1, " + std::to_string(c.n_layers) + ")"};
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status plan_batch(const ModelConfig& config, const ForwardBatch& batch, const KvStorage& kv,
+                  std::vector<int64_t>* key_offsets, std::vector<int32_t>* key_slots,
+                  std::vector<uint8_t>* slot_mark) {
+  DSPARK_RETURN_IF_ERROR(check_shapes(config, batch, kv));
+  DSPARK_RETURN_IF_ERROR(check_seqs(batch, kv));
+  if (slot_mark->size() < static_cast<size_t>(kv.n_slots())) {
+    slot_mark->assign(static_cast<size_t>(kv.n_slots()), 0);
+  }
+  DSPARK_RETURN_IF_ERROR(check_tokens(config, batch, kv, slot_mark));
+  DSPARK_RETURN_IF_ERROR(check_attend(batch));
+  DSPARK_RETURN_IF_ERROR(check_outputs(config, batch));
+
+  const size_t n = batch.tokens.size();
+  const int bs = kv.block_size();
+  // Batch tokens of each sequence so far, in batch order (the causal default).
+  std::vector<std::vector<int32_t>> seen(batch.seqs.size());
+  key_offsets->assign(n + 1, 0);
+  key_slots->clear();
+  for (size_t t = 0; t < n; ++t) {
+    const int32_t s = batch.seq[t];
+    const SeqRef& ref = batch.seqs[s];
+    for (int64_t j = 0; j < ref.n_past; ++j) key_slots->push_back(context_slot(ref, j, bs));
+    const std::vector<int32_t>& earlier = batch.attend.empty() ? seen[s] : batch.attend[t];
+    for (int32_t u : earlier) key_slots->push_back(batch.kv_slots[u]);
+    key_slots->push_back(batch.kv_slots[t]);
+    (*key_offsets)[t + 1] = static_cast<int64_t>(key_slots->size());
+    if (batch.attend.empty()) seen[s].push_back(static_cast<int32_t>(t));
+  }
+  return Status::Ok();
+}
+
+}  // namespace dspark::model_detail

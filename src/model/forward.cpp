@@ -1,0 +1,143 @@
+// Model::forward: embeddings, the transformer layers over the CPU kernels, final norm and the
+// logits of the requested rows.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "batch_plan.h"
+#include "model_internal.h"
+
+namespace dspark {
+
+namespace {
+
+template <class T>
+void ensure(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// y[t, :] += bias for every token row.
+void add_bias(float* y /*[n, dim]*/, const std::vector<float>& bias /*[dim]*/, int64_t n) {
+  const int64_t dim = static_cast<int64_t>(bias.size());
+  for (int64_t t = 0; t < n; ++t) cpu::add_inplace(y + t * dim, bias.data(), dim);
+}
+
+// Copies the residual stream into capture slot c of every token.
+void capture(const float* x /*[n, d]*/, int64_t n, int64_t d, size_t c, size_t n_capture,
+             float* hidden /*[n, n_capture, d]*/) {
+  for (int64_t t = 0; t < n; ++t) {
+    std::memcpy(hidden + (t * int64_t(n_capture) + int64_t(c)) * d, x + t * d,
+                sizeof(float) * size_t(d));
+  }
+}
+
+}  // namespace
+
+void Model::run_layer(int l, const ForwardBatch& batch, KvStorage& kv, Scratch& s,
+                      cpu::ThreadPool& pool) const {
+  const ModelConfig& c = config_;
+  const Layer& L = layers_[l];
+  const int64_t n = static_cast<int64_t>(batch.tokens.size());
+  const int64_t d = c.d_model, hd = c.head_dim, d_ff = c.d_ff;
+  const int64_t kv_dim = c.n_kv_heads * hd;
+  const float eps = c.rms_eps;
+
+  // Attention block.
+  cpu::rmsnorm(s.x.data(), L.attn_norm.data(), n, d, eps, s.xn.data());
+  cpu::matmul(L.q, s.xn.data(), n, s.q.data(), pool);
+  cpu::matmul(L.k, s.xn.data(), n, s.k.data(), pool);
+  cpu::matmul(L.v, s.xn.data(), n, s.v.data(), pool);
+  if (c.qkv_bias) {
+    add_bias(s.q.data(), L.q_bias, n);
+    add_bias(s.k.data(), L.k_bias, n);
+    add_bias(s.v.data(), L.v_bias, n);
+  }
+  if (c.qk_norm) {  // qwen3: RMS norm of every head before RoPE
+    cpu::rmsnorm(s.q.data(), L.q_norm.data(), n * c.n_heads, hd, eps, s.q.data());
+    cpu::rmsnorm(s.k.data(), L.k_norm.data(), n * c.n_kv_heads, hd, eps, s.k.data());
+  }
+  cpu::rope(s.q.data(), batch.positions.data(), n, c.n_heads, hd, c.rope);
+  cpu::rope(s.k.data(), batch.positions.data(), n, c.n_kv_heads, hd, c.rope);
+  cpu::store_kv_f16(s.k.data(), batch.kv_slots.data(), n, kv_dim, kv.k(l));
+  cpu::store_kv_f16(s.v.data(), batch.kv_slots.data(), n, kv_dim, kv.v(l));
+
+  cpu::AttentionArgs a;
+  a.n_tok = n;
+  a.n_heads = c.n_heads;
+  a.n_kv_heads = c.n_kv_heads;
+  a.head_dim = hd;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  a.q = s.q.data();
+  a.k_cache = kv.k(l);
+  a.v_cache = kv.v(l);
+  a.key_offsets = s.key_offsets.data();
+  a.key_slots = s.key_slots.data();
+  a.out = s.attn.data();
+  cpu::attention(a, pool);
+  cpu::matmul(L.o, s.attn.data(), n, s.proj.data(), pool);
+  cpu::add_inplace(s.x.data(), s.proj.data(), n * d);
+
+  // Feed-forward block (SwiGLU).
+  cpu::rmsnorm(s.x.data(), L.ffn_norm.data(), n, d, eps, s.xn.data());
+  cpu::matmul(L.gate, s.xn.data(), n, s.gate.data(), pool);
+  cpu::matmul(L.up, s.xn.data(), n, s.up.data(), pool);
+  float* gate = s.gate.data();
+  const float* up = s.up.data();
+  pool.run(n, [&](int64_t t, int) {
+    cpu::silu_mul(gate + t * d_ff, up + t * d_ff, d_ff, gate + t * d_ff);
+  });
+  cpu::matmul(L.down, s.gate.data(), n, s.proj.data(), pool);
+  cpu::add_inplace(s.x.data(), s.proj.data(), n * d);
+}
+
+Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& out,
+                      cpu::ThreadPool& pool) const {
+  std::lock_guard<std::mutex> lock(forward_mutex_);
+  Scratch& s = *scratch_;
+  const ModelConfig& c = config_;
+  DSPARK_RETURN_IF_ERROR(
+      model_detail::plan_batch(c, batch, kv, &s.key_offsets, &s.key_slots, &s.slot_mark));
+  const int64_t n = static_cast<int64_t>(batch.tokens.size());
+  const int64_t d = c.d_model;
+  const size_t n_capture = batch.capture_layers.size();
+  const size_t n_rows = batch.logit_rows.size();
+  // Every element is overwritten below (each capture layer is validated to exist).
+  out.logits.resize(n_rows * size_t(c.vocab_size));
+  out.hidden.resize(size_t(n) * n_capture * size_t(d));
+  if (n == 0) return Status::Ok();
+
+  ensure(s.x, size_t(n * d));
+  ensure(s.xn, size_t(n * d));
+  ensure(s.q, size_t(n * c.n_heads * c.head_dim));
+  ensure(s.k, size_t(n * c.n_kv_heads * c.head_dim));
+  ensure(s.v, size_t(n * c.n_kv_heads * c.head_dim));
+  ensure(s.attn, size_t(n * c.n_heads * c.head_dim));
+  ensure(s.proj, size_t(n * d));
+  ensure(s.gate, size_t(n * c.d_ff));
+  ensure(s.up, size_t(n * c.d_ff));
+  ensure(s.rows, n_rows * size_t(d));
+
+  auto capture_layer = [&](int layer) {
+    for (size_t i = 0; i < n_capture; ++i) {
+      if (batch.capture_layers[i] == layer)
+        capture(s.x.data(), n, d, i, n_capture, out.hidden.data());
+    }
+  };
+  for (int64_t t = 0; t < n; ++t) cpu::get_row(token_embd_, batch.tokens[t], s.x.data() + t * d);
+  capture_layer(-1);
+  for (int l = 0; l < c.n_layers; ++l) {
+    run_layer(l, batch, kv, s, pool);
+    capture_layer(l);
+  }
+  if (n_rows == 0) return Status::Ok();
+  // Only the requested rows go through the final norm and the (large) output projection.
+  for (size_t i = 0; i < n_rows; ++i) {
+    std::memcpy(s.rows.data() + i * size_t(d), s.x.data() + int64_t(batch.logit_rows[i]) * d,
+                sizeof(float) * size_t(d));
+  }
+  cpu::rmsnorm(s.rows.data(), output_norm_.data(), int64_t(n_rows), d, c.rms_eps, s.rows.data());
+  cpu::matmul(output_, s.rows.data(), int64_t(n_rows), out.logits.data(), pool);
+  return Status::Ok();
+}
+
+}  // namespace dspark
