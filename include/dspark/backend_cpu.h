@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "dspark/loader.h"
 
@@ -96,6 +97,11 @@ struct RopeParams {
   int64_t original_context = 0;
   float yarn_beta_fast = 32.0f, yarn_beta_slow = 1.0f;
 };
+
+// Inverse frequency of each rotated pair i in [0, rot_dims / 2) with the model's scaling
+// applied, computed in double; *mscale receives the factor YaRN applies to cos/sin (else 1).
+// Shared by every backend so they rotate by the same angles.
+std::vector<double> rope_inv_frequencies(const RopeParams& params, double* mscale);
 // Rotates each head of x in place by its token's position.
 void rope(float* x /*[n_tok, n_heads, head_dim]*/, const int32_t* positions /*[n_tok]*/,
           int64_t n_tok, int64_t n_heads, int64_t head_dim, const RopeParams& params);

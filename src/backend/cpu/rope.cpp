@@ -14,9 +14,61 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-// Inverse frequency of each rotated pair i in [0, rot_dims/2) and the magnitude factor that
-// YaRN applies to cos/sin (1 otherwise).
-std::vector<double> inv_frequencies(const RopeParams& p, double* mscale) {
+bool same_params(const RopeParams& a, const RopeParams& b) {
+  return a.layout == b.layout && a.rot_dims == b.rot_dims && a.theta == b.theta &&
+         a.scaling == b.scaling && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
+         a.high_freq_factor == b.high_freq_factor && a.original_context == b.original_context &&
+         a.yarn_beta_fast == b.yarn_beta_fast && a.yarn_beta_slow == b.yarn_beta_slow;
+}
+
+// cos/sin of every (position, pair), for the positions of the last call.
+struct RopeTable {
+  bool valid = false;
+  RopeParams params;
+  std::vector<double> inv_freq;
+  double mscale = 1.0;
+  std::vector<int32_t> positions;
+  std::vector<float> cos, sin;  // [n_tok, rot_dims / 2]
+};
+
+const RopeTable& table_for(const RopeParams& p, const int32_t* positions, int64_t n_tok) {
+  thread_local std::array<RopeTable, 4> cache;
+  thread_local size_t next = 0;
+  for (const RopeTable& c : cache) {
+    if (c.valid && same_params(c.params, p) && c.positions.size() == size_t(n_tok) &&
+        std::equal(positions, positions + n_tok, c.positions.begin())) {
+      return c;
+    }
+  }
+  RopeTable* slot = nullptr;
+  for (RopeTable& c : cache) {
+    if (c.valid && same_params(c.params, p)) slot = &c;
+  }
+  if (slot == nullptr) {
+    slot = &cache[next];
+    next = (next + 1) % cache.size();
+    slot->params = p;
+    slot->inv_freq = rope_inv_frequencies(p, &slot->mscale);
+    slot->valid = true;
+  }
+  RopeTable& t = *slot;
+  t.positions.assign(positions, positions + n_tok);
+  const int64_t half = p.rot_dims / 2;
+  t.cos.resize(static_cast<size_t>(n_tok * half));
+  t.sin.resize(static_cast<size_t>(n_tok * half));
+  for (int64_t i = 0; i < n_tok; ++i) {
+    for (int64_t j = 0; j < half; ++j) {
+      const double angle = double(positions[i]) * t.inv_freq[j];
+      t.cos[i * half + j] = static_cast<float>(std::cos(angle) * t.mscale);
+      t.sin[i * half + j] = static_cast<float>(std::sin(angle) * t.mscale);
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+std::vector<double> rope_inv_frequencies(const RopeParams& p, double* mscale) {
   const int half = p.rot_dims / 2;
   const double base = p.theta;
   std::vector<double> f(static_cast<size_t>(half));
@@ -63,60 +115,6 @@ std::vector<double> inv_frequencies(const RopeParams& p, double* mscale) {
   }
   return f;
 }
-
-bool same_params(const RopeParams& a, const RopeParams& b) {
-  return a.layout == b.layout && a.rot_dims == b.rot_dims && a.theta == b.theta &&
-         a.scaling == b.scaling && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
-         a.high_freq_factor == b.high_freq_factor && a.original_context == b.original_context &&
-         a.yarn_beta_fast == b.yarn_beta_fast && a.yarn_beta_slow == b.yarn_beta_slow;
-}
-
-// cos/sin of every (position, pair), for the positions of the last call.
-struct RopeTable {
-  bool valid = false;
-  RopeParams params;
-  std::vector<double> inv_freq;
-  double mscale = 1.0;
-  std::vector<int32_t> positions;
-  std::vector<float> cos, sin;  // [n_tok, rot_dims / 2]
-};
-
-const RopeTable& table_for(const RopeParams& p, const int32_t* positions, int64_t n_tok) {
-  thread_local std::array<RopeTable, 4> cache;
-  thread_local size_t next = 0;
-  for (const RopeTable& c : cache) {
-    if (c.valid && same_params(c.params, p) && c.positions.size() == size_t(n_tok) &&
-        std::equal(positions, positions + n_tok, c.positions.begin())) {
-      return c;
-    }
-  }
-  RopeTable* slot = nullptr;
-  for (RopeTable& c : cache) {
-    if (c.valid && same_params(c.params, p)) slot = &c;
-  }
-  if (slot == nullptr) {
-    slot = &cache[next];
-    next = (next + 1) % cache.size();
-    slot->params = p;
-    slot->inv_freq = inv_frequencies(p, &slot->mscale);
-    slot->valid = true;
-  }
-  RopeTable& t = *slot;
-  t.positions.assign(positions, positions + n_tok);
-  const int64_t half = p.rot_dims / 2;
-  t.cos.resize(static_cast<size_t>(n_tok * half));
-  t.sin.resize(static_cast<size_t>(n_tok * half));
-  for (int64_t i = 0; i < n_tok; ++i) {
-    for (int64_t j = 0; j < half; ++j) {
-      const double angle = double(positions[i]) * t.inv_freq[j];
-      t.cos[i * half + j] = static_cast<float>(std::cos(angle) * t.mscale);
-      t.sin[i * half + j] = static_cast<float>(std::sin(angle) * t.mscale);
-    }
-  }
-  return t;
-}
-
-}  // namespace
 
 void rope(float* x, const int32_t* positions, int64_t n_tok, int64_t n_heads, int64_t head_dim,
           const RopeParams& params) {

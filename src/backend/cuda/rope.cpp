@@ -1,10 +1,9 @@
-// Rotary position embedding: argument checks and the frequency table. The frequencies follow
-// cpu::rope's rules (computed in double, scaled as the model's rope_scaling says) so both
-// backends rotate by the same angles.
+// Rotary position embedding: argument checks and the frequency table.
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "cuda_error.h"
 #include "dspark/backend_cuda.h"
@@ -15,52 +14,10 @@ namespace {
 
 static_assert(kMaxRopeDims == 2 * kernels::kRopeMaxPairs);
 
-constexpr double kPi = 3.14159265358979323846;
-
-// theta^(-2i/rot_dims) for each pair, then the scaling: Linear divides every frequency;
-// Llama3 divides the long wavelengths and blends the middle band; YaRN blends interpolated
-// and extrapolated frequencies along a ramp and scales cos/sin by 0.1 ln(factor) + 1.
+// The frequencies come from the CPU backend's rule, so both backends rotate by the same angles.
 void fill_frequencies(const RopeParams& p, kernels::RopeTable& table) {
-  const int half = p.rot_dims / 2;
-  const double base = p.theta;
-  double* f = table.inv_freq;
-  for (int i = 0; i < half; ++i) f[i] = std::pow(base, -2.0 * i / double(p.rot_dims));
-  table.mscale = 1.0;
-  const double factor = p.factor;
-  using Scaling = RopeParams::Scaling;
-  if (p.scaling == Scaling::Linear && factor > 0.0) {
-    for (int i = 0; i < half; ++i) f[i] /= factor;
-  } else if (p.scaling == Scaling::Llama3 && p.original_context > 0 && factor > 0.0) {
-    const double context = double(p.original_context);
-    const double low_wavelength = context / p.low_freq_factor;
-    const double high_wavelength = context / p.high_freq_factor;
-    for (int i = 0; i < half; ++i) {
-      const double wavelength = 2.0 * kPi / f[i];
-      if (wavelength < high_wavelength) continue;  // fast pairs keep their frequency
-      if (wavelength > low_wavelength) {
-        f[i] /= factor;
-      } else {
-        const double smooth = (context / wavelength - p.low_freq_factor) /
-                              double(p.high_freq_factor - p.low_freq_factor);
-        f[i] = (1.0 - smooth) * f[i] / factor + smooth * f[i];
-      }
-    }
-  } else if (p.scaling == Scaling::Yarn && p.original_context > 0 && factor > 0.0) {
-    const double dims = p.rot_dims;
-    // The pair index that completes `rotations` turns over the original context.
-    auto pair_for_rotations = [&](double rotations) {
-      return dims * std::log(double(p.original_context) / (rotations * 2.0 * kPi)) /
-             (2.0 * std::log(base));
-    };
-    const double low = std::max(std::floor(pair_for_rotations(p.yarn_beta_fast)), 0.0);
-    double high = std::min(std::ceil(pair_for_rotations(p.yarn_beta_slow)), dims - 1.0);
-    if (low == high) high += 0.001;  // avoid a zero-width ramp
-    for (int i = 0; i < half; ++i) {
-      const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
-      f[i] = f[i] / factor * ramp + f[i] * (1.0 - ramp);
-    }
-    if (factor > 1.0) table.mscale = 0.1 * std::log(factor) + 1.0;
-  }
+  const std::vector<double> inv_freq = cpu::rope_inv_frequencies(p, &table.mscale);
+  std::copy(inv_freq.begin(), inv_freq.end(), table.inv_freq);
 }
 
 }  // namespace
