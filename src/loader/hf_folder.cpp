@@ -1,5 +1,7 @@
 // Hugging Face folders: config.json plus model.safetensors, or model.safetensors.index.json and
 // the shards it names (each shard mapped separately; the index and the shards must agree).
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -27,7 +29,7 @@ Result<std::string> read_text_file(const fs::path& path) {
                  std::to_string(kMaxJsonFileBytes) + "-byte limit for JSON files"};
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{"cannot open '" + path.string() + "'"};
+  if (!in) return Error{"cannot open '" + path.string() + "': " + std::strerror(errno)};
   std::ostringstream text;
   text << in.rdbuf();
   if (!in && !in.eof()) return Error{"cannot read '" + path.string() + "'"};

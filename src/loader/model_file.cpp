@@ -1,5 +1,7 @@
 // ModelFile entry points (format detection, GGUF opening) and the metadata/tensor accessors
 // shared by both formats.
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -117,7 +119,7 @@ Result<std::shared_ptr<ModelFile>> ModelFile::open(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return open_safetensors(path);
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{"cannot open '" + path + "'"};
+  if (!in) return Error{"cannot open '" + path + "': " + std::strerror(errno)};
   char magic[4] = {};
   in.read(magic, sizeof(magic));
   if (in.gcount() == 4 && std::string(magic, 4) == "GGUF") return open_gguf(path);

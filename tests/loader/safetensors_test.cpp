@@ -280,7 +280,7 @@ TEST(HfFolder, Errors) {
   EXPECT_EQ(ModelFile::open(dir.path()).error().message,
             "no model.safetensors or model.safetensors.index.json in '" + dir.path() + "'");
   EXPECT_EQ(ModelFile::open(dir.path() + "/nothing").error().message,
-            "cannot open '" + dir.path() + "/nothing'");
+            "cannot open '" + dir.path() + "/nothing': No such file or directory");
 
   const std::string shard = dir.write("s1.safetensors", test::safetensors_image({t[0], t[1]}));
   auto index_error = [&](const std::string& index) {
