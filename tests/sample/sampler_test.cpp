@@ -2,9 +2,10 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <vector>
 
-#include "dspark/sample.h"
+#include "sample/reference.h"
 
 namespace dspark {
 namespace {
@@ -74,6 +75,108 @@ TEST(Sampler, TopPKeepsTheSmallestNucleus) {
     ones += t == 1;
   }
   EXPECT_NEAR(double(ones) / draws, 0.3 / 0.8, 0.02);
+}
+
+// Upper 0.1% point of the chi-square distribution with df degrees of freedom (Wilson-Hilferty
+// approximation; z = 3.090 is the standard normal's upper 0.1% point).
+double chi_square_critical_0_1_percent(int df) {
+  const double a = 2.0 / (9.0 * df);
+  return df * std::pow(1.0 - a + 3.090 * std::sqrt(a), 3.0);
+}
+
+// With penalties, bias and top-p on, the sampled frequencies match the reference processed
+// distribution at 0.1% significance.
+TEST(Sampler, FrequenciesMatchWithPenaltiesAndTopP) {
+  const std::vector<float> logits = {2.0f, 1.5f, 1.0f, 0.8f, 0.5f, 0.0f, -0.5f, -1.0f, -2.0f, 1.2f};
+  const std::vector<int32_t> prompt = {0, 3, 3};
+  const std::vector<int32_t> output = {1, 1, 2, 9};
+  const std::vector<int32_t> eos = {8};
+  SamplingParams p;
+  p.temperature = 0.9f;
+  p.top_p = 0.92f;
+  p.repetition_penalty = 1.3f;
+  p.presence_penalty = 0.4f;
+  p.frequency_penalty = 0.3f;
+  p.logit_bias = {{7, 2.5f}};
+  p.seed = 11;
+  const std::vector<double> expected =
+      ref::distribution(p, ref::adjusted_logits(p, logits, prompt, output, eos));
+  int support = 0;
+  for (double q : expected) support += q > 0;
+  ASSERT_GE(support, 5);   // the test would be weak if top-p left too few ids
+  ASSERT_LT(support, 10);  // and top-p must actually drop some
+
+  Sampler sampler(p);
+  const TokenHistory history{prompt, output, eos};
+  const int draws = 100000;
+  std::vector<int> counts(logits.size(), 0);
+  for (int i = 0; i < draws; ++i) ++counts[size_t(sampler.sample(logits.data(), 10, history))];
+  double chi2 = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (expected[i] == 0) {
+      EXPECT_EQ(counts[i], 0) << "id " << i << " is outside the nucleus";
+      continue;
+    }
+    const double e = draws * expected[i];
+    chi2 += (counts[i] - e) * (counts[i] - e) / e;
+  }
+  EXPECT_LT(chi2, chi_square_critical_0_1_percent(support - 1));
+  // The distribution the sampler reports is the one it drew from.
+  for (size_t i = 0; i < logits.size(); ++i) {
+    EXPECT_NEAR(sampler.last_distribution()[i], expected[i], 1e-6);
+  }
+}
+
+// A seeded request draws the same tokens whether or not other requests sample in between.
+TEST(Sampler, SeededRequestIsUnaffectedByOthers) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> logits(100);
+  for (float& l : logits) l = normal(rng);
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_p = 0.95f;
+  p.seed = 1234;
+  Sampler alone(p);
+  std::vector<int32_t> solo;
+  for (int i = 0; i < 200; ++i) solo.push_back(alone.sample(logits.data(), 100));
+
+  Sampler again(p);
+  SamplingParams other_params = p;
+  other_params.seed = 99;
+  other_params.temperature = 1.5f;
+  Sampler other(other_params);
+  std::vector<int32_t> interleaved, others;
+  for (int i = 0; i < 200; ++i) {
+    others.push_back(other.sample(logits.data(), 100));
+    interleaved.push_back(again.sample(logits.data(), 100));
+  }
+  EXPECT_EQ(solo, interleaved);
+  EXPECT_NE(solo, others);  // a different seed gives a different sequence
+}
+
+TEST(Sampler, GreedyHonoursPenaltiesAndBias) {
+  const std::vector<float> logits = {3.0f, 2.9f, 1.0f};
+  const std::vector<int32_t> output = {0};
+  SamplingParams p;
+  p.repetition_penalty = 1.2f;  // 3.0 / 1.2 = 2.5 < 2.9
+  Sampler sampler(p);
+  EXPECT_EQ(sampler.sample(logits.data(), 3, TokenHistory{{}, output, {}}), 1);
+  p.logit_bias = {{2, 5.0f}};
+  Sampler biased(p);
+  EXPECT_EQ(biased.sample(logits.data(), 3), 2);
+}
+
+TEST(Sampler, SampleFromDrawsOnlyPossibleIds) {
+  Sampler sampler(SamplingParams{1.0f, 0, 1.0f, 0.0f, 8});
+  const std::vector<float> probs = {0.0f, 0.25f, 0.0f, 0.75f, 0.0f};
+  int threes = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const int32_t t = sampler.sample_from(probs);
+    ASSERT_TRUE(t == 1 || t == 3) << t;
+    threes += t == 3;
+  }
+  EXPECT_NEAR(threes / 4000.0, 0.75, 0.03);
 }
 
 }  // namespace
