@@ -182,19 +182,6 @@ DSPARK_AVX512_INLINE void tile_tokens(const Tile& t, const QuantizedActs& acts, 
   }
 }
 
-// Up to 8 tokens as groups of at most 4: more independent chains than that only add register
-// pressure and L1 traffic.
-template <class T, int NT>
-DSPARK_AVX512_INLINE void tile_token_groups(const Tile& t, const QuantizedActs& acts, int64_t t0,
-                                            int64_t g, __m512 acc[NT]) {
-  if constexpr (NT > 4) {
-    tile_tokens<T, 4>(t, acts, t0, g, acc);
-    tile_tokens<T, NT - 4>(t, acts, t0 + 4, g, acc + 4);
-  } else {
-    tile_tokens<T, NT>(t, acts, t0, g, acc);
-  }
-}
-
 // A row's last blocks that do not fill a tile: up to kNaturalTail of them cost less one by one
 // (in value order, 8 lanes per block) than as a zero-padded tile; more go in a padded tile.
 // The choice depends only on the column count, so every batch makes the same one.
@@ -226,41 +213,56 @@ DSPARK_AVX512_INLINE __m256i load_block(const uint8_t* blk, float* d, float* m) 
   }
 }
 
-// The natural tail of row r for NT tokens: tail[i] = its contribution to token i.
+// Two blocks of a natural tail in one register: lanes 0-7 take block 2p's partial dot products,
+// lanes 8-15 block 2p + 1's (zeros past the row's end).
+struct TailPair {
+  __m512i w;  // the two blocks' unsigned weights in value order
+  __m512 d;   // lanes 0-7: scale of block 2p; lanes 8-15: of block 2p + 1
+  __m512 m;   // lane 0: min of block 2p; lane 8: of block 2p + 1; other lanes zero
+};
+
+template <class T>
+DSPARK_AVX512_INLINE TailPair load_tail_pair(const uint8_t* first /*block 2p*/, int count) {
+  float d[2] = {0.0f, 0.0f}, m[2] = {0.0f, 0.0f};
+  __m256i w[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (int j = 0; j < count; ++j) w[j] = load_block<T>(first + j * T::kBytes, &d[j], &m[j]);
+  TailPair p;
+  p.w = _mm512_inserti64x4(_mm512_castsi256_si512(w[0]), w[1], 1);
+  p.d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d[0])), _mm256_set1_ps(d[1]), 1);
+  p.m = _mm512_setr_ps(m[0], 0, 0, 0, 0, 0, 0, 0, m[1], 0, 0, 0, 0, 0, 0, 0);
+  return p;
+}
+
+// Adds the natural tail of a row (rem blocks after `full` tiles) to NT tokens' accumulators,
+// a pair of blocks per step. The activations' two scales and sums of a pair are spread over
+// their lanes by one permute each.
 template <class T, int NT>
 DSPARK_AVX512_INLINE void natural_tail_tokens(const uint8_t* row, int64_t full, int rem,
                                               const QuantizedActs& acts, int64_t t0,
-                                              float tail[NT]) {
-  __m256 acc[NT];
-  float mins[NT];
-#pragma GCC unroll 8
-  for (int i = 0; i < NT; ++i) {
-    acc[i] = _mm256_setzero_ps();
-    mins[i] = 0.0f;
-  }
-  for (int j = 0; j < rem; ++j) {
-    float d = 0.0f, m = 0.0f;
-    const __m256i w = load_block<T>(row + (full * kTile + j) * T::kBytes, &d, &m);
+                                              __m512 acc[NT]) {
+  const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  for (int p = 0; 2 * p < rem; ++p) {
+    const int count = rem - 2 * p < 2 ? 1 : 2;
+    const TailPair pair = load_tail_pair<T>(row + (full * kTile + 2 * p) * T::kBytes, count);
+    const int64_t slot = full * kTile + 2 * p;  // index of block 2p's scale and sum
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) {
-      const int64_t b = full * kTile + j;  // index into the token's scales and sums
-      const int32_t s = acts.sums_row(t0 + i)[b];
-      const float da = acts.d_row(t0 + i)[b];
-      __m256i isum = _mm256_setzero_si256();
-      if constexpr (T::kShift > 0)
-        isum = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-(s << T::kShift)));
-      const int8_t* a = acts.qs_row(t0 + i) + full * kTileBytes + kQK * j;
-      isum = _mm256_dpbusd_epi32(isum, w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * da), acc[i]);
-      if constexpr (T::kMin) mins[i] += m * (da * float(s));
+      // Masked loads: only the pair's two entries are read.
+      const __m512i s = _mm512_permutexvar_epi32(
+          spread, _mm512_maskz_loadu_epi32(0x3, acts.sums_row(t0 + i) + slot));
+      const __m512 da =
+          _mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(0x3, acts.d_row(t0 + i) + slot));
+      __m512i isum = _mm512_setzero_si512();
+      if constexpr (T::kShift > 0) {
+        isum = _mm512_maskz_sub_epi32(0x0101, isum, _mm512_slli_epi32(s, T::kShift));
+      }
+      const int8_t* a = acts.qs_row(t0 + i) + full * kTileBytes + 2 * kQK * p;
+      isum = _mm512_dpbusd_epi32(isum, pair.w, _mm512_loadu_si512(a));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(pair.d, da), acc[i]);
+      if constexpr (T::kMin) {
+        acc[i] = _mm512_fmadd_ps(pair.m, _mm512_mul_ps(da, _mm512_cvtepi32_ps(s)), acc[i]);
+      }
     }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < NT; ++i) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    tail[i] = _mm_cvtss_f32(h) + mins[i];
   }
 }
 
@@ -279,12 +281,8 @@ void block_tokens(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0) {
   const bool natural = natural_tail(rem);
   const int64_t n_tiles = full + (rem > 0 && !natural ? 1 : 0);
   __m512 saved[kMaxRows][NT];
-  float tail[kMaxRows][NT];
   for (int64_t r = 0; r < r1 - r0; ++r) {
-    for (int i = 0; i < NT; ++i) {
-      saved[r][i] = _mm512_setzero_ps();
-      tail[r][i] = 0.0f;
-    }
+    for (int i = 0; i < NT; ++i) saved[r][i] = _mm512_setzero_ps();
   }
   Tile tile;
   const int64_t chunk = NT == 1 || n_tiles == 0 ? n_tiles + 1 : kChunkTiles;
@@ -301,18 +299,16 @@ void block_tokens(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0) {
         } else {
           load_tile<T, true>(row + g * kTile * T::kBytes, rem, tile);
         }
-        tile_token_groups<T, NT>(tile, args.acts, t0, g, acc);
+        tile_tokens<T, NT>(tile, args.acts, t0, g, acc);
       }
+      if (natural && c1 == n_tiles) natural_tail_tokens<T, NT>(row, full, rem, args.acts, t0, acc);
 #pragma GCC unroll 8
       for (int i = 0; i < NT; ++i) saved[r - r0][i] = acc[i];
-      if (natural && c1 == n_tiles)
-        natural_tail_tokens<T, NT>(row, full, rem, args.acts, t0, tail[r - r0]);
     }
   }
   for (int64_t r = r0; r < r1; ++r) {
     for (int i = 0; i < NT; ++i) {
-      args.y[(t0 + i) * args.y_stride + r] =
-          _mm512_reduce_add_ps(saved[r - r0][i]) + tail[r - r0][i];
+      args.y[(t0 + i) * args.y_stride + r] = _mm512_reduce_add_ps(saved[r - r0][i]);
     }
   }
 }

@@ -13,6 +13,7 @@ namespace {
 
 constexpr int64_t kRowTile = 16;  // rows whose weights stay in L1/L2 while tokens loop
 constexpr int64_t kTokTile = 8;   // tokens per kernel call (the kernels' register tile)
+constexpr int64_t kParallelQuantizeValues = int64_t(1) << 16;  // tokens x cols worth a pool run
 
 const MatmulKernel* pick(const KernelSet& ks, DType type) {
   switch (type) {
@@ -89,8 +90,9 @@ QuantizedActs quantize_acts(const ActFormat& fmt, const float* x, int64_t n_tok,
   auto one = [&](int64_t t, int) {
     fmt.quantize(x + t * cols, cols, qs + t * len.qs, d + t * len.d, sums + t * len.sums);
   };
-  // Worth a pool run only when there is a prefill's worth of tokens.
-  if (n_tok >= 8) {
+  // A pool run costs microseconds, far more than quantizing a few tokens: only a prefill's
+  // worth of values is worth one.
+  if (n_tok * cols >= kParallelQuantizeValues) {
     pool.run(n_tok, one);
   } else {
     for (int64_t t = 0; t < n_tok; ++t) one(t, 0);
