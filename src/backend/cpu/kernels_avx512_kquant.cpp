@@ -3,9 +3,10 @@
 // A super-block's 256 weights are unpacked to unsigned bytes in four registers and transposed
 // once per row so that each int32 lane covers 16 values of a single 16-value group in all four
 // registers: per token, four chained vpdpbusd then give each group's dot product in its own
-// lane, and one integer multiply applies the sub-block scales. The activations are quantized
-// into the same lane order (see the lane maps below), with one sum per 16 values for the mins
-// (Q4_K / Q5_K) and the -32 offset (Q6_K).
+// lane, and the sub-block scales follow: Q6_K's by one integer multiply, Q4_K / Q5_K's (with
+// their mins) as floats multiplied by d and dmin once per block, so a token pays no integer
+// multiply. The activations are quantized into the same lane order (see the lane maps below),
+// with one sum per 16 values for the mins (Q4_K / Q5_K) and the -32 offset (Q6_K).
 #include <cstdint>
 #include <cstring>
 
@@ -36,10 +37,11 @@ DSPARK_AVX512_INLINE float fp16(uint16_t h) {
 }
 
 struct SuperTile {
-  __m512i w[4];  // w[n] lane L: values 4n..4n+3 of the lane's group, unsigned bytes
-  __m512i sc;    // lane L: scale of the lane's group
-  __m512i mins;  // Q4_K / Q5_K: lane L: min of the lane's group
-  float d = 0.0f, dmin = 0.0f;
+  __m512i w[4];    // w[n] lane L: values 4n..4n+3 of the lane's group, unsigned bytes
+  __m512 dsc;      // Q4_K / Q5_K: lane L: d times the scale of the lane's group
+  __m512 dmins;    // Q4_K / Q5_K: lane L: -dmin times the min of the lane's group
+  __m512i sc;      // Q6_K: lane L: scale of the lane's group
+  float d = 0.0f;  // Q6_K
 };
 
 template <int (*GroupOfLane)(int)>
@@ -49,8 +51,9 @@ DSPARK_AVX512_INLINE __m512i lane_index(int offset, int divisor) {
   return _mm512_load_si512(idx);
 }
 
-// The 6-bit scales and mins of a Q4_K / Q5_K block, one per lane.
-DSPARK_AVX512_INLINE void kquant_scales(const uint8_t* packed /*[12]*/, SuperTile& t) {
+// The 6-bit scales and mins of a Q4_K / Q5_K block, one per lane, times d and -dmin.
+DSPARK_AVX512_INLINE void kquant_scales(const uint8_t* packed /*[12]*/, float d, float dmin,
+                                        SuperTile& t) {
   uint32_t s[3];
   std::memcpy(s, packed, 12);
   const uint32_t sc_lo = s[0] & 0x3F3F3F3F, m_lo = s[1] & 0x3F3F3F3F;
@@ -59,8 +62,10 @@ DSPARK_AVX512_INLINE void kquant_scales(const uint8_t* packed /*[12]*/, SuperTil
   // lanes 0..7: scales of sub-blocks 0..7; lanes 8..15: their mins
   const __m512i v =
       _mm512_cvtepu8_epi32(_mm_set_epi32(int(m_hi), int(m_lo), int(sc_hi), int(sc_lo)));
-  t.sc = _mm512_permutexvar_epi32(lane_index<group_of_lane_q45>(0, 2), v);
-  t.mins = _mm512_permutexvar_epi32(lane_index<group_of_lane_q45>(8, 2), v);
+  t.dsc = _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_permutexvar_epi32(
+                                               lane_index<group_of_lane_q45>(0, 2), v)));
+  t.dmins = _mm512_mul_ps(_mm512_set1_ps(-dmin), _mm512_cvtepi32_ps(_mm512_permutexvar_epi32(
+                                                     lane_index<group_of_lane_q45>(8, 2), v)));
 }
 
 DSPARK_AVX512_INLINE void nibbles(const uint8_t* qs /*[128]*/, __m512i u[4]) {
@@ -76,9 +81,7 @@ DSPARK_AVX512_INLINE void load_q4k(const BlockQ4_K& b, SuperTile& t) {
   __m512i u[4];
   nibbles(b.qs, u);
   avx512::transpose_4x4_lanes(u, t.w);
-  kquant_scales(b.scales, t);
-  t.d = fp16(b.d);
-  t.dmin = fp16(b.dmin);
+  kquant_scales(b.scales, fp16(b.d), fp16(b.dmin), t);
 }
 
 DSPARK_AVX512_INLINE void load_q5k(const BlockQ5_K& b, SuperTile& t) {
@@ -96,9 +99,7 @@ DSPARK_AVX512_INLINE void load_q5k(const BlockQ5_K& b, SuperTile& t) {
     u[n] = _mm512_mask_add_epi8(u[n], _mm512_test_epi8_mask(qh, bits), u[n], sixteen);
   }
   avx512::transpose_4x4_lanes(u, t.w);
-  kquant_scales(b.scales, t);
-  t.d = fp16(b.d);
-  t.dmin = fp16(b.dmin);
+  kquant_scales(b.scales, fp16(b.d), fp16(b.dmin), t);
 }
 
 DSPARK_AVX512_INLINE void load_q6k(const BlockQ6_K& b, SuperTile& t) {
@@ -144,10 +145,10 @@ DSPARK_AVX512_INLINE __m512i group_dots(const SuperTile& t, const int8_t* a) {
 template <int NT>
 DSPARK_AVX512_INLINE __m512 token_q45k(const SuperTile& t, const int8_t* a, float da,
                                        const int32_t* sums, __m512 acc) {
-  const __m512i isum = _mm512_mullo_epi32(group_dots<NT>(t, a), t.sc);
-  const __m512i msum = _mm512_mullo_epi32(t.mins, _mm512_load_si512(sums));
-  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(t.d * da), acc);
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_set1_ps(-t.dmin * da), acc);
+  const __m512 vda = _mm512_set1_ps(da);
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(group_dots<NT>(t, a)), _mm512_mul_ps(t.dsc, vda), acc);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(sums)), _mm512_mul_ps(t.dmins, vda),
+                         acc);
 }
 
 // Q6_K: d * sum(scale * (q - 32) * a), the offset through the 16-value activation sums.
