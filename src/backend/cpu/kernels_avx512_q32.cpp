@@ -306,11 +306,7 @@ void block_tokens(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0) {
       for (int i = 0; i < NT; ++i) saved[r - r0][i] = acc[i];
     }
   }
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int i = 0; i < NT; ++i) {
-      args.y[(t0 + i) * args.y_stride + r] = _mm512_reduce_add_ps(saved[r - r0][i]);
-    }
-  }
+  avx512::store_row_sums<NT>(saved, r1 - r0, args.y + t0 * args.y_stride + r0, args.y_stride);
 }
 
 template <class T>
