@@ -1,0 +1,138 @@
+// Inference engine: one engine thread owns the scheduler, the KV block manager, the KV storage
+// and the model, and runs continuous-batching steps (schedule -> one forward for every scheduled
+// request -> per-request sampling -> stop checks and detokenization -> stream events ->
+// scheduler update). submit(), abort() and stop() are thread-safe; each request's events come
+// through its own Stream, a thread-safe queue the caller reads.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dspark/model.h"
+#include "dspark/sample.h"
+#include "dspark/sched.h"
+#include "dspark/status.h"
+#include "dspark/tokenizer.h"
+
+namespace dspark::engine {
+
+using RequestId = sched::RequestId;
+
+struct EngineConfig {
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<const Tokenizer> tokenizer;  // its vocabulary must not exceed the model's
+  int32_t kv_blocks = 0;                       // KV pool size in blocks
+  int32_t block_size = 16;                     // tokens per KV block
+  int32_t max_num_batched_tokens = 512;        // tokens computed per step, all requests together
+  int32_t max_num_seqs = 16;                   // running requests
+  bool prefix_caching = true;
+  std::optional<int32_t> long_prefill_chunk;  // most prompt tokens one request prefills per step
+  int threads = 0;                            // forward threads; 0: physical cores
+};
+
+struct Request {
+  std::vector<int32_t> prompt;  // [n_prompt] token ids
+  SamplingParams params;        // max_tokens, stop strings/ids, seed, ...
+};
+
+enum class FinishReason { kStop, kLength, kAbort, kError };
+const char* finish_reason_name(FinishReason reason);  // "stop", "length", "abort", "error"
+
+// Seconds, measured from submit().
+struct Timings {
+  double queue_s = 0.0;   // submit -> first scheduled
+  double ttft_s = 0.0;    // submit -> first token (0 when none was generated)
+  double decode_s = 0.0;  // first token -> last token
+};
+
+struct FinalRecord {
+  FinishReason reason = FinishReason::kLength;
+  std::string message;  // why, for kError
+  int32_t n_prompt_tokens = 0;
+  int32_t n_completion_tokens = 0;  // sampled tokens, a stop token included
+  Timings timings;
+};
+
+// One streamed event: new tokens and the text they completed; the last event of a request
+// carries `final` (and possibly trailing text).
+struct Event {
+  std::vector<int32_t> tokens;  // [n_new] sampled token ids, in order
+  std::string text;             // text to show (stop strings and stop tokens' text excluded)
+  std::optional<FinalRecord> final;
+};
+
+// Everything a request produced, gathered from its events.
+struct Completion {
+  std::vector<int32_t> tokens;  // [n_completion]
+  std::string text;
+  FinalRecord final;
+  int32_t n_events = 0;
+};
+
+// A request's event queue: the engine pushes, the caller pops. Thread-safe.
+class Stream {
+ public:
+  explicit Stream(RequestId id) : id_(id) {}
+  RequestId id() const { return id_; }
+  // Blocks until the next event. After the final event, returns it again.
+  Event next();
+  // The next event if one arrives within timeout.
+  std::optional<Event> next_for(std::chrono::milliseconds timeout);
+  // Reads events up to and including the final one.
+  Completion collect();
+
+  void push(Event event);  // engine side; events after a final one are dropped
+
+ private:
+  RequestId id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> events_;
+  std::optional<Event> final_;  // kept once popped, for repeated next() calls
+  bool closed_ = false;         // a final event was pushed
+};
+
+struct EngineStats {
+  sched::SchedulerStats sched;
+  int64_t n_steps = 0;
+  int64_t n_forward_tokens = 0;
+};
+
+class Engine {
+ public:
+  // Checks the configuration, builds the KV pool and scheduler and starts the engine thread.
+  static Result<std::unique_ptr<Engine>> create(EngineConfig config);
+  ~Engine();  // stop()
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Checks the request (non-empty prompt, ids in the model's vocabulary, prompt + max_tokens
+  // within the model context and the KV pool, validate(params)) and queues it; errors name the
+  // problem and leave the engine untouched.
+  Result<std::shared_ptr<Stream>> submit(Request request);
+  // Ends a live request (final reason kAbort) at the next step boundary; errors on an unknown or
+  // already finished id.
+  Status abort(RequestId id);
+  // Aborts every live request, finishes their streams and joins the engine thread. Idempotent.
+  void stop();
+
+  // Waits (up to timeout) until no request is live, then checks the KV block manager: its
+  // invariants hold and every block is free or cached with no reference. Errors otherwise.
+  Status check_kv_idle(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  EngineStats stats();
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dspark::engine

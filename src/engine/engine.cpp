@@ -1,0 +1,216 @@
+// Engine: configuration checks, request validation, the thread-safe submit/abort/stop hand-over
+// and the engine thread's loop.
+#include <algorithm>
+#include <string>
+
+#include "engine_impl.h"
+
+namespace dspark::engine {
+
+namespace {
+
+std::string str(int64_t v) {
+  return std::to_string(v);
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() {
+  stop();
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
+  if (!config.model) return Error{"engine: no model"};
+  if (!config.tokenizer) return Error{"engine: no tokenizer"};
+  if (config.block_size < 1) return Error{"engine: block_size " + str(config.block_size) + " < 1"};
+  if (config.kv_blocks < 1) return Error{"engine: kv_blocks " + str(config.kv_blocks) + " < 1"};
+  if (config.tokenizer->vocab_size() > config.model->config().vocab_size) {
+    return Error{"engine: tokenizer vocabulary (" + str(config.tokenizer->vocab_size()) +
+                 ") larger than the model's (" + str(config.model->config().vocab_size) + ")"};
+  }
+  auto impl = std::make_unique<Impl>();
+  auto kv = kv::BlockManager::create(
+      kv::KvConfig{config.block_size, config.kv_blocks, config.prefix_caching});
+  if (!kv.ok()) return Error{"engine: " + kv.error().message};
+  impl->kv = std::make_unique<kv::BlockManager>(std::move(kv.value()));
+  sched::SchedulerConfig sc;
+  sc.max_num_batched_tokens = config.max_num_batched_tokens;
+  sc.max_num_seqs = config.max_num_seqs;
+  sc.long_prefill_chunk = config.long_prefill_chunk;
+  auto scheduler = sched::Scheduler::create(sc, *impl->kv);
+  if (!scheduler.ok()) return Error{"engine: " + scheduler.error().message};
+  impl->scheduler = std::make_unique<sched::Scheduler>(std::move(scheduler.value()));
+  impl->storage =
+      std::make_unique<KvStorage>(config.model->config(), config.block_size, config.kv_blocks);
+  impl->pool = std::make_unique<cpu::ThreadPool>(config.threads);
+  impl->eos_ids = config.tokenizer->stop_ids();
+  impl->config = std::move(config);
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Result<std::shared_ptr<Stream>> Engine::submit(Request request) {
+  const ModelConfig& mc = impl_->config.model->config();
+  const int64_t n_prompt = static_cast<int64_t>(request.prompt.size());
+  if (n_prompt == 0) return Error{"request: empty prompt"};
+  for (size_t i = 0; i < request.prompt.size(); ++i) {
+    const int32_t t = request.prompt[i];
+    if (t < 0 || t >= mc.vocab_size) {
+      return Error{"request: prompt token " + str(t) + " at index " + str(int64_t(i)) +
+                   " outside the vocabulary [0, " + str(mc.vocab_size) + ")"};
+    }
+  }
+  Status valid = validate(request.params, mc.vocab_size);
+  if (!valid.ok()) return Error{"request: " + valid.message()};
+  const int64_t total = n_prompt + request.params.max_tokens;
+  if (mc.context_length > 0 && total > mc.context_length) {
+    return Error{"request: prompt (" + str(n_prompt) + " tokens) + max_tokens (" +
+                 str(request.params.max_tokens) + ") exceeds the model context of " +
+                 str(mc.context_length) + " tokens"};
+  }
+  const int64_t bs = impl_->config.block_size;
+  if ((total + bs - 1) / bs > impl_->config.kv_blocks) {
+    return Error{"request: prompt + max_tokens (" + str(total) + " tokens) needs more than the " +
+                 str(impl_->config.kv_blocks) + " KV blocks of " + str(bs) + " tokens"};
+  }
+  std::shared_ptr<Stream> stream;
+  {
+    std::lock_guard<std::mutex> lock(impl_->q_mu);
+    if (impl_->stopping) return Error{"engine: stopped"};
+    const RequestId id = impl_->next_id++;
+    stream = std::make_shared<Stream>(id);
+    impl_->live_ids.insert(id);
+    impl_->incoming.push_back(Pending{id, stream, std::move(request), Clock::now()});
+  }
+  impl_->q_cv.notify_all();
+  return stream;
+}
+
+Status Engine::abort(RequestId id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->q_mu);
+    if (!impl_->live_ids.count(id)) {
+      return Error{"abort: request " + str(id) + " is unknown or already finished"};
+    }
+    impl_->aborts.push_back(id);
+  }
+  impl_->q_cv.notify_all();
+  return Status::Ok();
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->q_mu);
+    impl_->stopping = true;
+  }
+  impl_->q_cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+Status Engine::check_kv_idle(std::chrono::milliseconds timeout) {
+  {
+    std::unique_lock<std::mutex> lock(impl_->q_mu);
+    if (!impl_->idle_cv.wait_for(lock, timeout, [&] { return impl_->live_ids.empty(); })) {
+      return Error{"engine: " + str(int64_t(impl_->live_ids.size())) +
+                   " requests still live after the timeout"};
+    }
+  }
+  std::lock_guard<std::mutex> lock(impl_->state_mu);
+  if (impl_->scheduler->has_unfinished()) return Error{"engine: scheduler still holds requests"};
+  if (impl_->kv->n_requests() != 0) {
+    return Error{"engine: KV still holds " + str(impl_->kv->n_requests()) + " requests"};
+  }
+  Status st = impl_->kv->check_invariants();
+  if (!st.ok()) return Error{"engine: KV invariants: " + st.message()};
+  const kv::BlockPool& pool = impl_->kv->pool();
+  if (pool.n_available() != pool.n_blocks()) {
+    return Error{"engine: " + str(pool.n_blocks() - pool.n_available()) +
+                 " KV blocks still referenced"};
+  }
+  return Status::Ok();
+}
+
+EngineStats Engine::stats() {
+  std::lock_guard<std::mutex> lock(impl_->state_mu);
+  return EngineStats{impl_->scheduler->stats(), impl_->n_steps, impl_->n_forward_tokens};
+}
+
+void Engine::Impl::run() {
+  for (;;) {
+    std::deque<Pending> new_requests;
+    std::vector<RequestId> new_aborts;
+    bool stop_now = false;
+    {
+      std::unique_lock<std::mutex> lock(q_mu);
+      const bool busy = !requests.empty();
+      q_cv.wait(lock, [&] { return stopping || busy || !incoming.empty() || !aborts.empty(); });
+      new_requests.swap(incoming);
+      new_aborts.swap(aborts);
+      stop_now = stopping;
+    }
+    {
+      std::lock_guard<std::mutex> lock(state_mu);
+      for (Pending& p : new_requests) admit(std::move(p));
+      for (RequestId id : new_aborts) abort_live(id, FinishReason::kAbort, "");
+      if (stop_now) {
+        std::vector<RequestId> ids;
+        for (auto& [id, r] : requests) ids.push_back(id);
+        std::sort(ids.begin(), ids.end());
+        for (RequestId id : ids) abort_live(id, FinishReason::kAbort, "");
+      } else if (!requests.empty()) {
+        step();
+      }
+    }
+    idle_cv.notify_all();
+    if (stop_now) return;
+  }
+}
+
+void Engine::Impl::admit(Pending p) {
+  const int32_t max_tokens = p.request.params.max_tokens;
+  std::vector<int32_t> prompt = p.request.prompt;
+  auto [it, inserted] = requests.try_emplace(p.id, p.id, p.stream, std::move(p.request),
+                                             *config.tokenizer, eos_ids, p.submitted);
+  Status st = scheduler->add_request(p.id, std::move(prompt), max_tokens);
+  if (!st.ok()) finish(it->second, FinishReason::kError, "scheduler: " + st.message(), Event{});
+}
+
+void Engine::Impl::abort_live(RequestId id, FinishReason reason, const std::string& message) {
+  auto it = requests.find(id);
+  if (it == requests.end()) return;  // finished before the abort reached the engine thread
+  (void)scheduler->abort(id);        // errors only when the scheduler already dropped it
+  finish(it->second, reason, message, Event{});
+}
+
+void Engine::Impl::finish(LiveRequest& r, FinishReason reason, const std::string& message,
+                          Event tail) {
+  auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  FinalRecord f;
+  f.reason = reason;
+  f.message = message;
+  f.n_prompt_tokens = static_cast<int32_t>(r.prompt.size());
+  f.n_completion_tokens = static_cast<int32_t>(r.output.size());
+  if (r.scheduled) f.timings.queue_s = secs(r.first_scheduled - r.submitted);
+  if (!r.output.empty()) {
+    f.timings.ttft_s = secs(r.first_token - r.submitted);
+    f.timings.decode_s = secs(r.last_token - r.first_token);
+  }
+  tail.final = std::move(f);
+  r.stream->push(std::move(tail));
+  const RequestId id = r.id;
+  requests.erase(id);
+  std::lock_guard<std::mutex> lock(q_mu);
+  live_ids.erase(id);
+}
+
+void Engine::Impl::fail_all(const std::string& message) {
+  std::vector<RequestId> ids;
+  for (auto& [id, r] : requests) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (RequestId id : ids) abort_live(id, FinishReason::kError, message);
+}
+
+}  // namespace dspark::engine

@@ -1,0 +1,98 @@
+// Shared helpers of the engine tests: loading a model with its tokenizer, building an engine,
+// and prompts with shared prefixes.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dspark/engine.h"
+
+namespace dspark::test {
+
+struct Loaded {
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::string error;
+};
+
+inline Loaded load_model(const std::string& path) {
+  Loaded l;
+  auto file = ModelFile::open(path);
+  if (!file.ok()) {
+    l.error = file.error().message;
+    return l;
+  }
+  auto tok = Tokenizer::from_model_file(*file.value());
+  if (!tok.ok()) {
+    l.error = tok.error().message;
+    return l;
+  }
+  auto model = Model::load(file.value());
+  if (!model.ok()) {
+    l.error = model.error().message;
+    return l;
+  }
+  l.model = std::move(model.value());
+  l.tokenizer = std::move(tok.value());
+  return l;
+}
+
+// Written by scripts/make_tiny_models.py (ctest fixture model_tiny_models_setup).
+inline std::string tiny_model_path(const std::string& name) {
+  return std::string(DSPARK_BINARY_DIR) + "/tiny_models/" + name;
+}
+
+// <DSPARK_MODELS_DIR or source/models>/name; empty when absent.
+inline std::string real_model_path(const std::string& name) {
+  const char* dir = std::getenv("DSPARK_MODELS_DIR");
+  std::string path =
+      (dir ? std::string(dir) : std::string(DSPARK_SOURCE_DIR) + "/models") + "/" + name;
+  return std::filesystem::exists(path) ? path : std::string();
+}
+
+inline engine::EngineConfig engine_config(const Loaded& l, int32_t kv_blocks, int32_t block_size,
+                                          bool prefix_caching) {
+  engine::EngineConfig c;
+  c.model = l.model;
+  c.tokenizer = l.tokenizer;
+  c.kv_blocks = kv_blocks;
+  c.block_size = block_size;
+  c.max_num_batched_tokens = 64;
+  c.max_num_seqs = 8;
+  c.prefix_caching = prefix_caching;
+  c.long_prefill_chunk = 24;
+  c.threads = 1;
+  return c;
+}
+
+// Deterministic pseudo-random token ids in [0, vocab).
+inline std::vector<int32_t> token_run(int n, int vocab, uint32_t seed) {
+  std::vector<int32_t> out;
+  uint32_t x = seed * 2654435761u + 12345u;
+  for (int i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    out.push_back(static_cast<int32_t>((x >> 8) % uint32_t(vocab)));
+  }
+  return out;
+}
+
+// n prompts of varied lengths; every other one starts with a shared 20-token prefix.
+inline std::vector<std::vector<int32_t>> mixed_prompts(int n, int vocab) {
+  const std::vector<int32_t> shared = token_run(20, vocab, 999);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < n; ++i) {
+    std::vector<int32_t> p;
+    if (i % 2 == 0) p = shared;
+    const std::vector<int32_t> own = token_run(5 + 7 * i % 31, vocab, uint32_t(i + 1));
+    p.insert(p.end(), own.begin(), own.end());
+    prompts.push_back(std::move(p));
+  }
+  return prompts;
+}
+
+}  // namespace dspark::test
