@@ -1,4 +1,5 @@
-// dspark generate: tokenize a prompt, prefill, then sample token by token, streaming the text.
+// dspark generate: tokenize a prompt and run it (or N copies of it) through the engine, streaming
+// the text and ending with per-request statistics.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,9 +10,9 @@
 
 #include "args.h"
 #include "commands.h"
+#include "dspark/engine.h"
 #include "dspark/sample.h"
 #include "model_loading.h"
-#include "sequence_runner.h"
 
 namespace dspark::cli {
 
@@ -19,7 +20,7 @@ namespace {
 
 struct GenerateOptions {
   std::string model_path, prompt;
-  int64_t n_predict = 0, threads = 0, context = 0;
+  int64_t n_predict = 0, threads = 0, context = 0, parallel = 1;
   bool parse_special = true, ignore_eos = false, quiet = false;
   SamplingParams sampling;
 };
@@ -46,9 +47,10 @@ Result<GenerateOptions> read_options(const Args& args) {
   };
   double temp = 0, top_p = 1, min_p = 0;
   int64_t top_k = 0;
-  DSPARK_RETURN_IF_ERROR(take(args.integer("n-predict", 0, 1 << 20), o.n_predict));
+  DSPARK_RETURN_IF_ERROR(take(args.integer("n-predict", 1, 1 << 20), o.n_predict));
   DSPARK_RETURN_IF_ERROR(take(args.integer("threads", 0, 1024), o.threads));
   DSPARK_RETURN_IF_ERROR(take(args.integer("ctx", 0, 1 << 24), o.context));
+  DSPARK_RETURN_IF_ERROR(take(args.integer("parallel", 1, 256), o.parallel));
   DSPARK_RETURN_IF_ERROR(take(args.number("temp", 0, 100), temp));
   DSPARK_RETURN_IF_ERROR(take(args.integer("top-k", 0, 1 << 30), top_k));
   DSPARK_RETURN_IF_ERROR(take(args.number("top-p", 0, 1), top_p));
@@ -70,70 +72,89 @@ Result<GenerateOptions> read_options(const Args& args) {
   return o;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+// KV blocks for `parallel` requests of prompt + n_predict tokens each, plus one spare block per
+// request for the partial tail.
+int32_t kv_blocks_for(int64_t tokens_per_request, int64_t parallel, int32_t block_size) {
+  return int32_t(parallel * ((tokens_per_request + block_size - 1) / block_size + 1));
 }
 
 Status generate(const GenerateOptions& o) {
   auto loaded = load_model(o.model_path, o.quiet);
   if (!loaded.ok()) return loaded.error();
-  const Model& model = *loaded->model;
   const Tokenizer& tokenizer = *loaded->tokenizer;
-  const int64_t train_ctx = model.config().context_length;
 
   std::vector<int32_t> prompt = tokenizer.encode(o.prompt, true, o.parse_special);
   if (prompt.empty()) return Error{"the prompt is empty after tokenization"};
-  const int64_t context = o.context > 0 ? o.context : train_ctx;
+  const int64_t context = o.context > 0
+                              ? std::min(o.context, loaded->model->config().context_length)
+                              : loaded->model->config().context_length;
   if (int64_t(prompt.size()) + 1 > context) {
     return Error{"the prompt has " + std::to_string(prompt.size()) +
-                 " tokens, more than the context of " + std::to_string(context) + " allows"};
+                 " tokens: with one generated token that exceeds the context of " +
+                 std::to_string(context)};
   }
   const int64_t n_predict = std::min(o.n_predict, context - int64_t(prompt.size()));
 
-  cpu::ThreadPool pool(int(o.threads));
-  SequenceRunner runner(model, pool, int64_t(prompt.size()) + n_predict);
-  Sampler sampler(o.sampling);
-  StreamingDetokenizer detok(tokenizer);
-  const auto& stop_ids = tokenizer.stop_ids();
-  const int64_t vocab = model.config().vocab_size;
+  engine::EngineConfig config;
+  config.model = loaded->model;
+  config.tokenizer = loaded->tokenizer;
+  config.threads = int(o.threads);
+  config.max_num_seqs = int32_t(o.parallel);
+  config.kv_blocks =
+      kv_blocks_for(int64_t(prompt.size()) + n_predict, o.parallel, config.block_size);
+  auto created = engine::Engine::create(config);
+  if (!created.ok()) return created.error();
+  engine::Engine& eng = *created.value();
 
-  std::vector<float> logits;
-  auto t_prefill = std::chrono::steady_clock::now();
-  DSPARK_RETURN_IF_ERROR(runner.append(prompt, 1, logits));
-  const double prefill_s = seconds_since(t_prefill);
-
-  auto t_decode = std::chrono::steady_clock::now();
-  int64_t generated = 0;
-  const char* finish = "length";
-  while (generated < n_predict) {
-    const int32_t token = sampler.sample(logits.data(), vocab);
-    ++generated;
-    const bool stop =
-        !o.ignore_eos && std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end();
-    if (stop) {
-      finish = "stop";
-      break;
-    }
-    const std::string text = detok.push(token);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-    if (generated == n_predict) break;
-    DSPARK_RETURN_IF_ERROR(runner.append({token}, 1, logits));
+  // N copies of the prompt; each gets its own seed so sampled runs differ.
+  std::vector<std::shared_ptr<engine::Stream>> streams;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.parallel; ++i) {
+    engine::Request request;
+    request.prompt = prompt;
+    request.params = o.sampling;
+    request.params.seed = o.sampling.seed + uint64_t(i);
+    request.params.max_tokens = int32_t(n_predict);
+    request.params.ignore_eos = o.ignore_eos;
+    auto stream = eng.submit(std::move(request));
+    if (!stream.ok()) return stream.error();
+    streams.push_back(stream.value());
   }
-  const std::string rest = detok.flush();
-  std::fwrite(rest.data(), 1, rest.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-  const double decode_s = seconds_since(t_decode);
-  // The first sampled token comes from the prefill's logits, so decode forwards = generated - 1.
-  const int64_t decode_forwards = std::max<int64_t>(generated - 1, 0);
-  std::fprintf(stderr,
-               "stats: prompt %zu tokens, generated %ld tokens (finish: %s), prefill %.1f tok/s, "
-               "decode %.1f tok/s, threads %d, isa %s\n",
-               prompt.size(), long(generated), finish,
-               prefill_s > 0 ? double(prompt.size()) / prefill_s : 0.0,
-               decode_s > 0 ? double(decode_forwards) / decode_s : 0.0, pool.size(),
-               cpu::isa_name());
+
+  // One request streams live; several are printed whole, in order, as each completes.
+  std::vector<engine::FinalRecord> finals;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    if (streams.size() > 1) std::printf("--- [%zu]\n", i);
+    for (;;) {
+      engine::Event event = streams[i]->next();
+      std::fwrite(event.text.data(), 1, event.text.size(), stdout);
+      std::fflush(stdout);
+      if (event.final) {
+        finals.push_back(*event.final);
+        break;
+      }
+    }
+    std::fputc('\n', stdout);
+  }
+  const double wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (size_t i = 0; i < finals.size(); ++i) {
+    const engine::FinalRecord& f = finals[i];
+    if (f.reason == engine::FinishReason::kError) return Error{f.message};
+    const double prefill_s = f.timings.ttft_s - f.timings.queue_s;
+    std::fprintf(stderr,
+                 "stats%s: prompt %d tokens, generated %d tokens (finish: %s), prefill %.1f "
+                 "tok/s, decode %.1f tok/s\n",
+                 finals.size() > 1 ? (" [" + std::to_string(i) + "]").c_str() : "",
+                 f.n_prompt_tokens, f.n_completion_tokens, engine::finish_reason_name(f.reason),
+                 prefill_s > 0 ? f.n_prompt_tokens / prefill_s : 0.0,
+                 f.timings.decode_s > 0 ? (f.n_completion_tokens - 1) / f.timings.decode_s : 0.0);
+  }
+  int64_t total_generated = 0;
+  for (const auto& f : finals) total_generated += f.n_completion_tokens;
+  std::fprintf(stderr, "total: %zu requests, %ld tokens in %.2f s = %.1f tok/s, isa %s\n",
+               finals.size(), long(total_generated), wall_s,
+               wall_s > 0 ? double(total_generated) / wall_s : 0.0, cpu::isa_name());
   return Status::Ok();
 }
 
@@ -152,6 +173,7 @@ int run_generate(int argc, char** argv) {
       .option("seed", "s", "S", "random seed (default: random)")
       .option("threads", "t", "K", "CPU threads; 0 = all cores", "0")
       .option("ctx", "c", "N", "context length; 0 = the model's trained context", "0")
+      .option("parallel", "P", "N", "run N copies of the prompt at once (seeds S, S+1, ...)", "1")
       .option("no-special", "", "", "treat special-token text in the prompt as plain text")
       .option("ignore-eos", "", "", "keep generating past end-of-sequence tokens")
       .option("quiet", "q", "", "no progress bar or model summary")

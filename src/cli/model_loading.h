@@ -12,8 +12,8 @@ namespace dspark::cli {
 
 struct LoadedModel {
   std::shared_ptr<ModelFile> file;
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<const Tokenizer> tokenizer;
 };
 
 // quiet: no progress bar and no summary line (for machine-readable output).
