@@ -61,17 +61,24 @@ class KvStorage {
   std::vector<std::vector<uint16_t>> k_, v_;  // [n_layers][n_slots * row_elems]
 };
 
-// One sequence taking part in a forward.
+// One sequence taking part in a forward. Several SeqRefs may share a block table (tree nodes of
+// one request with different ancestors, expanded level by level).
 struct SeqRef {
   std::vector<int32_t> block_table;  // [n_blocks_used] block ids of the sequence's KV
   int32_t n_past = 0;  // cached tokens: logical slots [0, n_past) are attended by all its tokens
+  // [n_extra] physical slots attended after the context and before the in-batch tokens, in this
+  // order (tree ancestors whose KV an earlier forward wrote outside the context).
+  std::vector<int32_t> extra_slots{};
 };
 
 // Rules Model::forward checks: every kv_slot is distinct, inside the storage and not one of the
-// context slots [0, n_past) of any sequence in the batch (it would overwrite attended KV).
-// A token's keys are its context slots in logical order, then its attended in-batch tokens in
-// the order given, then itself: so a token sees exactly the same key list whether its sequence
-// is prefilled in one chunk or token by token (which keeps logits bit-identical).
+// context slots [0, n_past) of any sequence in the batch (it would overwrite attended KV). Extra
+// slots lie inside the storage, are distinct within their sequence, are not among its context
+// slots and are not written by this batch (they must hold KV of an earlier forward).
+// A token's keys are its context slots in logical order, then its sequence's extra slots, then
+// its attended in-batch tokens in the order given, then itself: so a token sees exactly the same
+// key list whether its sequence is prefilled in one chunk or token by token, or a tree is
+// verified in one forward or expanded level by level (which keeps logits bit-identical).
 struct ForwardBatch {
   std::vector<int32_t> tokens;     // [n_tok]
   std::vector<int32_t> positions;  // [n_tok] absolute position (RoPE)
@@ -83,7 +90,10 @@ struct ForwardBatch {
   // When empty, a token attends to all earlier tokens of its sequence in the batch (causal).
   std::vector<std::vector<int32_t>> attend;
   std::vector<SeqRef> seqs;
-  std::vector<int32_t> logit_rows;      // token indices whose logits are wanted, in order
+  std::vector<int32_t> logit_rows;  // token indices whose logits are wanted, in order
+  // > 0: logits only for ids [0, logit_vocab) (a drafter's cut-down head: the output projection
+  // is the largest matrix of a small model); 0: the whole vocabulary.
+  int32_t logit_vocab = 0;
   std::vector<int32_t> capture_layers;  // hidden states wanted: -1 = embeddings, l = after layer l
 
   // Appends a token of sequence s at logical index n_past + (tokens already added for s) with
@@ -93,7 +103,7 @@ struct ForwardBatch {
 };
 
 struct ForwardOutput {
-  std::vector<float> logits;  // [logit_rows.size(), vocab_size]
+  std::vector<float> logits;  // [logit_rows.size(), logit_vocab or vocab_size]
   std::vector<float> hidden;  // [n_tok, capture_layers.size(), d_model]
 };
 

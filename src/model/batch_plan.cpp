@@ -105,6 +105,52 @@ Status check_tokens(const ModelConfig& c, const ForwardBatch& b, const KvStorage
   return status;
 }
 
+// Whether physical slot lies in s's context [0, n_past) (the table is known to be in range).
+bool in_context(const SeqRef& s, int64_t slot, int block_size) {
+  const int64_t block = slot / block_size, offset = slot % block_size;
+  for (size_t i = 0; i < s.block_table.size(); ++i) {
+    if (s.block_table[i] == block && int64_t(i) * block_size + offset < s.n_past) return true;
+  }
+  return false;
+}
+
+// Runs after check_tokens, so the batch's kv_slots are valid and distinct.
+Status check_extra_slots(const ForwardBatch& b, const KvStorage& kv, std::vector<uint8_t>* mark) {
+  // mark: 2 = written by a batch token, 3 = an extra slot of the sequence being checked.
+  for (int32_t slot : b.kv_slots) (*mark)[slot] = 2;
+  Status status;
+  for (size_t s = 0; s < b.seqs.size() && status.ok(); ++s) {
+    const SeqRef& r = b.seqs[s];
+    const std::string who = "forward batch: sequence " + std::to_string(s) + ": extra_slots[";
+    size_t i = 0;
+    for (; i < r.extra_slots.size() && status.ok(); ++i) {
+      const int32_t slot = r.extra_slots[i];
+      const std::string what = who + std::to_string(i) + "] = " + std::to_string(slot);
+      if (slot < 0 || slot >= kv.n_slots()) {
+        status =
+            Error{what + " is outside the KV storage [0, " + std::to_string(kv.n_slots()) + ")"};
+      } else if ((*mark)[slot] == 2) {
+        status = Error{what +
+                       " is written by this batch (extra slots must hold KV of an "
+                       "earlier forward)"};
+      } else if ((*mark)[slot] == 3) {
+        status = Error{what + " appears twice in the sequence's extra slots"};
+      } else if (in_context(r, slot, kv.block_size())) {
+        status = Error{what + " is one of the sequence's context slots"};
+      } else {
+        (*mark)[slot] = 3;
+      }
+    }
+    // Unmark the ones this sequence marked (the failing one, if any, was not marked).
+    for (size_t j = 0; j < i; ++j) {
+      const int32_t slot = r.extra_slots[j];
+      if (slot >= 0 && slot < kv.n_slots() && (*mark)[slot] == 3) (*mark)[slot] = 0;
+    }
+  }
+  for (int32_t slot : b.kv_slots) (*mark)[slot] = 0;
+  return status;
+}
+
 Status check_attend(const ForwardBatch& b) {
   for (size_t t = 0; t < b.attend.size(); ++t) {
     int32_t prev = -1;
@@ -129,6 +175,10 @@ Status check_attend(const ForwardBatch& b) {
 }
 
 Status check_outputs(const ModelConfig& c, const ForwardBatch& b) {
+  if (b.logit_vocab < 0 || b.logit_vocab > c.vocab_size) {
+    return Error{"forward batch: logit_vocab " + std::to_string(b.logit_vocab) + " outside [0, " +
+                 std::to_string(c.vocab_size) + "]"};
+  }
   for (size_t i = 0; i < b.logit_rows.size(); ++i) {
     const int32_t r = b.logit_rows[i];
     if (r < 0 || static_cast<size_t>(r) >= b.tokens.size()) {
@@ -157,6 +207,7 @@ Status plan_batch(const ModelConfig& config, const ForwardBatch& batch, const Kv
     slot_mark->assign(static_cast<size_t>(kv.n_slots()), 0);
   }
   DSPARK_RETURN_IF_ERROR(check_tokens(config, batch, kv, slot_mark));
+  DSPARK_RETURN_IF_ERROR(check_extra_slots(batch, kv, slot_mark));
   DSPARK_RETURN_IF_ERROR(check_attend(batch));
   DSPARK_RETURN_IF_ERROR(check_outputs(config, batch));
 
@@ -170,6 +221,7 @@ Status plan_batch(const ModelConfig& config, const ForwardBatch& batch, const Kv
     const int32_t s = batch.seq[t];
     const SeqRef& ref = batch.seqs[s];
     for (int64_t j = 0; j < ref.n_past; ++j) key_slots->push_back(context_slot(ref, j, bs));
+    key_slots->insert(key_slots->end(), ref.extra_slots.begin(), ref.extra_slots.end());
     const std::vector<int32_t>& earlier = batch.attend.empty() ? seen[s] : batch.attend[t];
     for (int32_t u : earlier) key_slots->push_back(batch.kv_slots[u]);
     key_slots->push_back(batch.kv_slots[t]);

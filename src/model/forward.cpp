@@ -102,7 +102,8 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
   const size_t n_capture = batch.capture_layers.size();
   const size_t n_rows = batch.logit_rows.size();
   // Every element is overwritten below (each capture layer is validated to exist).
-  out.logits.resize(n_rows * size_t(c.vocab_size));
+  const int64_t n_vocab = batch.logit_vocab > 0 ? batch.logit_vocab : c.vocab_size;
+  out.logits.resize(n_rows * size_t(n_vocab));
   out.hidden.resize(size_t(n) * n_capture * size_t(d));
   if (n == 0) return Status::Ok();
 
@@ -136,7 +137,9 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
                 sizeof(float) * size_t(d));
   }
   cpu::rmsnorm(s.rows.data(), output_norm_.data(), int64_t(n_rows), d, c.rms_eps, s.rows.data());
-  cpu::matmul(output_, s.rows.data(), int64_t(n_rows), out.logits.data(), pool);
+  cpu::WeightView head = output_;  // rows are token ids: a prefix of them is a smaller head
+  head.rows = n_vocab;
+  cpu::matmul(head, s.rows.data(), int64_t(n_rows), out.logits.data(), pool);
   return Status::Ok();
 }
 

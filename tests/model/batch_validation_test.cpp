@@ -112,6 +112,44 @@ TEST_F(BatchValidation, RejectsBadAttendLists) {
       "strictly increasing");
 }
 
+// Sequence 0's context is slots 8..11 and 20; the batch writes 21, 22 (sequence 0) and 4..6.
+TEST_F(BatchValidation, RejectsBadExtraSlots) {
+  expect_rejected(
+      [](ForwardBatch& b) {
+        b.seqs[0].extra_slots = {0, 32};
+      },
+      "sequence 0: extra_slots[1] = 32 is outside the KV storage [0, 32)");
+  expect_rejected([](ForwardBatch& b) { b.seqs[1].extra_slots = {-1}; },
+                  "sequence 1: extra_slots[0] = -1 is outside");
+  expect_rejected([](ForwardBatch& b) { b.seqs[0].extra_slots = {21}; },
+                  "extra_slots[0] = 21 is written by this batch");
+  expect_rejected(
+      [](ForwardBatch& b) {
+        b.seqs[1].extra_slots = {3, 22};
+      },
+      "extra_slots[1] = 22 is written by this batch");
+  expect_rejected(
+      [](ForwardBatch& b) {
+        b.seqs[0].extra_slots = {0, 1, 0};
+      },
+      "extra_slots[2] = 0 appears twice");
+  expect_rejected([](ForwardBatch& b) { b.seqs[0].extra_slots = {20}; },
+                  "extra_slots[0] = 20 is one of the sequence's context slots");
+}
+
+// Extra slots may repeat across sequences and may be another sequence's context (read only).
+TEST_F(BatchValidation, AcceptsSharedExtraSlots) {
+  ForwardBatch b = valid();
+  b.seqs[0].extra_slots = {0, 3};
+  b.seqs[1].extra_slots = {3, 9};
+  ForwardOutput out;
+  Status st = model_->forward(b, *kv_, out, pool_);
+  ASSERT_TRUE(st.ok()) << st.message();
+  // Marks from the check are cleared: the same extra slots pass again.
+  st = model_->forward(b, *kv_, out, pool_);
+  ASSERT_TRUE(st.ok()) << st.message();
+}
+
 TEST_F(BatchValidation, RejectsBadOutputs) {
   expect_rejected([](ForwardBatch& b) { b.logit_rows.push_back(5); }, "logit_rows[2] = 5");
   expect_rejected(

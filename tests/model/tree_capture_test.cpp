@@ -47,6 +47,86 @@ TEST_P(TreeTest, TreeEqualsChains) {
   EXPECT_TRUE(bit_equal(out.logits.data() + 3 * V, chain_row(chain1, 2), V)) << "c";
 }
 
+// The tree r -> {a, b}, a -> {c, d}, c -> e over a cached prefix, expanded level by level as a
+// drafter does ([r], then [a, b], then [c, d, e]): ancestors written by earlier forwards are
+// reached through extra_slots (a and b share the table but not the SeqRef; e attends c inside the
+// batch). Every node gets exactly the logits of the one-forward tree with attend lists and of
+// the plain chains r a c e, r b and r a d.
+TEST_P(TreeTest, LevelByLevelWithExtraSlotsEqualsOneForward) {
+  std::string error;
+  auto m = load_tiny(GetParam(), &error);
+  ASSERT_NE(m, nullptr) << error;
+  cpu::ThreadPool pool(2);
+  const int V = m->config().vocab_size, bs = 4;
+  const auto prefix = some_tokens(6, V, 21);
+  const auto t = some_tokens(6, V, 22);  // r, a, b, c, d, e
+  const int32_t n = int32_t(prefix.size());
+  const std::vector<int32_t> slot = {12, 13, 14, 15, 16, 17};  // scratch in blocks 3 and 4
+
+  // One forward with attend lists.
+  SeqRunner one(*m, pool, bs, iota_table(3), 5);
+  ASSERT_TRUE(one.feed(prefix).ok());
+  ForwardBatch b;
+  b.seqs.push_back({one.table(), n});
+  b.tokens = t;
+  b.positions = {n, n + 1, n + 1, n + 2, n + 2, n + 3};
+  b.seq = {0, 0, 0, 0, 0, 0};
+  b.kv_slots = slot;
+  b.attend = {{}, {0}, {0}, {0, 1}, {0, 1}, {0, 1, 3}};
+  b.logit_rows = {0, 1, 2, 3, 4, 5};
+  ForwardOutput whole;
+  Status st = m->forward(b, one.kv(), whole, pool);
+  ASSERT_TRUE(st.ok()) << st.message();
+
+  // Level by level in a fresh storage; logits collected per node in r, a, b, c, d, e order.
+  SeqRunner lv(*m, pool, bs, iota_table(3), 5);
+  ASSERT_TRUE(lv.feed(prefix).ok());
+  std::vector<float> levels(size_t(6 * V));
+  auto run_level = [&](const std::vector<SeqRef>& seqs, const std::vector<int32_t>& nodes,
+                       const std::vector<int32_t>& seq_of) {
+    ForwardBatch l;
+    l.seqs = seqs;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      l.tokens.push_back(t[nodes[i]]);
+      l.positions.push_back(b.positions[nodes[i]]);
+      l.seq.push_back(seq_of[i]);
+      l.kv_slots.push_back(slot[nodes[i]]);
+      l.logit_rows.push_back(int32_t(i));
+    }
+    ForwardOutput out;
+    Status level_st = m->forward(l, lv.kv(), out, pool);
+    ASSERT_TRUE(level_st.ok()) << level_st.message();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      std::copy_n(out.logits.data() + i * V, V, levels.data() + size_t(nodes[i]) * V);
+    }
+  };
+  const std::vector<int32_t>& table = lv.table();
+  run_level({{table, n}}, {0}, {0});
+  run_level({{table, n, {slot[0]}}, {table, n, {slot[0]}}}, {1, 2}, {0, 1});
+  // c and e share a SeqRef (e attends c causally inside the batch); d has its own.
+  run_level({{table, n, {slot[0], slot[1]}}, {table, n, {slot[0], slot[1]}}}, {3, 4, 5}, {0, 1, 0});
+  if (HasFatalFailure()) return;
+  const char* names[] = {"r", "a", "b", "c", "d", "e"};
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_TRUE(bit_equal(levels.data() + i * V, whole.logits.data() + i * V, V)) << names[i];
+  }
+
+  SeqRunner ace(*m, pool, bs, iota_table(3), 3), rb(*m, pool, bs, iota_table(3), 3),
+      ad(*m, pool, bs, iota_table(3), 3);
+  ASSERT_TRUE(ace.feed(prefix).ok());
+  ASSERT_TRUE(ace.feed({t[0], t[1], t[3], t[5]}).ok());
+  ASSERT_TRUE(rb.feed(prefix).ok());
+  ASSERT_TRUE(rb.feed({t[0], t[2]}).ok());
+  ASSERT_TRUE(ad.feed(prefix).ok());
+  ASSERT_TRUE(ad.feed({t[0], t[1], t[4]}).ok());
+  auto chain_row = [&](const SeqRunner& r, int i) { return r.logits().data() + (n + i) * V; };
+  const float* chains[] = {chain_row(ace, 0), chain_row(ace, 1), chain_row(rb, 1),
+                           chain_row(ace, 2), chain_row(ad, 2),  chain_row(ace, 3)};
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_TRUE(bit_equal(levels.data() + i * V, chains[i], V)) << names[i] << " vs chain";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(TinyModels, TreeTest,
                          ::testing::Values("llama-q4_0.gguf", "qwen2-q5_0.gguf",
                                            "qwen3-hf-f16-sharded"),

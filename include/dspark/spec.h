@@ -1,0 +1,245 @@
+// Speculative decoding: draft trees, drafters (ngram prompt lookup, an independent draft model),
+// lossless acceptance, online confidence calibration and the load-aware prefix scheduler
+// (DSpark's controller, dspark-spec.md section 7) that decides how many drafted tokens of each
+// request one target forward verifies.
+//
+// One round for a request: its anchor is its newest committed token (sampled last step, KV not
+// yet written). The drafter proposes a tree of tokens after the anchor; the controller admits a
+// prefix-closed subset; the target runs the anchor and the admitted nodes in one forward (each
+// node attends to the anchor and its ancestors); acceptance walks the tree from the anchor and
+// returns the accepted path plus one token sampled from the target (the bonus). Output is
+// distributed exactly as the target alone would sample it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dspark/kv.h"
+#include "dspark/model.h"
+#include "dspark/sample.h"
+#include "dspark/status.h"
+
+namespace dspark::spec {
+
+using RequestId = kv::RequestId;
+
+// A distribution over a few ids that the drafter really sampled from (probs sum to 1).
+struct SparseDist {
+  std::vector<int32_t> ids;  // [n] distinct
+  std::vector<float> probs;  // [n]
+};
+
+// Drafted tokens as a tree rooted at the anchor. Nodes are in topological order (a parent comes
+// before its children) and siblings in the order they were drawn.
+struct DraftTree {
+  std::vector<int32_t> tokens;  // [n_nodes]
+  std::vector<int32_t> parent;  // [n_nodes] index of the parent node; -1: a child of the anchor
+  // [n_nodes] the drafter's raw confidence in [0, 1] that the node is accepted given that its
+  // parent was (uncalibrated).
+  std::vector<float> confidence;
+  // [n_nodes] index into q of the distribution this node's sibling group was drawn from, without
+  // replacement, in sibling order; -1: a deterministic proposal (a point mass on the token).
+  std::vector<int32_t> q_index;
+  std::vector<SparseDist> q;
+
+  int32_t size() const { return static_cast<int32_t>(tokens.size()); }
+  void clear();
+  // Appends a node and returns its index.
+  int32_t add(int32_t token, int32_t parent_node, float confidence, int32_t q_index = -1);
+  int32_t depth(int32_t node) const;  // 1 for children of the anchor
+  // Shapes agree, parents precede children, tokens lie in [0, vocab), confidences in [0, 1],
+  // sibling tokens are distinct, q indices are valid and every stochastic node's token has
+  // positive probability in its q. The error names the first violation.
+  Status check(int64_t vocab) const;
+  // The subtree of the nodes in keep (ascending, closed under parents), renumbered in order; q
+  // keeps only the distributions still referenced. Entries that break that (unsorted, repeated,
+  // out of range, parent not kept) are skipped. Exact sampling needs every stochastic sibling
+  // group kept as a prefix of its draw order (drop later siblings, never earlier ones).
+  DraftTree subset(std::span<const int32_t> keep) const;  // keep: [n_keep]
+};
+
+// ---------------------------------------------------------------------------------------------
+// Acceptance
+
+// The target's processed distribution (sample.h steps 1-8, with the history extended by the
+// path from the anchor to the node) at the anchor (node -1) or after a node. Computed lazily:
+// acceptance asks only for the nodes on the path it walks.
+using TargetDist = std::function<const std::vector<float>&(int32_t node)>;  // -> [vocab]
+
+struct Acceptance {
+  std::vector<int32_t> path;  // [n_accepted] accepted node indices, anchor's child first
+  int32_t bonus = -1;         // token sampled from the target after the path
+};
+
+// Greedy (temperature <= 1e-5, where every target distribution is one-hot): follows, from the
+// anchor, the child whose token is the target's argmax; the bonus is the argmax after the path.
+// Sampling: at each node with children, tries them in order with recursive rejection sampling
+// (accept child x with probability min(1, p(x) / q_i(x)); on rejection p <- normalize(max(0,
+// p - q_i)) and the group's q loses x; deterministic proposals have q_i = point mass); when every
+// child is rejected (or there are none) the bonus is drawn from the current residual p. The
+// output path plus bonus is then distributed exactly as sampling the target token by token.
+// uniform() returns doubles in [0, 1).
+Acceptance accept(const DraftTree& tree, bool greedy, const TargetDist& target,
+                  const std::function<double()>& uniform);
+
+// ---------------------------------------------------------------------------------------------
+// Drafters
+
+struct DraftInput {
+  RequestId id = 0;
+  std::span<const int32_t> tokens;  // [n] committed tokens (prompt, then output); last: anchor
+  int32_t n_prompt = 0;
+  int32_t max_nodes = 0;  // budget for this request's tree (0: propose nothing)
+  int32_t max_depth = 0;
+  const SamplingParams* params = nullptr;  // greedy drafts deterministically; else it may sample
+};
+
+class Drafter {
+ public:
+  virtual ~Drafter() = default;
+  virtual const char* name() const = 0;
+  // One tree per input (out is resized to inputs.size()). Called once per engine step with every
+  // request that decodes this step. A drafter with per-request state (a draft KV cache) catches
+  // up on tokens committed since its last call for that id.
+  virtual Status propose(std::span<const DraftInput> inputs, std::vector<DraftTree>& out) = 0;
+  // The request finished, was aborted or was preempted: drop its state (its next propose, if
+  // any, starts from scratch).
+  virtual void release(RequestId id) = 0;
+};
+
+struct NgramConfig {
+  int32_t max_ngram = 4;  // longest suffix matched
+  int32_t min_ngram = 1;  // shortest suffix matched
+};
+// Prompt lookup: finds the most recent earlier occurrence of the longest suffix (max_ngram down
+// to min_ngram tokens) of the request's tokens and proposes what followed it as a chain (or a
+// small tree when several earlier occurrences continue differently). Confidence grows with the
+// matched length and with how often that continuation followed the suffix.
+std::unique_ptr<Drafter> make_ngram_drafter(const NgramConfig& config);
+
+struct DraftModelConfig {
+  std::shared_ptr<const Model> model;  // shares the target's tokenizer (checked by the caller)
+  int32_t kv_blocks = 0;               // its own paged KV pool
+  int32_t block_size = 16;
+  int32_t top_k = 4;                // children expanded per node (EAGLE-2 style)
+  cpu::ThreadPool* pool = nullptr;  // threads for its forwards (the engine's)
+  // Drafts come from ids below this only, so each draft forward computes that many rows of the
+  // output projection (for a 0.5B model with a 152k vocabulary the head is ~40% of the weights
+  // read). Byte-level BPE ids rise with rarity, so the first 32k cover nearly every token
+  // drafted. 0: the whole vocabulary.
+  int32_t vocab_limit = 32768;
+};
+// An independent small model with its own KV (paged, prefix-cached) proposing trees: at each
+// depth it expands the top_k children of the most promising frontier nodes (by path probability)
+// up to the node budget. Greedy requests draft deterministically (q_index -1, confidence = the
+// draft probability of the token); sampling requests draw children without replacement from the
+// draft's processed distribution (recorded in q), each with a confidence fixed before its draw
+// (the group's top remaining share times the chance that earlier siblings missed), so which
+// sampled node gets verified never depends on its own token. A request whose KV cannot be
+// allocated gets an empty tree.
+Result<std::unique_ptr<Drafter>> make_draft_model_drafter(DraftModelConfig config);
+
+// ---------------------------------------------------------------------------------------------
+// Confidence calibration
+
+// Online sequential temperature scaling (dspark-spec.md section 5): position k's raw confidence
+// c is mapped to sigmoid(logit(c) / T_k), with T_1..T_k fitted in order so that the product of
+// calibrated confidences along a verified path matches the observed rate at which the whole
+// prefix was accepted (ECE over 20 bins). Refits every refit_every observed rounds.
+class Calibrator {
+ public:
+  explicit Calibrator(int32_t max_depth, int32_t refit_every = 64);
+  float calibrate(int32_t depth, float raw) const;  // depth >= 1
+  // One verified chain: raw confidences of the verified nodes along the walked path
+  // ([n_verified], depth 1 first) and how many were accepted.
+  void observe(std::span<const float> raw_path, int32_t n_accepted);
+  // 20-bin ECE of the current calibration on the recorded rounds, pooled over the verified
+  // depths of each round (calibrated survival after k nodes vs "the first k were accepted").
+  double ece() const;
+  double temperature(int32_t depth) const;
+  int64_t n_rounds() const;  // rounds observed since construction (the ring keeps the last ones)
+  // Fits T_1..T_max_depth now on the recorded rounds (observe() calls it every refit_every);
+  // costs about 10 ns * kGridPoints * (verified nodes recorded), ~20 ms for a full ring of
+  // depth-4 rounds.
+  void refit();
+
+  static constexpr int32_t kCapacity = 4096;   // rounds kept (ring buffer)
+  static constexpr int32_t kBins = 20;         // ECE bins over [0, 1]
+  static constexpr int32_t kGridPoints = 121;  // log-spaced temperatures in [0.25, 8], 1 included
+  static constexpr int32_t kMinRounds = 32;    // a depth seen fewer times keeps its temperature
+
+ private:
+  // Calibrated survival after depth k (1-based) of recorded round r, with temperatures T_1..T_k.
+  double survival(int32_t round, int32_t k, const std::vector<double>& temps) const;
+
+  int32_t max_depth_;
+  int32_t refit_every_;
+  std::vector<double> temperature_;  // [max_depth] T_k, 1 = identity
+  std::vector<float> raw_;           // [kCapacity, max_depth] ring of raw confidences
+  std::vector<int32_t> n_verified_;  // [kCapacity]
+  std::vector<int32_t> n_accepted_;  // [kCapacity]
+  int32_t n_recorded_ = 0;           // filled slots (<= kCapacity)
+  int32_t next_slot_ = 0;            // where the next round goes
+  int64_t n_rounds_ = 0;
+  int32_t since_refit_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Steps per second at B forward tokens
+
+// SPS(B) for B = 1..max_tokens: profiled at start-up, then each live step's latency updates its
+// bucket (exponential moving average); read by linear interpolation between profiled sizes.
+class SpsTable {
+ public:
+  // sizes: ascending token counts profiled; seconds: step latency at each size. Entries with a
+  // non-positive size, a non-finite or non-positive latency or a size not above the previous one
+  // are dropped; an empty table reports 0 steps per second everywhere.
+  SpsTable(std::vector<int32_t> sizes, std::vector<double> seconds);
+  double sps(int32_t n_tokens) const;  // steps per second; sizes beyond the last extrapolate
+  // Seconds per step: the first size's below it, linear in between, the last segment's slope
+  // (held at >= 0) beyond the last size; 0 for an empty table.
+  double latency(int32_t n_tokens) const;
+  void observe(int32_t n_tokens, double seconds);  // ignores non-finite or non-positive seconds
+  const std::vector<int32_t>& sizes() const;
+
+  static constexpr double kAlpha = 0.1;  // EMA weight of one observed step
+
+ private:
+  std::vector<int32_t> sizes_;   // [n_sizes] ascending
+  std::vector<double> seconds_;  // [n_sizes] latency per size
+};
+
+// ---------------------------------------------------------------------------------------------
+// Prefix scheduler (controller)
+
+struct Candidates {
+  // [n_nodes] calibrated survival a = product of calibrated confidences from the anchor to the
+  // node (non-increasing along every path).
+  std::vector<float> survival;
+  std::vector<int32_t> parent;  // [n_nodes] as in DraftTree
+};
+
+struct ControllerInput {
+  int32_t base_tokens = 0;  // tokens the step computes anyway (prefill chunks + one per decode)
+  std::vector<Candidates> requests;    // one per decoding request
+  int32_t max_draft_tokens = 0;        // budget and KV limit on admitted nodes, all requests
+  std::optional<int32_t> fixed_depth;  // comparison mode: every node up to this depth
+};
+
+struct ControllerOutput {
+  std::vector<std::vector<int32_t>> admitted;  // per request: node indices, ascending
+  double expected_tokens = 0.0;                // tau: sum over requests of 1 + admitted survival
+  double predicted_throughput = 0.0;           // tau * SPS(base + admitted)
+};
+
+// Greedy admission by descending survival (ties: shallower first, then request order, then node
+// index), a node only after its parent, while expected_tokens * SPS(B) improves; stops at the
+// first node that does not improve it (the early stop keeps the process lossless).
+ControllerOutput admit(const ControllerInput& input, const SpsTable& sps);
+
+}  // namespace dspark::spec

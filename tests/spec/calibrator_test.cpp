@@ -1,0 +1,135 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "dspark/spec.h"
+
+namespace dspark::spec {
+namespace {
+
+constexpr int32_t kDepth = 4;
+
+double logit(double c) {
+  return std::log(c / (1.0 - c));
+}
+double sigmoid(double z) {
+  return 1.0 / (1.0 + std::exp(-z));
+}
+
+// Rounds where a draft at raw confidence c is really accepted with probability
+// sigmoid(logit(c) / true_t): verification stops at the first rejection.
+void feed(Calibrator& cal, int rounds, double true_t, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> conf(0.5, 0.999);
+  std::uniform_real_distribution<double> u01(0.0, 1.0);
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<float> raw(kDepth);
+    int32_t accepted = 0;
+    bool alive = true;
+    for (int32_t k = 0; k < kDepth; ++k) {
+      raw[static_cast<size_t>(k)] = static_cast<float>(conf(rng));
+      const bool ok = u01(rng) < sigmoid(logit(raw[static_cast<size_t>(k)]) / true_t);
+      alive = alive && ok;
+      accepted += alive ? 1 : 0;
+    }
+    cal.observe(raw, accepted);
+  }
+}
+
+TEST(Calibrator, StartsAsIdentity) {
+  const Calibrator cal(kDepth);
+  EXPECT_EQ(cal.n_rounds(), 0);
+  EXPECT_EQ(cal.ece(), 0.0);
+  for (int32_t k = 1; k <= kDepth; ++k) EXPECT_EQ(cal.temperature(k), 1.0);
+  EXPECT_NEAR(cal.calibrate(1, 0.3f), 0.3f, 1e-6);
+  EXPECT_NEAR(cal.calibrate(kDepth + 5, 0.9f), 0.9f, 1e-6);  // depth clamped
+}
+
+TEST(Calibrator, FitsOverConfidentDrafterNearTemperatureTwo) {
+  Calibrator cal(kDepth, 1 << 30);  // refit only when asked
+  feed(cal, Calibrator::kCapacity, 2.0, 1);
+  const double raw_ece = cal.ece();
+  const auto t0 = std::chrono::steady_clock::now();
+  cal.refit();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double fitted_ece = cal.ece();
+  std::printf("raw ECE %.4f, fitted ECE %.4f, T = %.3f %.3f %.3f %.3f, refit %.1f ms\n", raw_ece,
+              fitted_ece, cal.temperature(1), cal.temperature(2), cal.temperature(3),
+              cal.temperature(4), seconds * 1e3);
+  EXPECT_GT(raw_ece, 0.05);
+  EXPECT_LT(fitted_ece, raw_ece / 3.0);
+  EXPECT_NEAR(cal.temperature(1), 2.0, 0.45);
+  EXPECT_NEAR(cal.temperature(2), 2.0, 0.6);  // the ECE objective flattens with depth
+  // Over-confidence is pulled toward 1/2 on both sides.
+  EXPECT_LT(cal.calibrate(1, 0.95f), 0.9f);
+  EXPECT_GT(cal.calibrate(1, 0.05f), 0.1f);
+}
+
+TEST(Calibrator, CalibratedDrafterStaysNearIdentity) {
+  Calibrator cal(kDepth, 1 << 30);
+  feed(cal, Calibrator::kCapacity, 1.0, 2);
+  const double raw_ece = cal.ece();
+  cal.refit();
+  EXPECT_NEAR(cal.temperature(1), 1.0, 0.15);
+  EXPECT_NEAR(cal.temperature(2), 1.0, 0.25);
+  EXPECT_LT(cal.ece(), 0.03);
+  EXPECT_LE(cal.ece(), raw_ece + 0.005);
+}
+
+TEST(Calibrator, IsRankPreserving) {
+  Calibrator cal(kDepth, 1 << 30);
+  feed(cal, 2000, 2.0, 3);
+  cal.refit();
+  for (int32_t k = 1; k <= kDepth; ++k) {
+    float last = -1.0f;
+    for (int i = 0; i <= 100; ++i) {
+      const float c = cal.calibrate(k, static_cast<float>(i) / 100.0f);
+      EXPECT_GE(c, 0.0f);
+      EXPECT_LE(c, 1.0f);
+      EXPECT_GE(c, last) << "depth " << k << " raw " << i / 100.0;
+      last = c;
+    }
+  }
+}
+
+TEST(Calibrator, RefitsEveryNRoundsWithBoundedMemory) {
+  Calibrator cal(kDepth, 64);
+  feed(cal, 63, 2.0, 4);
+  EXPECT_EQ(cal.temperature(1), 1.0);  // no refit yet
+  feed(cal, 1, 2.0, 5);
+  EXPECT_NE(cal.temperature(1), 1.0);  // the 64th round refits
+  // More rounds than the ring holds: memory stays at kCapacity rounds, the count goes on.
+  Calibrator ring(kDepth, 1024);
+  feed(ring, 3 * Calibrator::kCapacity, 2.0, 6);
+  EXPECT_EQ(ring.n_rounds(), 3 * Calibrator::kCapacity);
+  EXPECT_NEAR(ring.temperature(1), 2.0, 0.45);
+}
+
+TEST(Calibrator, TracksADriftingDrafterThroughTheRing) {
+  Calibrator cal(kDepth, 1024);
+  feed(cal, Calibrator::kCapacity, 2.0, 7);
+  EXPECT_NEAR(cal.temperature(1), 2.0, 0.45);
+  // Once the ring holds only calibrated rounds, the fit returns to the identity.
+  feed(cal, Calibrator::kCapacity, 1.0, 8);
+  EXPECT_NEAR(cal.temperature(1), 1.0, 0.15);
+}
+
+TEST(Calibrator, IgnoresEmptyRoundsAndSanitizesInput) {
+  Calibrator cal(2, 1);
+  cal.observe({}, 0);
+  EXPECT_EQ(cal.n_rounds(), 0);
+  const std::vector<float> odd = {std::nanf(""), 1.5f, 0.5f};  // longer than max_depth
+  cal.observe(odd, 7);
+  EXPECT_EQ(cal.n_rounds(), 1);
+  EXPECT_TRUE(std::isfinite(cal.ece()));
+  EXPECT_TRUE(std::isfinite(cal.calibrate(1, std::nanf(""))));
+  EXPECT_EQ(cal.temperature(1), 1.0);  // fewer than kMinRounds rounds: unchanged
+}
+
+}  // namespace
+}  // namespace dspark::spec
