@@ -25,6 +25,36 @@ namespace dspark::engine {
 
 using RequestId = sched::RequestId;
 
+enum class SpecMethod { kNone, kNgram, kDraftModel };
+const char* spec_method_name(SpecMethod method);  // "none", "ngram", "draft-model"
+
+// Speculative decoding (spec.h): output is exactly what plain decoding gives (greedy: token for
+// token; sampling: in distribution).
+struct SpecConfig {
+  SpecMethod method = SpecMethod::kNone;
+  std::shared_ptr<const Model> draft_model;  // kDraftModel: same tokenizer as the target
+  int32_t draft_kv_blocks = 0;               // the draft's KV pool; 0: as many as the target's
+  int32_t max_depth = 6;                     // deepest drafted token
+  int32_t tree_budget = 12;                  // nodes drafted per request per step
+  int32_t draft_top_k = 2;                   // children expanded per draft node (1: chains)
+  // Comparison mode: verify every drafted node up to this depth, ignoring load and confidence.
+  std::optional<int32_t> fixed_depth;
+  bool profile = true;  // time target forwards at start-up for the controller's SPS(B)
+};
+
+// Speculation counters, per request and summed over the engine.
+struct SpecStats {
+  int64_t n_rounds = 0;    // decode steps of speculating requests
+  int64_t n_drafted = 0;   // tokens the drafter proposed
+  int64_t n_verified = 0;  // drafted tokens the controller admitted to the target forward
+  int64_t n_accepted = 0;  // verified tokens accepted
+  // [max_depth] per depth d (index d-1): rounds that verified a node at depth d, and rounds
+  // that accepted one there.
+  std::vector<int64_t> verified_at, accepted_at;
+  // Mean tokens committed per round: accepted drafts plus the bonus (1 without speculation).
+  double mean_accepted_length() const;
+};
+
 struct EngineConfig {
   std::shared_ptr<const Model> model;
   std::shared_ptr<const Tokenizer> tokenizer;  // its vocabulary must not exceed the model's
@@ -35,6 +65,8 @@ struct EngineConfig {
   bool prefix_caching = true;
   std::optional<int32_t> long_prefill_chunk;  // most prompt tokens one request prefills per step
   int threads = 0;                            // forward threads; 0: physical cores
+  int64_t max_context = 0;  // tokens a request may hold (prompt + max_tokens); 0: the model's
+  SpecConfig spec;
 };
 
 struct Request {
@@ -58,6 +90,7 @@ struct FinalRecord {
   int32_t n_prompt_tokens = 0;
   int32_t n_completion_tokens = 0;  // sampled tokens, a stop token included
   Timings timings;
+  SpecStats spec;
 };
 
 // One streamed event: new tokens and the text they completed; the last event of a request
@@ -65,6 +98,9 @@ struct FinalRecord {
 struct Event {
   std::vector<int32_t> tokens;  // [n_new] sampled token ids, in order
   std::string text;             // text to show (stop strings and stop tokens' text excluded)
+  // [n_new] when the request asked for logprobs: each token's logprob under the model's raw
+  // distribution and the top_logprobs alternatives.
+  std::vector<TokenLogprobs> logprobs;
   std::optional<FinalRecord> final;
 };
 
@@ -72,6 +108,7 @@ struct Event {
 struct Completion {
   std::vector<int32_t> tokens;  // [n_completion]
   std::string text;
+  std::vector<TokenLogprobs> logprobs;  // [n_completion] when asked
   FinalRecord final;
   int32_t n_events = 0;
 };
@@ -103,6 +140,12 @@ struct EngineStats {
   sched::SchedulerStats sched;
   int64_t n_steps = 0;
   int64_t n_forward_tokens = 0;
+  int64_t n_prompt_tokens = 0;     // prompt tokens of admitted requests
+  int64_t n_generated_tokens = 0;  // tokens streamed to requests
+  SpecMethod spec_method = SpecMethod::kNone;
+  SpecStats spec;
+  double spec_mean_depth = 0.0;       // drafted tokens verified per speculating request, recent
+  double spec_calibration_ece = 0.0;  // of the controller's calibrated confidences
 };
 
 class Engine {

@@ -94,6 +94,9 @@ class Sampler {
   int32_t sample(const float* logits /*[vocab]*/, int64_t vocab, const TokenHistory& history);
   // Draws from an already processed distribution probs [vocab] (for speculative resampling).
   int32_t sample_from(const std::vector<float>& probs /*[vocab]*/);
+  // The next number of the request's generator, in [0, 1) (speculative acceptance draws its
+  // uniforms here, so a seeded request stays reproducible).
+  double uniform() { return next_uniform(); }
   // The distribution the last sample() call drew from: probs [vocab].
   const std::vector<float>& last_distribution() const { return probs_; }
   const SamplingParams& params() const { return params_; }

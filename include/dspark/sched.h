@@ -58,11 +58,14 @@ struct StepPlan {
 };
 
 // A token sampled for a request whose ScheduledRequest::samples was set; stop ends the request
-// (a stop token or string seen by the engine).
+// (a stop token or string seen by the engine). With speculative decoding, accepted holds the
+// drafted tokens verified in this step and accepted before token: the engine has already committed
+// their KV after the step's positions (BlockManager::keep_path), so they count as computed.
 struct SampledToken {
   RequestId id = 0;
   int32_t token = 0;
   bool stop = false;
+  std::vector<int32_t> accepted{};  // [n_accepted]
 };
 
 struct SchedulerStats {
@@ -96,9 +99,9 @@ class Scheduler {
   // table covering the step's positions (a decode's input token, sampled last step, is appended
   // here, so its KV slot exists from now on).
   Result<StepPlan> schedule();
-  // Commits a step: marks computed KV, appends sampled tokens to their requests, finishes
-  // requests at max_new_tokens or on stop and frees their blocks. sampled holds one token per
-  // request that samples in this plan; it may omit (or still carry) requests aborted since
+  // Commits a step: marks computed KV, appends accepted and sampled tokens to their requests,
+  // finishes requests at max_new_tokens or on stop and frees their blocks. sampled holds one token
+  // per request that samples in this plan; it may omit (or still carry) requests aborted since
   // schedule(), which are skipped. Errors without change on a mismatch.
   Result<std::vector<FinishedRequest>> update(const StepPlan& plan,
                                               std::span<const SampledToken> sampled);

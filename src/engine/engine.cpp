@@ -47,6 +47,8 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   impl->pool = std::make_unique<cpu::ThreadPool>(config.threads);
   impl->eos_ids = config.tokenizer->stop_ids();
   impl->config = std::move(config);
+  Status spec = impl->init_speculation();
+  if (!spec.ok()) return spec.error();
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -66,10 +68,12 @@ Result<std::shared_ptr<Stream>> Engine::submit(Request request) {
   Status valid = validate(request.params, mc.vocab_size);
   if (!valid.ok()) return Error{"request: " + valid.message()};
   const int64_t total = n_prompt + request.params.max_tokens;
-  if (mc.context_length > 0 && total > mc.context_length) {
+  const int64_t context =
+      impl_->config.max_context > 0 ? impl_->config.max_context : mc.context_length;
+  if (context > 0 && total > context) {
     return Error{"request: prompt (" + str(n_prompt) + " tokens) + max_tokens (" +
-                 str(request.params.max_tokens) + ") exceeds the model context of " +
-                 str(mc.context_length) + " tokens"};
+                 str(request.params.max_tokens) + ") exceeds the model context of " + str(context) +
+                 " tokens"};
   }
   const int64_t bs = impl_->config.block_size;
   if ((total + bs - 1) / bs > impl_->config.kv_blocks) {
@@ -135,7 +139,17 @@ Status Engine::check_kv_idle(std::chrono::milliseconds timeout) {
 
 EngineStats Engine::stats() {
   std::lock_guard<std::mutex> lock(impl_->state_mu);
-  return EngineStats{impl_->scheduler->stats(), impl_->n_steps, impl_->n_forward_tokens};
+  EngineStats s;
+  s.sched = impl_->scheduler->stats();
+  s.n_steps = impl_->n_steps;
+  s.n_forward_tokens = impl_->n_forward_tokens;
+  s.n_prompt_tokens = impl_->n_prompt_tokens;
+  s.n_generated_tokens = impl_->n_generated_tokens;
+  s.spec_method = impl_->config.spec.method;
+  s.spec = impl_->spec_totals;
+  s.spec_mean_depth = impl_->spec_mean_depth;
+  s.spec_calibration_ece = impl_->calibrator ? impl_->calibrator->ece() : 0.0;
+  return s;
 }
 
 void Engine::Impl::run() {
@@ -172,6 +186,7 @@ void Engine::Impl::run() {
 void Engine::Impl::admit(Pending p) {
   const int32_t max_tokens = p.request.params.max_tokens;
   std::vector<int32_t> prompt = p.request.prompt;
+  n_prompt_tokens += static_cast<int64_t>(prompt.size());
   auto [it, inserted] = requests.try_emplace(p.id, p.id, p.stream, std::move(p.request),
                                              *config.tokenizer, eos_ids, p.submitted);
   Status st = scheduler->add_request(p.id, std::move(prompt), max_tokens);
@@ -198,9 +213,11 @@ void Engine::Impl::finish(LiveRequest& r, FinishReason reason, const std::string
     f.timings.ttft_s = secs(r.first_token - r.submitted);
     f.timings.decode_s = secs(r.last_token - r.first_token);
   }
+  f.spec = r.spec;
   tail.final = std::move(f);
   r.stream->push(std::move(tail));
   const RequestId id = r.id;
+  if (drafter) drafter->release(id);
   requests.erase(id);
   std::lock_guard<std::mutex> lock(q_mu);
   live_ids.erase(id);

@@ -13,6 +13,7 @@
 
 #include "dspark/engine.h"
 #include "dspark/kv.h"
+#include "dspark/spec.h"
 
 namespace dspark::engine {
 
@@ -24,6 +25,8 @@ struct LiveRequest {
   std::shared_ptr<Stream> stream;
   std::vector<int32_t> prompt;  // [n_prompt]
   std::vector<int32_t> output;  // [n_generated] sampled so far
+  std::vector<int32_t> tokens;  // [n_prompt + n_generated] both, for the drafter
+  SpecStats spec;
   Sampler sampler;
   FinishChecker checker;
   StreamingDetokenizer detok;
@@ -37,6 +40,7 @@ struct LiveRequest {
       : id(id_),
         stream(std::move(s)),
         prompt(std::move(r.prompt)),
+        tokens(prompt),
         sampler(r.params),
         checker(r.params, std::move(eos)),
         detok(tok),
@@ -48,6 +52,21 @@ struct Pending {
   std::shared_ptr<Stream> stream;
   Request request;
   Clock::time_point submitted;
+};
+
+// One decoding request's speculation in the current step.
+struct SpecWork {
+  spec::DraftTree tree;        // the admitted nodes (empty: plain decode)
+  std::vector<int64_t> slots;  // [tree.size()] scratch KV slots of the nodes
+  int32_t n_drafted = 0;       // nodes the drafter proposed
+  int32_t anchor_row = -1;     // logits row of the anchor; node k's row is anchor_row + 1 + k
+};
+
+// Tokens one request produced in a step, ready for the stop checks and the stream.
+struct Produced {
+  std::vector<int32_t> tokens;  // [n] accepted drafts, then the bonus/sampled token
+  std::vector<int32_t> rows;    // [n] logits row each token was drawn from (for logprobs)
+  std::vector<int32_t> nodes;   // [n - 1] tree node of each accepted draft
 };
 
 struct Engine::Impl {
@@ -72,6 +91,23 @@ struct Engine::Impl {
   std::unique_ptr<cpu::ThreadPool> pool;
   std::unordered_map<RequestId, LiveRequest> requests;
   int64_t n_steps = 0, n_forward_tokens = 0;
+  int64_t n_prompt_tokens = 0, n_generated_tokens = 0;
+
+  // Speculative decoding (engine thread only; totals read under state_mu).
+  std::unique_ptr<spec::Drafter> drafter;  // null: plain decoding
+  std::unique_ptr<spec::Calibrator> calibrator;
+  std::unique_ptr<spec::SpsTable> sps;
+  SpecStats spec_totals;
+  double spec_mean_depth = 0.0;  // moving average of verified drafts per speculating request
+  // Moving average of the deepest node the controller admitted per step: drafting much deeper
+  // than the controller verifies only costs draft forwards.
+  double spec_useful_depth = 0.0;
+  // Deepest drafting allowed, moved by the measured gain of drafting steps over plain ones
+  // (all costs included: draft forwards, the larger verify forward, acceptance); 0: drafting
+  // pauses except for probes.
+  int32_t spec_draft_cap = 0;
+  double spec_gain = 1.0;       // moving average of that ratio
+  int32_t spec_gain_steps = 0;  // drafting steps since the cap last moved
 
   std::thread thread;
 
@@ -83,6 +119,27 @@ struct Engine::Impl {
   void finish(LiveRequest& r, FinishReason reason, const std::string& message, Event tail);
   void step();  // step.cpp
   void fail_all(const std::string& message);
+  // Emits produced tokens through the stop checks (stopping early at a finish) and returns how
+  // many were kept. step.cpp
+  size_t emit(LiveRequest& r, const Produced& produced, const ForwardOutput& out);
+
+  // speculation.cpp
+  Status init_speculation();  // drafter, calibrator, SPS profile
+  // Drafts for the plan's decoding requests, admits nodes with the controller and reserves their
+  // scratch KV; work is indexed like plan.requests.
+  // Returns whether the drafter ran.
+  bool plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work);
+  // After a step that drafted: its committed tokens per second against what a plain step over
+  // the same base tokens gives (SPS table), steering how deep the drafter may go.
+  void note_spec_step(int32_t base_tokens, int32_t n_sampling, int64_t n_committed, double seconds);
+  // Acceptance over the verified tree: the accepted drafts and the bonus token.
+  Produced accept_speculation(LiveRequest& r, const SpecWork& w, const ForwardOutput& out);
+  // Commits the KV of the first n_keep accepted drafts, frees the other scratch slots and
+  // updates the statistics and calibration.
+  Status finish_speculation(LiveRequest& r, const SpecWork& w, const Produced& produced,
+                            size_t n_keep);
+  spec::TargetDist target_dist(LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
+                               std::vector<std::vector<float>>& cache);
 };
 
 }  // namespace dspark::engine

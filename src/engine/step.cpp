@@ -1,5 +1,6 @@
 // One engine step: schedule, copy-on-write block copies, one forward for every scheduled
 // request, per-request sampling and stop checks, streaming, scheduler update.
+#include <algorithm>
 #include <cstring>
 
 #include "engine_impl.h"
@@ -40,6 +41,38 @@ FinishReason from_sched(sched::FinishReason r) {
 
 }  // namespace
 
+size_t Engine::Impl::emit(LiveRequest& r, const Produced& produced, const ForwardOutput& out) {
+  const int64_t vocab = config.model->config().vocab_size;
+  const SamplingParams& params = r.sampler.params();
+  const auto now = Clock::now();
+  if (r.output.empty()) r.first_token = now;
+  r.last_token = now;
+  Event e;
+  size_t kept = 0;
+  for (size_t i = 0; i < produced.tokens.size() && !r.finish; ++i) {
+    const int32_t token = produced.tokens[i];
+    r.output.push_back(token);
+    r.tokens.push_back(token);
+    ++kept;
+    e.tokens.push_back(token);
+    if (params.logprobs) {
+      const float* logits = out.logits.data() + int64_t{produced.rows[i]} * vocab;  // [vocab]
+      e.logprobs.push_back(compute_logprobs(logits, vocab, token, params.top_logprobs));
+    }
+    FinishChecker::Step check = r.checker.on_token(token, r.detok.push(token));
+    e.text += check.text;
+    if (check.finish) r.finish = from_sample(*check.finish);
+  }
+  n_generated_tokens += static_cast<int64_t>(kept);
+  if (r.finish) {
+    if (*r.finish == FinishReason::kLength) e.text += r.detok.flush();
+    r.tail = std::move(e);
+  } else {
+    r.stream->push(std::move(e));
+  }
+  return kept;
+}
+
 void Engine::Impl::step() {
   auto planned = scheduler->schedule();
   if (!planned.ok()) {
@@ -51,9 +84,11 @@ void Engine::Impl::step() {
     auto it = requests.find(f.id);
     if (it != requests.end()) finish(it->second, from_sched(f.reason), f.message, Event{});
   }
+  if (drafter) {
+    for (RequestId id : plan.preempted) drafter->release(id);
+  }
   if (plan.requests.empty()) return;  // nothing to run; such a plan needs no update()
   ++n_steps;
-  n_forward_tokens += plan.n_tokens;
 
   for (const kv::BlockCopy& c : plan.copies) {
     if (c.from_block < 0 || c.to_block < 0 || c.from_block >= storage->n_blocks() ||
@@ -65,9 +100,17 @@ void Engine::Impl::step() {
     copy_block(*storage, c);
   }
 
+  std::vector<SpecWork> work;
+  const auto t_step = Clock::now();
+  const bool drafted = plan_speculation(plan, work);
+  const bool trees =
+      std::any_of(work.begin(), work.end(), [](const SpecWork& w) { return w.tree.size() > 0; });
+
   const auto now = Clock::now();
   ForwardBatch batch;
-  for (const sched::ScheduledRequest& sr : plan.requests) {
+  std::vector<int32_t> sample_row(plan.requests.size(), -1);  // logits row of each sampler
+  for (size_t i = 0; i < plan.requests.size(); ++i) {
+    const sched::ScheduledRequest& sr = plan.requests[i];
     auto table = kv->block_table(sr.id);
     auto it = requests.find(sr.id);
     if (!table.ok() || it == requests.end()) {
@@ -81,48 +124,87 @@ void Engine::Impl::step() {
       r.first_scheduled = now;
     }
     const int32_t s = static_cast<int32_t>(batch.seqs.size());
+    const int32_t start = static_cast<int32_t>(batch.tokens.size());
     batch.seqs.push_back(SeqRef{std::move(table.value()), sr.first_position});
-    for (int32_t i = 0; i < sr.n_tokens; ++i) {
-      batch.add_token(sr.tokens[i], sr.first_position + i, s, config.block_size,
-                      sr.samples && i == sr.n_tokens - 1);
+    for (int32_t t = 0; t < sr.n_tokens; ++t) {
+      const bool last = sr.samples && t == sr.n_tokens - 1;
+      if (last) sample_row[i] = static_cast<int32_t>(batch.logit_rows.size());
+      batch.add_token(sr.tokens[t], sr.first_position + t, s, config.block_size, last);
+      if (trees) {  // causal within the chunk, spelled out since other tokens use lists
+        std::vector<int32_t>& a = batch.attend.emplace_back();
+        for (int32_t j = start; j < start + t; ++j) a.push_back(j);
+      }
+    }
+    SpecWork& w = work[i];
+    if (w.tree.size() == 0) continue;
+    // The anchor is this request's single token; each node sees it and its ancestors.
+    w.anchor_row = sample_row[i];
+    for (int32_t k = 0; k < w.tree.size(); ++k) {
+      std::vector<int32_t> ancestors;
+      for (int32_t n = w.tree.parent[k]; n >= 0; n = w.tree.parent[n]) {
+        ancestors.push_back(start + 1 + n);
+      }
+      ancestors.push_back(start);
+      std::reverse(ancestors.begin(), ancestors.end());
+      batch.logit_rows.push_back(static_cast<int32_t>(batch.tokens.size()));
+      batch.tokens.push_back(w.tree.tokens[k]);
+      batch.positions.push_back(sr.first_position + w.tree.depth(k));
+      batch.seq.push_back(s);
+      batch.kv_slots.push_back(static_cast<int32_t>(w.slots[k]));
+      batch.attend.push_back(std::move(ancestors));
     }
   }
+  n_forward_tokens += static_cast<int64_t>(batch.tokens.size());
 
   ForwardOutput out;
+  const auto t_forward = Clock::now();
   Status st = config.model->forward(batch, *storage, out, *pool);
   if (!st.ok()) {
     fail_all("forward: " + st.message());
     (void)scheduler->update(plan, {});
     return;
   }
+  if (sps && config.spec.profile) {  // an unprofiled (flat) table stays flat
+    sps->observe(static_cast<int32_t>(batch.tokens.size()),
+                 std::chrono::duration<double>(Clock::now() - t_forward).count());
+  }
 
   const int64_t vocab = config.model->config().vocab_size;
   std::vector<sched::SampledToken> sampled;
-  size_t row = 0;
-  for (const sched::ScheduledRequest& sr : plan.requests) {
+  int64_t n_committed = 0;
+  for (size_t i = 0; i < plan.requests.size(); ++i) {
+    const sched::ScheduledRequest& sr = plan.requests[i];
     if (!sr.samples) continue;
     LiveRequest& r = requests.at(sr.id);
-    const float* logits = out.logits.data() + row++ * vocab;  // [vocab]
-    const int32_t token =
-        r.sampler.sample(logits, vocab, TokenHistory{r.prompt, r.output, eos_ids});
-    const auto t = Clock::now();
-    if (r.output.empty()) r.first_token = t;
-    r.last_token = t;
-    r.output.push_back(token);
-    FinishChecker::Step check = r.checker.on_token(token, r.detok.push(token));
-    Event e;
-    e.tokens.push_back(token);
-    e.text = std::move(check.text);
-    if (check.finish) {
-      r.finish = from_sample(*check.finish);
-      if (*r.finish == FinishReason::kLength) e.text += r.detok.flush();
-      r.tail = std::move(e);
+    Produced produced;
+    if (work[i].tree.size() > 0) {
+      produced = accept_speculation(r, work[i], out);
     } else {
-      r.stream->push(std::move(e));
+      const float* logits = out.logits.data() + int64_t{sample_row[i]} * vocab;  // [vocab]
+      produced.tokens.push_back(
+          r.sampler.sample(logits, vocab, TokenHistory{r.prompt, r.output, eos_ids}));
+      produced.rows.push_back(sample_row[i]);
     }
-    sampled.push_back(sched::SampledToken{sr.id, token, r.finish == FinishReason::kStop});
+    const size_t kept = emit(r, produced, out);
+    n_committed += static_cast<int64_t>(kept);
+    if (work[i].tree.size() > 0) {
+      Status done = finish_speculation(r, work[i], produced, kept);
+      if (!done.ok()) {
+        fail_all("engine: " + done.message());
+        (void)scheduler->update(plan, {});
+        return;
+      }
+    }
+    sched::SampledToken token{
+        sr.id, produced.tokens[kept - 1], r.finish == FinishReason::kStop, {}};
+    token.accepted.assign(produced.tokens.begin(), produced.tokens.begin() + (kept - 1));
+    sampled.push_back(std::move(token));
   }
 
+  if (drafted) {
+    note_spec_step(plan.n_tokens, static_cast<int32_t>(sampled.size()), n_committed,
+                   std::chrono::duration<double>(Clock::now() - t_step).count());
+  }
   auto finished = scheduler->update(plan, sampled);
   if (!finished.ok()) {
     fail_all("scheduler update: " + finished.error().message);

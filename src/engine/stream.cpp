@@ -17,6 +17,22 @@ const char* finish_reason_name(FinishReason reason) {
   return "error";
 }
 
+const char* spec_method_name(SpecMethod method) {
+  switch (method) {
+    case SpecMethod::kNone:
+      return "none";
+    case SpecMethod::kNgram:
+      return "ngram";
+    case SpecMethod::kDraftModel:
+      return "draft-model";
+  }
+  return "none";
+}
+
+double SpecStats::mean_accepted_length() const {
+  return n_rounds > 0 ? double(n_rounds + n_accepted) / double(n_rounds) : 1.0;
+}
+
 void Stream::push(Event event) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -56,6 +72,7 @@ Completion Stream::collect() {
     ++c.n_events;
     c.tokens.insert(c.tokens.end(), e.tokens.begin(), e.tokens.end());
     c.text += e.text;
+    c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
     if (e.final) {
       c.final = *e.final;
       return c;

@@ -117,14 +117,31 @@ Result<std::vector<FinishedRequest>> Scheduler::update(const StepPlan& plan,
   std::unordered_map<RequestId, const SampledToken*> by_id;
   for (const SampledToken& s : sampled) {
     if (s.token < 0) return Error{req_name(s.id) + ": negative sampled token"};
+    for (int32_t t : s.accepted) {
+      if (t < 0) return Error{req_name(s.id) + ": negative accepted token"};
+    }
     if (!by_id.emplace(s.id, &s).second) return Error{req_name(s.id) + " sampled twice"};
   }
   size_t n_matched = 0;
   for (const ScheduledRequest& item : plan.requests) {
     if (!item.samples) continue;
-    const bool has = by_id.count(item.id) != 0;
-    n_matched += has ? 1 : 0;
-    if (!has && live(item) != nullptr) return Error{req_name(item.id) + " has no sampled token"};
+    auto it = by_id.find(item.id);
+    n_matched += it != by_id.end() ? 1 : 0;
+    Request* r = live(item);
+    if (it == by_id.end()) {
+      if (r != nullptr) return Error{req_name(item.id) + " has no sampled token"};
+      continue;
+    }
+    if (r == nullptr || it->second->accepted.empty()) continue;
+    // Accepted drafts must already sit in the KV right after the step's positions.
+    const int64_t expected = int64_t{item.first_position} + item.n_tokens +
+                             static_cast<int64_t>(it->second->accepted.size());
+    auto n_kv = kv_->n_tokens(item.id);
+    if (!n_kv.ok() || *n_kv != expected) {
+      return Error{req_name(item.id) + ": accepted tokens not committed in the KV (" +
+                   std::to_string(n_kv.ok() ? *n_kv : -1) + " tokens there, " +
+                   std::to_string(expected) + " expected)"};
+    }
   }
   if (n_matched != by_id.size()) {
     return Error{"sched: sampled tokens given for requests that do not sample in step " +
@@ -135,12 +152,14 @@ Result<std::vector<FinishedRequest>> Scheduler::update(const StepPlan& plan,
   for (const ScheduledRequest& item : plan.requests) {
     Request* r = live(item);
     if (r == nullptr) continue;  // aborted while the step ran
-    r->n_computed = item.first_position + item.n_tokens;
+    const SampledToken* s = item.samples ? by_id.at(item.id) : nullptr;
+    const int32_t n_accepted = s ? static_cast<int32_t>(s->accepted.size()) : 0;
+    r->n_computed = item.first_position + item.n_tokens + n_accepted;
     DSPARK_RETURN_IF_ERROR(kv_->mark_computed(r->id, r->n_computed));
-    if (!item.samples) continue;
-    const SampledToken& s = *by_id.at(item.id);
-    r->tokens.push_back(s.token);
-    if (s.stop) {
+    if (!s) continue;
+    r->tokens.insert(r->tokens.end(), s->accepted.begin(), s->accepted.end());
+    r->tokens.push_back(s->token);
+    if (s->stop) {
       finished.push_back(finish(*r, FinishReason::kStop, ""));
     } else if (n_output(*r) >= r->max_new_tokens) {
       finished.push_back(finish(*r, FinishReason::kLength, ""));

@@ -1,0 +1,325 @@
+// Speculative decoding inside the engine step: the drafter and controller set-up (with the SPS
+// profile), drafting and admission for the step's decoding requests, acceptance over the
+// verified tree and the KV commit of the accepted path.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "engine_impl.h"
+
+namespace dspark::engine {
+
+namespace {
+
+constexpr float kGreedyTemperature = 1e-5f;   // sample.h: at or below this, sampling is argmax
+constexpr double kDepthAverageWeight = 0.05;  // moving average of the verified depth
+constexpr int32_t kRefitEvery = 1024;         // verified rounds between calibration refits
+constexpr double kUsefulDepthWeight = 0.2;    // moving average of the deepest admitted node
+// Below this useful depth the controller has been verifying (almost) nothing: draft only every
+// kProbeEvery-th step, to notice when verification pays again, and save the draft forwards.
+constexpr double kIdleDepth = 0.25;
+constexpr int64_t kProbeEvery = 8;
+constexpr double kGainWeight = 0.3;  // moving average of drafting's measured gain
+constexpr int32_t kGainSteps = 4;    // drafting steps between moves of the depth cap
+constexpr double kLosing = 0.97;     // below: draft one level less
+constexpr double kWinning = 1.10;    // above: try one level more
+
+bool is_greedy(const SamplingParams& p) {
+  return p.temperature <= kGreedyTemperature;
+}
+
+// Copies one KV row (every layer, K and V) from one slot to another.
+void copy_row(KvStorage& kv, int64_t from, int64_t to) {
+  const int64_t n = kv.row_elems();
+  for (int l = 0; l < kv.n_layers(); ++l) {
+    std::memcpy(kv.k(l) + to * n, kv.k(l) + from * n, n * sizeof(uint16_t));
+    std::memcpy(kv.v(l) + to * n, kv.v(l) + from * n, n * sizeof(uint16_t));
+  }
+}
+
+// Seconds of one target forward over n tokens of one sequence written from slot 0 (all blocks
+// are free at start-up), logits on every row as in a verification step; the best of two runs.
+Result<double> time_forward(const Model& model, KvStorage& storage, cpu::ThreadPool& pool,
+                            int32_t n) {
+  ForwardBatch batch;
+  SeqRef seq;
+  for (int32_t b = 0; b * storage.block_size() < n; ++b) seq.block_table.push_back(b);
+  batch.seqs.push_back(seq);
+  for (int32_t i = 0; i < n; ++i) batch.add_token(i % 64, i, 0, storage.block_size(), true);
+  ForwardOutput out;
+  double best = 1e30;
+  for (int rep = 0; rep < 2; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    DSPARK_RETURN_IF_ERROR(model.forward(batch, storage, out, pool));
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// The admitted nodes that acceptance can verify exactly: closed under parents, and each sibling
+// group drawn from a q kept as a prefix of its draw order (recursive rejection sampling assumes
+// the verified siblings are the first draws). admitted: ascending node indices.
+std::vector<int32_t> exact_subset(const spec::DraftTree& tree, std::span<const int32_t> admitted) {
+  std::vector<char> kept(size_t(tree.size()), 0);
+  std::vector<char> in(size_t(tree.size()), 0);
+  for (int32_t n : admitted) {
+    if (n >= 0 && n < tree.size()) in[size_t(n)] = 1;
+  }
+  std::vector<int32_t> out;
+  for (int32_t n = 0; n < tree.size(); ++n) {
+    if (!in[size_t(n)]) continue;
+    const int32_t up = tree.parent[size_t(n)];
+    bool ok = up < 0 || kept[size_t(up)];
+    for (int32_t e = 0; ok && e < n && tree.q_index[size_t(n)] >= 0; ++e) {
+      // An earlier draw of the same group that is not verified breaks the prefix.
+      if (tree.parent[size_t(e)] == up && tree.q_index[size_t(e)] == tree.q_index[size_t(n)] &&
+          !kept[size_t(e)]) {
+        ok = false;
+      }
+    }
+    if (ok) {
+      kept[size_t(n)] = 1;
+      out.push_back(n);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status Engine::Impl::init_speculation() {
+  const SpecConfig& sc = config.spec;
+  if (sc.method == SpecMethod::kNone) return Status::Ok();
+  if (sc.max_depth < 1 || sc.tree_budget < 1 || sc.draft_top_k < 1) {
+    return Error{"engine: speculation needs max_depth, tree_budget and draft_top_k >= 1"};
+  }
+  if (sc.fixed_depth && *sc.fixed_depth < 0) return Error{"engine: negative spec fixed_depth"};
+  if (sc.method == SpecMethod::kNgram) {
+    drafter = spec::make_ngram_drafter(spec::NgramConfig{});
+  } else {
+    if (!sc.draft_model) return Error{"engine: --spec-method draft-model needs a draft model"};
+    const int64_t dv = sc.draft_model->config().vocab_size;
+    const int64_t tv = config.model->config().vocab_size;
+    if (dv > tv) {
+      return Error{"engine: the draft model's vocabulary (" + std::to_string(dv) +
+                   ") is larger than the target's (" + std::to_string(tv) + ")"};
+    }
+    spec::DraftModelConfig dc;
+    dc.model = sc.draft_model;
+    dc.kv_blocks = sc.draft_kv_blocks > 0 ? sc.draft_kv_blocks : config.kv_blocks;
+    dc.block_size = config.block_size;
+    dc.top_k = sc.draft_top_k;
+    dc.pool = pool.get();
+    auto made = spec::make_draft_model_drafter(dc);
+    if (!made.ok()) return Error{"engine: draft model: " + made.error().message};
+    drafter = std::move(made).value();
+  }
+  // A refit scans the whole history (tens of ms), so refit every ~1k rounds, not every step.
+  calibrator = std::make_unique<spec::Calibrator>(sc.max_depth, kRefitEvery);
+  spec_useful_depth = sc.max_depth;  // optimistic until the controller says otherwise
+  spec_draft_cap = sc.max_depth;
+
+  // SPS(B): measured on the real model where asked, else flat (every size equally fast, so the
+  // controller verifies as deep as the budget allows).
+  std::vector<int32_t> sizes;
+  const int64_t cap = std::min<int64_t>({config.max_num_batched_tokens, 64, storage->n_slots()});
+  for (int32_t n : {1, 2, 4, 8, 12, 16, 24, 32, 48, 64}) {
+    if (n <= cap) sizes.push_back(n);
+  }
+  std::vector<double> seconds(sizes.size(), 1.0);
+  if (sc.profile) {
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      auto t = time_forward(*config.model, *storage, *pool, sizes[i]);
+      if (!t.ok()) return Error{"engine: SPS profile: " + t.error().message};
+      seconds[i] = *t;
+    }
+  }
+  sps = std::make_unique<spec::SpsTable>(sizes, seconds);
+  return Status::Ok();
+}
+
+bool Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work) {
+  work.assign(plan.requests.size(), SpecWork{});
+  if (!drafter) return false;
+  const SpecConfig& sc = config.spec;
+  const bool adaptive = !sc.fixed_depth;
+  const bool idle = spec_useful_depth < kIdleDepth || spec_draft_cap == 0;
+  if (adaptive && idle && n_steps % kProbeEvery != 0) return false;
+  // One level past what the controller used lately, so the depth can grow back; within the cap
+  // that measured gains allow (a probe drafts one level).
+  const int32_t draft_depth =
+      adaptive ? std::max(1, std::min({sc.max_depth, spec_draft_cap,
+                                       static_cast<int32_t>(std::ceil(spec_useful_depth)) + 1}))
+               : sc.max_depth;
+  std::vector<spec::DraftInput> inputs;
+  std::vector<size_t> index;  // [n_inputs] position in plan.requests
+  for (size_t i = 0; i < plan.requests.size(); ++i) {
+    const sched::ScheduledRequest& sr = plan.requests[i];
+    if (sr.prefill || !sr.samples || sr.n_tokens != 1) continue;
+    LiveRequest& r = requests.at(sr.id);
+    if (r.tokens.empty() || r.tokens.back() != sr.tokens[0]) continue;  // not at its anchor
+    // The bonus token always comes on top of the accepted drafts.
+    const int32_t left = r.sampler.params().max_tokens - static_cast<int32_t>(r.output.size());
+    const int32_t depth = std::min(draft_depth, left - 1);
+    if (depth < 1) continue;
+    spec::DraftInput in;
+    in.id = sr.id;
+    in.tokens = r.tokens;
+    in.n_prompt = static_cast<int32_t>(r.prompt.size());
+    in.max_nodes = sc.tree_budget;
+    in.max_depth = depth;
+    in.params = &r.sampler.params();
+    inputs.push_back(in);
+    index.push_back(i);
+  }
+  if (inputs.empty()) return false;
+  std::vector<spec::DraftTree> trees;
+  if (!drafter->propose(inputs, trees).ok() || trees.size() != inputs.size()) {
+    return true;  // a drafter failure costs speed, never correctness: decode plainly this step
+  }
+
+  const int64_t vocab = config.model->config().vocab_size;
+  spec::ControllerInput ci;
+  ci.base_tokens = plan.n_tokens;
+  ci.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
+  ci.fixed_depth = sc.fixed_depth;
+  for (spec::DraftTree& tree : trees) {
+    if (!tree.check(vocab).ok()) tree.clear();
+    spec::Candidates c;
+    c.parent = tree.parent;
+    c.survival.resize(tree.tokens.size());
+    for (int32_t k = 0; k < tree.size(); ++k) {
+      const float own = calibrator->calibrate(tree.depth(k), tree.confidence[k]);
+      c.survival[k] = (tree.parent[k] < 0 ? 1.0f : c.survival[tree.parent[k]]) * own;
+    }
+    ci.requests.push_back(std::move(c));
+  }
+  const spec::ControllerOutput admitted = spec::admit(ci, *sps);
+
+  double verified = 0;
+  int32_t deepest = 0;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    SpecWork& w = work[index[k]];
+    w.n_drafted = trees[k].size();
+    if (k >= admitted.admitted.size()) continue;
+    const std::vector<int32_t> keep = exact_subset(trees[k], admitted.admitted[k]);
+    if (keep.empty()) continue;
+    spec::DraftTree tree = trees[k].subset(keep);
+    auto slots = kv->alloc_scratch(inputs[k].id, tree.size());
+    if (!slots.ok()) continue;  // no KV for the drafts: this request decodes plainly
+    w.tree = std::move(tree);
+    w.slots = std::move(slots).value();
+    verified += w.tree.size();
+    for (int32_t n = 0; n < w.tree.size(); ++n) deepest = std::max(deepest, w.tree.depth(n));
+  }
+  spec_useful_depth += kUsefulDepthWeight * (deepest - spec_useful_depth);
+  return true;
+  spec_mean_depth += kDepthAverageWeight * (verified / double(inputs.size()) - spec_mean_depth);
+}
+
+void Engine::Impl::note_spec_step(int32_t base_tokens, int32_t n_sampling, int64_t n_committed,
+                                  double seconds) {
+  if (config.spec.fixed_depth || n_sampling == 0 || seconds <= 0) return;
+  const double plain_rate = n_sampling * sps->sps(base_tokens);
+  const double gain = (double(n_committed) / seconds) / plain_rate;
+  spec_gain += kGainWeight * (gain - spec_gain);
+  if (++spec_gain_steps < kGainSteps) return;
+  spec_gain_steps = 0;
+  if (spec_gain < kLosing && spec_draft_cap > 0) {
+    --spec_draft_cap;
+  } else if (spec_gain > kWinning && spec_draft_cap < config.spec.max_depth) {
+    ++spec_draft_cap;
+  }
+}
+
+spec::TargetDist Engine::Impl::target_dist(LiveRequest& r, const SpecWork& w,
+                                           const ForwardOutput& out,
+                                           std::vector<std::vector<float>>& cache) {
+  const int64_t vocab = config.model->config().vocab_size;
+  return [this, &r, &w, &out, &cache, vocab](int32_t node) -> const std::vector<float>& {
+    std::vector<float>& probs = cache[node + 1];
+    if (!probs.empty()) return probs;
+    // The history the target would have seen: the output so far plus the path to the node.
+    std::vector<int32_t> path;
+    for (int32_t n = node; n >= 0; n = w.tree.parent[n]) path.push_back(w.tree.tokens[n]);
+    std::vector<int32_t> history = r.output;
+    history.insert(history.end(), path.rbegin(), path.rend());
+    const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;
+    std::vector<float> adjusted(logits, logits + vocab);
+    apply_logits_processors(r.sampler.params(), TokenHistory{r.prompt, history, eos_ids},
+                            adjusted.data(), vocab);
+    processed_distribution(r.sampler.params(), adjusted.data(), vocab, &probs);
+    return probs;
+  };
+}
+
+Produced Engine::Impl::accept_speculation(LiveRequest& r, const SpecWork& w,
+                                          const ForwardOutput& out) {
+  std::vector<std::vector<float>> cache(size_t(w.tree.size()) + 1);
+  const spec::Acceptance acc =
+      spec::accept(w.tree, is_greedy(r.sampler.params()), target_dist(r, w, out, cache),
+                   [&r] { return r.sampler.uniform(); });
+  Produced p;
+  int32_t row = w.anchor_row;
+  for (int32_t node : acc.path) {
+    p.tokens.push_back(w.tree.tokens[node]);
+    p.rows.push_back(row);
+    p.nodes.push_back(node);
+    row = w.anchor_row + 1 + node;
+  }
+  p.tokens.push_back(acc.bonus);
+  p.rows.push_back(row);
+  return p;
+}
+
+Status Engine::Impl::finish_speculation(LiveRequest& r, const SpecWork& w, const Produced& produced,
+                                        size_t n_keep) {
+  // The last kept token is the step's new token (KV not written); the drafts before it keep
+  // the KV the verification wrote.
+  const size_t n_kv = n_keep > 0 ? n_keep - 1 : 0;
+  std::vector<int64_t> slots;
+  std::vector<int32_t> tokens;
+  for (size_t i = 0; i < n_kv; ++i) {
+    slots.push_back(w.slots[produced.nodes[i]]);
+    tokens.push_back(produced.tokens[i]);
+  }
+  auto copies = kv->keep_path(r.id, slots, tokens);
+  if (!copies.ok()) return Error{"speculation: " + copies.error().message};
+  for (const kv::SlotCopy& c : *copies) copy_row(*storage, c.from_slot, c.to_slot);
+
+  // Statistics per depth: a depth was verified when the walk reached a node with children
+  // there (or the anchor), accepted when the path went through it.
+  const size_t n_path = produced.nodes.size();
+  const int32_t last = n_path > 0 ? produced.nodes.back() : -1;
+  const bool tried_next =
+      std::find(w.tree.parent.begin(), w.tree.parent.end(), last) != w.tree.parent.end();
+  const size_t n_tried = std::min(n_path + (tried_next ? 1 : 0), size_t(config.spec.max_depth));
+  for (SpecStats* s : {&r.spec, &spec_totals}) {
+    s->verified_at.resize(size_t(config.spec.max_depth), 0);
+    s->accepted_at.resize(size_t(config.spec.max_depth), 0);
+    s->n_rounds += 1;
+    s->n_drafted += w.n_drafted;
+    s->n_verified += w.tree.size();
+    s->n_accepted += static_cast<int64_t>(n_kv);
+    for (size_t d = 0; d < n_tried; ++d) {
+      s->verified_at[d] += 1;
+      if (d < n_path) s->accepted_at[d] += 1;
+    }
+  }
+
+  // Calibration sees the walked chain: the accepted drafts and, after a rejection, the first
+  // child tried there.
+  std::vector<float> raw;
+  for (int32_t node : produced.nodes) raw.push_back(w.tree.confidence[node]);
+  if (tried_next) {
+    const auto it = std::find(w.tree.parent.begin(), w.tree.parent.end(), last);
+    raw.push_back(w.tree.confidence[it - w.tree.parent.begin()]);
+  }
+  calibrator->observe(raw, static_cast<int32_t>(n_path));
+  return Status::Ok();
+}
+
+}  // namespace dspark::engine

@@ -1,0 +1,307 @@
+// Speculative decoding through the engine on tiny models: greedy output equals plain greedy
+// token for token (every drafter, chains and trees, 1 to 16 concurrent requests, prefix caching
+// on and off, forced preemption), logprobs equal too, and seeded sampling keeps the target's
+// distribution (chi-square against the exact distribution of the first three tokens).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "engine/engine_helpers.h"
+
+namespace dspark::test {
+namespace {
+
+using engine::Completion;
+using engine::Engine;
+using engine::SpecMethod;
+
+struct SpecCase {
+  const char* name;
+  SpecMethod method;
+  const char* draft;  // tiny model file of the draft ("" for ngram; the target's own = self)
+  int32_t top_k;      // children per draft node
+  bool prefix_caching;
+  int32_t kv_blocks;  // small: preemption
+};
+
+class SpecEngineTest : public ::testing::TestWithParam<SpecCase> {
+ protected:
+  void SetUp() override {
+    target_ = load_model(tiny_model_path("llama-f32.gguf"));
+    ASSERT_TRUE(target_.model) << target_.error;
+    vocab_ = target_.model->config().vocab_size;
+  }
+  engine::EngineConfig config(const SpecCase& c) {
+    engine::EngineConfig ec = engine_config(target_, c.kv_blocks, 4, c.prefix_caching);
+    ec.max_num_seqs = 16;
+    ec.spec.method = c.method;
+    ec.spec.max_depth = 5;
+    ec.spec.tree_budget = 10;
+    ec.spec.draft_top_k = c.top_k;
+    ec.spec.profile = false;
+    if (c.method == SpecMethod::kDraftModel) {
+      if (std::string(c.draft) == "llama-f32.gguf") {
+        ec.spec.draft_model = target_.model;
+      } else {
+        draft_ = load_model(tiny_model_path(c.draft));
+        EXPECT_TRUE(draft_.model) << draft_.error;
+        ec.spec.draft_model = draft_.model;
+      }
+    }
+    return ec;
+  }
+  // Prompts with repeated stretches, so prompt lookup finds matches.
+  std::vector<std::vector<int32_t>> prompts(int n) const {
+    std::vector<std::vector<int32_t>> out = mixed_prompts(n, vocab_);
+    for (int i = 0; i < n; ++i) {
+      const std::vector<int32_t> motif = token_run(6, vocab_, uint32_t(77 + i % 3));
+      for (int rep = 0; rep < 3; ++rep) out[i].insert(out[i].end(), motif.begin(), motif.end());
+    }
+    return out;
+  }
+  static engine::Request greedy(const std::vector<int32_t>& prompt, int32_t max_tokens) {
+    engine::Request r;
+    r.prompt = prompt;
+    r.params.max_tokens = max_tokens;
+    r.params.ignore_eos = true;
+    r.params.logprobs = true;
+    r.params.top_logprobs = 2;
+    return r;
+  }
+
+  Loaded target_, draft_;
+  int vocab_ = 0;
+};
+
+TEST_P(SpecEngineTest, GreedyEqualsPlainAtEveryConcurrency) {
+  const SpecCase c = GetParam();
+  const int32_t max_tokens = 20;
+  const auto ps = prompts(16);
+  std::vector<Completion> plain;
+  {
+    engine::EngineConfig pc = engine_config(target_, 512, 4, false);
+    pc.max_num_seqs = 16;
+    auto e = Engine::create(pc);
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    for (const auto& p : ps)
+      plain.push_back((*e)->submit(greedy(p, max_tokens)).value()->collect());
+  }
+  int64_t accepted = 0, verified = 0;
+  std::vector<int64_t> accepted_at, verified_at;
+  for (int concurrency : {1, 4, 16}) {
+    auto e = Engine::create(config(c));
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    std::vector<std::shared_ptr<engine::Stream>> streams;
+    for (int i = 0; i < concurrency; ++i) {
+      auto s = (*e)->submit(greedy(ps[i], max_tokens));
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      streams.push_back(s.value());
+    }
+    for (int i = 0; i < concurrency; ++i) {
+      Completion got = streams[i]->collect();
+      ASSERT_EQ(got.final.reason, engine::FinishReason::kLength) << got.final.message;
+      EXPECT_EQ(got.tokens, plain[i].tokens)
+          << c.name << " concurrency " << concurrency << " request " << i;
+      EXPECT_EQ(got.text, plain[i].text);
+      ASSERT_EQ(got.logprobs.size(), got.tokens.size());
+      for (size_t t = 0; t < got.tokens.size() && t < plain[i].logprobs.size(); ++t) {
+        EXPECT_EQ(got.logprobs[t].logprob, plain[i].logprobs[t].logprob) << "token " << t;
+        EXPECT_EQ(got.logprobs[t].top, plain[i].logprobs[t].top) << "token " << t;
+      }
+      // Each speculative round commits its accepted drafts plus one token.
+      EXPECT_LE(got.final.spec.n_rounds + got.final.spec.n_accepted, int64_t(got.tokens.size()));
+    }
+    Status idle = (*e)->check_kv_idle();
+    EXPECT_TRUE(idle.ok()) << idle.message();
+    const engine::EngineStats st = (*e)->stats();
+    accepted += st.spec.n_accepted;
+    verified += st.spec.n_verified;
+    accepted_at.resize(st.spec.accepted_at.size());
+    verified_at.resize(st.spec.verified_at.size());
+    for (size_t d = 0; d < st.spec.accepted_at.size(); ++d) {
+      accepted_at[d] += st.spec.accepted_at[d];
+      verified_at[d] += st.spec.verified_at[d];
+    }
+    if (c.kv_blocks < 64 && concurrency == 16) {
+      EXPECT_GT(st.sched.n_preemptions, 0);
+    }
+  }
+  EXPECT_GT(verified, 0) << "nothing was verified: the test would prove nothing";
+  EXPECT_GT(accepted, 0) << "nothing was accepted: the test would prove nothing";
+  if (c.method == SpecMethod::kDraftModel && std::string(c.draft) == "llama-f32.gguf") {
+    // Self-drafting under greedy: the walk never meets a rejection, at any depth.
+    EXPECT_EQ(accepted_at, verified_at) << "self-drafting must be accepted under greedy";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Drafters, SpecEngineTest,
+    ::testing::Values(
+        SpecCase{"NgramPrefix", SpecMethod::kNgram, "", 1, true, 512},
+        SpecCase{"NgramTinyKv", SpecMethod::kNgram, "", 1, false, 40},
+        SpecCase{"SelfChain", SpecMethod::kDraftModel, "llama-f32.gguf", 1, true, 512},
+        SpecCase{"SelfTreeTinyKv", SpecMethod::kDraftModel, "llama-f32.gguf", 3, true, 40},
+        SpecCase{"Q8TreeNoPrefix", SpecMethod::kDraftModel, "llama-q8_0.gguf", 3, false, 512},
+        SpecCase{"Q8ChainTinyKv", SpecMethod::kDraftModel, "llama-q8_0.gguf", 1, true, 40}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// Exact probability of each (t1, t2, t3) under plain sampling, from the model's own forward and
+// the same logits processors the sampler uses.
+std::map<std::vector<int32_t>, double> exact_triples(const Model& model,
+                                                     const std::vector<int32_t>& prompt,
+                                                     const SamplingParams& params,
+                                                     const std::vector<int32_t>& eos) {
+  cpu::ThreadPool pool(1);
+  const int64_t vocab = model.config().vocab_size;
+  auto dist = [&](const std::vector<int32_t>& output) {
+    std::vector<int32_t> all = prompt;
+    all.insert(all.end(), output.begin(), output.end());
+    KvStorage kv(model.config(), 16, int((all.size() + 15) / 16));
+    ForwardBatch b;
+    SeqRef s;
+    for (int i = 0; i * 16 < int(all.size()); ++i) s.block_table.push_back(i);
+    b.seqs.push_back(s);
+    for (size_t i = 0; i < all.size(); ++i) {
+      b.add_token(all[i], int32_t(i), 0, 16, i + 1 == all.size());
+    }
+    ForwardOutput out;
+    EXPECT_TRUE(model.forward(b, kv, out, pool).ok());
+    apply_logits_processors(params, TokenHistory{prompt, output, eos}, out.logits.data(), vocab);
+    std::vector<float> p;
+    processed_distribution(params, out.logits.data(), vocab, &p);
+    return p;
+  };
+  std::map<std::vector<int32_t>, double> exact;
+  const std::vector<float> p1 = dist({});
+  for (int32_t a = 0; a < vocab; ++a) {
+    if (p1[a] <= 0) continue;
+    const std::vector<float> p2 = dist({a});
+    for (int32_t b = 0; b < vocab; ++b) {
+      if (p2[b] <= 0) continue;
+      const std::vector<float> p3 = dist({a, b});
+      for (int32_t c = 0; c < vocab; ++c) {
+        if (p3[c] > 0) exact[{a, b, c}] = double(p1[a]) * p2[b] * p3[c];
+      }
+    }
+  }
+  return exact;
+}
+
+struct SamplingCase {
+  const char* name;
+  SpecMethod method;
+  int32_t top_k;  // draft children
+  bool fixed;     // verify every draft (else the controller, which drops useless drafts)
+};
+
+class SpecSamplingTest : public ::testing::TestWithParam<SamplingCase> {};
+
+// Seeded runs under speculation against the exact joint distribution of the first three tokens
+// (the second and third come out of a verification step). Chi-square with cells pooled to an
+// expected count >= 5; the 0.1% critical value is approximated by Wilson-Hilferty.
+TEST_P(SpecSamplingTest, FirstTokensFollowTheTargetDistribution) {
+  const SamplingCase sc = GetParam();
+  Loaded target = load_model(tiny_model_path("llama-f32.gguf"));
+  ASSERT_TRUE(target.model) << target.error;
+  Loaded draft = load_model(tiny_model_path("llama-q8_0.gguf"));
+  ASSERT_TRUE(draft.model) << draft.error;
+  // A random start, then the model's own greedy continuation: it loops, so prompt lookup
+  // proposes what the model tends to say next and some proposals get accepted.
+  std::vector<int32_t> prompt = token_run(40, target.model->config().vocab_size, 5);
+  {
+    auto plain = Engine::create(engine_config(target, 512, 4, false));
+    ASSERT_TRUE(plain.ok()) << plain.error().message;
+    engine::Request r;
+    r.prompt = prompt;
+    r.params.max_tokens = 200;
+    r.params.ignore_eos = true;
+    const Completion c = (*plain)->submit(r).value()->collect();
+    prompt.insert(prompt.end(), c.tokens.begin(), c.tokens.end());
+  }
+  SamplingParams params;
+  params.temperature = 1.3f;
+  params.top_k = 5;
+  params.top_p = 0.9f;
+  params.presence_penalty = 0.7f;
+  params.max_tokens = 3;
+  params.ignore_eos = true;
+  const auto exact = exact_triples(*target.model, prompt, params, target.tokenizer->stop_ids());
+
+  engine::EngineConfig ec = engine_config(target, 4096, 4, true);
+  ec.max_num_seqs = 16;
+  // Room for every prompt in one step, so every decode step has budget for drafts.
+  ec.max_num_batched_tokens = 8192;
+  ec.long_prefill_chunk.reset();
+  ec.spec.method = sc.method;
+  ec.spec.draft_model = draft.model;
+  ec.spec.draft_top_k = sc.top_k;
+  ec.spec.max_depth = 2;
+  ec.spec.profile = false;
+  if (sc.fixed) ec.spec.fixed_depth = 2;
+  auto e = Engine::create(ec);
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  const int n_runs = 6000;
+  std::map<std::vector<int32_t>, int> seen;
+  for (int base = 0; base < n_runs; base += 16) {
+    std::vector<std::shared_ptr<engine::Stream>> streams;
+    for (int i = base; i < std::min(n_runs, base + 16); ++i) {
+      engine::Request r;
+      r.prompt = prompt;
+      r.params = params;
+      r.params.seed = 12345 + uint64_t(i);
+      streams.push_back((*e)->submit(r).value());
+    }
+    for (auto& s : streams) {
+      Completion c = s->collect();
+      ASSERT_EQ(c.tokens.size(), 3u) << c.final.message;
+      ++seen[c.tokens];
+    }
+  }
+  const engine::EngineStats st = (*e)->stats();
+  EXPECT_GT(st.spec.n_rounds, n_runs / 2) << "speculation barely ran";
+  EXPECT_GT(st.spec.n_accepted, 0);
+
+  double chi2 = 0, pooled_expected = 0, pooled_seen = 0;
+  int cells = 0;
+  for (const auto& [triple, p] : exact) {
+    const double expected = p * n_runs;
+    const auto it = seen.find(triple);
+    const double got = it == seen.end() ? 0 : it->second;
+    if (expected < 5) {
+      pooled_expected += expected;
+      pooled_seen += got;
+      continue;
+    }
+    chi2 += (got - expected) * (got - expected) / expected;
+    ++cells;
+  }
+  for (const auto& [triple, n] : seen) {
+    ASSERT_TRUE(exact.count(triple)) << "sampled a sequence the target gives probability 0";
+  }
+  if (pooled_expected > 0) {
+    chi2 += (pooled_seen - pooled_expected) * (pooled_seen - pooled_expected) / pooled_expected;
+    ++cells;
+  }
+  const double dof = cells - 1;
+  const double z = 3.09;  // one-sided 0.1%
+  const double critical = dof * std::pow(1 - 2 / (9 * dof) + z * std::sqrt(2 / (9 * dof)), 3);
+  EXPECT_LT(chi2, critical) << "chi2 " << chi2 << " over " << dof << " degrees of freedom";
+  std::printf(
+      "%s: chi2 %.1f, dof %.0f, 0.1%% critical %.1f, accepted %ld of %ld verified, %ld drafted, "
+      "%ld rounds\n",
+      sc.name, chi2, dof, critical, long(st.spec.n_accepted), long(st.spec.n_verified),
+      long(st.spec.n_drafted), long(st.spec.n_rounds));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Drafters, SpecSamplingTest,
+    ::testing::Values(SamplingCase{"DraftChain", SpecMethod::kDraftModel, 1, false},
+                      SamplingCase{"DraftTree", SpecMethod::kDraftModel, 3, false},
+                      SamplingCase{"DraftTreeFixed", SpecMethod::kDraftModel, 3, true},
+                      SamplingCase{"NgramFixed", SpecMethod::kNgram, 1, true}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace dspark::test
