@@ -12,22 +12,21 @@
 #include "commands.h"
 #include "dspark/engine.h"
 #include "dspark/sample.h"
-#include "model_loading.h"
+#include "engine_options.h"
 
 namespace dspark::cli {
 
 namespace {
 
 struct GenerateOptions {
-  std::string model_path, prompt;
-  int64_t n_predict = 0, threads = 0, context = 0, parallel = 1;
+  std::string prompt;
+  int64_t n_predict = 0, parallel = 1;
   bool parse_special = true, ignore_eos = false, quiet = false;
   SamplingParams sampling;
 };
 
 Result<GenerateOptions> read_options(const Args& args) {
   GenerateOptions o;
-  o.model_path = args.str("model");
   if (args.has("prompt") == args.has("file")) {
     return Error{"give exactly one of --prompt TEXT or --file PATH"};
   }
@@ -48,8 +47,6 @@ Result<GenerateOptions> read_options(const Args& args) {
   double temp = 0, top_p = 1, min_p = 0;
   int64_t top_k = 0;
   DSPARK_RETURN_IF_ERROR(take(args.integer("n-predict", 1, 1 << 20), o.n_predict));
-  DSPARK_RETURN_IF_ERROR(take(args.integer("threads", 0, 1024), o.threads));
-  DSPARK_RETURN_IF_ERROR(take(args.integer("ctx", 0, 1 << 24), o.context));
   DSPARK_RETURN_IF_ERROR(take(args.integer("parallel", 1, 256), o.parallel));
   DSPARK_RETURN_IF_ERROR(take(args.number("temp", 0, 100), temp));
   DSPARK_RETURN_IF_ERROR(take(args.integer("top-k", 0, 1 << 30), top_k));
@@ -72,22 +69,16 @@ Result<GenerateOptions> read_options(const Args& args) {
   return o;
 }
 
-// KV blocks for `parallel` requests of prompt + n_predict tokens each, plus one spare block per
-// request for the partial tail.
-int32_t kv_blocks_for(int64_t tokens_per_request, int64_t parallel, int32_t block_size) {
-  return int32_t(parallel * ((tokens_per_request + block_size - 1) / block_size + 1));
-}
-
-Status generate(const GenerateOptions& o) {
-  auto loaded = load_model(o.model_path, o.quiet);
-  if (!loaded.ok()) return loaded.error();
-  const Tokenizer& tokenizer = *loaded->tokenizer;
+Status generate(const GenerateOptions& o, const Args& args) {
+  // Prompt tokens never outnumber its bytes (plus BOS/EOS), so this bounds the KV the run needs.
+  const int64_t kv_hint = o.parallel * (int64_t(o.prompt.size()) + 2 + o.n_predict);
+  auto setup = setup_engine(args, o.quiet, kv_hint);
+  if (!setup.ok()) return setup.error();
+  const Tokenizer& tokenizer = *setup->target.tokenizer;
 
   std::vector<int32_t> prompt = tokenizer.encode(o.prompt, true, o.parse_special);
   if (prompt.empty()) return Error{"the prompt is empty after tokenization"};
-  const int64_t context = o.context > 0
-                              ? std::min(o.context, loaded->model->config().context_length)
-                              : loaded->model->config().context_length;
+  const int64_t context = setup->context;
   if (int64_t(prompt.size()) + 1 > context) {
     return Error{"the prompt has " + std::to_string(prompt.size()) +
                  " tokens: with one generated token that exceeds the context of " +
@@ -95,13 +86,8 @@ Status generate(const GenerateOptions& o) {
   }
   const int64_t n_predict = std::min(o.n_predict, context - int64_t(prompt.size()));
 
-  engine::EngineConfig config;
-  config.model = loaded->model;
-  config.tokenizer = loaded->tokenizer;
-  config.threads = int(o.threads);
-  config.max_num_seqs = int32_t(o.parallel);
-  config.kv_blocks =
-      kv_blocks_for(int64_t(prompt.size()) + n_predict, o.parallel, config.block_size);
+  engine::EngineConfig config = setup->config;
+  config.max_num_seqs = std::max<int32_t>(config.max_num_seqs, int32_t(o.parallel));
   auto created = engine::Engine::create(config);
   if (!created.ok()) return created.error();
   engine::Engine& eng = *created.value();
@@ -150,6 +136,24 @@ Status generate(const GenerateOptions& o) {
                  prefill_s > 0 ? f.n_prompt_tokens / prefill_s : 0.0,
                  f.timings.decode_s > 0 ? (f.n_completion_tokens - 1) / f.timings.decode_s : 0.0);
   }
+  if (config.spec.method != engine::SpecMethod::kNone) {
+    const engine::EngineStats st = eng.stats();
+    const engine::SpecStats& sp = st.spec;
+    std::string per_depth;
+    for (size_t d = 0; d < sp.verified_at.size(); ++d) {
+      if (sp.verified_at[d] == 0) break;
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " %.2f",
+                    double(sp.accepted_at[d]) / double(sp.verified_at[d]));
+      per_depth += buf;
+    }
+    std::fprintf(stderr,
+                 "spec (%s): %ld rounds, drafted %ld, verified %ld, accepted %ld, mean accepted "
+                 "length %.2f, mean depth %.2f, calibration ECE %.3f, acceptance by depth:%s\n",
+                 engine::spec_method_name(st.spec_method), long(sp.n_rounds), long(sp.n_drafted),
+                 long(sp.n_verified), long(sp.n_accepted), sp.mean_accepted_length(),
+                 st.spec_mean_depth, st.spec_calibration_ece, per_depth.c_str());
+  }
   int64_t total_generated = 0;
   for (const auto& f : finals) total_generated += f.n_completion_tokens;
   std::fprintf(stderr, "total: %zu requests, %ld tokens in %.2f s = %.1f tok/s, isa %s\n",
@@ -162,8 +166,8 @@ Status generate(const GenerateOptions& o) {
 
 int run_generate(int argc, char** argv) {
   Args args;
-  args.option("model", "m", "PATH", "GGUF file or Hugging Face folder", default_model_path())
-      .option("prompt", "p", "TEXT", "prompt text")
+  add_engine_options(args);
+  args.option("prompt", "p", "TEXT", "prompt text")
       .option("file", "f", "PATH", "read the prompt from a file")
       .option("n-predict", "n", "N", "tokens to generate at most", "128")
       .option("temp", "", "T", "sampling temperature; 0 = greedy", "0.8")
@@ -171,8 +175,6 @@ int run_generate(int argc, char** argv) {
       .option("top-p", "", "P", "nucleus sampling threshold; 1 = off", "0.95")
       .option("min-p", "", "P", "drop tokens below P times the top probability", "0.05")
       .option("seed", "s", "S", "random seed (default: random)")
-      .option("threads", "t", "K", "CPU threads; 0 = all cores", "0")
-      .option("ctx", "c", "N", "context length; 0 = the model's trained context", "0")
       .option("parallel", "P", "N", "run N copies of the prompt at once (seeds S, S+1, ...)", "1")
       .option("no-special", "", "", "treat special-token text in the prompt as plain text")
       .option("ignore-eos", "", "", "keep generating past end-of-sequence tokens")
@@ -192,7 +194,7 @@ int run_generate(int argc, char** argv) {
     std::fprintf(stderr, "dspark generate: %s\n", options.error().message.c_str());
     return 2;
   }
-  if (Status s = generate(*options); !s.ok()) {
+  if (Status s = generate(*options, args); !s.ok()) {
     std::fprintf(stderr, "dspark generate: %s\n", s.message().c_str());
     return 1;
   }

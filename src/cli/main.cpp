@@ -26,6 +26,7 @@ void print_usage() {
       "commands:\n"
       "  generate   run a prompt through a model and stream the text\n"
       "  bench      measure decode speed, batched forward cost and memory bandwidth\n"
+      "  serve      serve the OpenAI-compatible HTTP API\n"
       "  version    print the version\n\n"
       "Run 'dspark <command> --help' for the options of a command.\n",
       DSPARK_VERSION);
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   if (command == "generate") return dspark::cli::run_generate(argc - 1, argv + 1);
   if (command == "bench") return dspark::cli::run_bench(argc - 1, argv + 1);
+  if (command == "serve") return dspark::cli::run_serve(argc - 1, argv + 1);
   if (command == "version" || command == "--version") {
     std::printf("dspark %s\n", DSPARK_VERSION);
     return 0;

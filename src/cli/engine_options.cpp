@@ -1,0 +1,139 @@
+// Shared engine flags: parsing, model and draft loading, KV sizing.
+#include "engine_options.h"
+
+#include "commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace dspark::cli {
+
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+uint64_t physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : uint64_t{8} << 30;
+}
+
+// Same vocabulary: same size and the same bytes for every token.
+Status check_same_vocabulary(const Tokenizer& target, const Tokenizer& draft) {
+  if (target.vocab_size() != draft.vocab_size()) {
+    return Error{"the draft model's vocabulary has " + std::to_string(draft.vocab_size()) +
+                 " tokens, the target's " + std::to_string(target.vocab_size()) +
+                 ": speculative decoding needs the same tokenizer"};
+  }
+  for (int32_t id = 0; id < target.vocab_size(); ++id) {
+    if (target.token_bytes(id, true) != draft.token_bytes(id, true)) {
+      return Error{"the draft model's token " + std::to_string(id) +
+                   " differs from the target's: speculative decoding needs the same tokenizer"};
+    }
+  }
+  return Status::Ok();
+}
+
+Result<engine::SpecMethod> parse_method(const std::string& name) {
+  if (name == "none") return engine::SpecMethod::kNone;
+  if (name == "ngram") return engine::SpecMethod::kNgram;
+  if (name == "draft-model") return engine::SpecMethod::kDraftModel;
+  return Error{"--spec-method '" + name + "': expected none, ngram or draft-model"};
+}
+
+}  // namespace
+
+void add_engine_options(Args& args) {
+  args.option("model", "m", "PATH", "GGUF file or Hugging Face folder", default_model_path())
+      .option("threads", "t", "K", "CPU threads; 0 = all cores", "0")
+      .option("ctx", "c", "N", "context length; 0 = the model's trained context", "0")
+      .option("kv-cache-mem", "", "MIB", "KV cache memory in MiB (default: sized to the work)")
+      .option("max-num-seqs", "", "N", "requests running at once", "16")
+      .option("max-num-batched-tokens", "", "N", "tokens computed per engine step", "512")
+      .option("no-prefix-caching", "", "", "do not reuse the KV of shared prompt prefixes")
+      .option("spec-method", "", "M", "speculative decoding: none, ngram or draft-model", "none")
+      .option("draft-model", "", "PATH", "draft model for --spec-method draft-model")
+      .option("spec-max-depth", "", "N", "deepest drafted token", "6")
+      .option("spec-tree-budget", "", "N", "draft tokens per request per step", "12")
+      .option("spec-top-k", "", "K", "children per draft node (1: chains)", "2")
+      .option("spec-fixed-depth", "", "N",
+              "verify every draft up to depth N (no load-aware controller; for comparison)");
+}
+
+Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens_hint) {
+  EngineSetup setup;
+  auto take = [](auto result, auto& out) -> Status {
+    if (!result.ok()) return result.error();
+    out = static_cast<std::remove_reference_t<decltype(out)>>(*result);
+    return Status::Ok();
+  };
+  engine::EngineConfig& c = setup.config;
+  int64_t ctx = 0;
+  DSPARK_RETURN_IF_ERROR(take(args.integer("threads", 0, 1024), c.threads));
+  DSPARK_RETURN_IF_ERROR(take(args.integer("ctx", 0, 1 << 24), ctx));
+  DSPARK_RETURN_IF_ERROR(take(args.integer("max-num-seqs", 1, 4096), c.max_num_seqs));
+  DSPARK_RETURN_IF_ERROR(
+      take(args.integer("max-num-batched-tokens", 1, 1 << 20), c.max_num_batched_tokens));
+  c.prefix_caching = !args.has("no-prefix-caching");
+  auto method = parse_method(args.str("spec-method"));
+  if (!method.ok()) return method.error();
+  c.spec.method = *method;
+  DSPARK_RETURN_IF_ERROR(take(args.integer("spec-max-depth", 1, 64), c.spec.max_depth));
+  DSPARK_RETURN_IF_ERROR(take(args.integer("spec-tree-budget", 1, 256), c.spec.tree_budget));
+  DSPARK_RETURN_IF_ERROR(take(args.integer("spec-top-k", 1, 16), c.spec.draft_top_k));
+  if (args.has("spec-fixed-depth")) {
+    int32_t depth = 0;
+    DSPARK_RETURN_IF_ERROR(take(args.integer("spec-fixed-depth", 0, 64), depth));
+    c.spec.fixed_depth = depth;
+  }
+  if (args.has("draft-model") != (c.spec.method == engine::SpecMethod::kDraftModel)) {
+    return Error{"--draft-model PATH goes with --spec-method draft-model (and only with it)"};
+  }
+
+  auto target = load_model(args.str("model"), quiet);
+  if (!target.ok()) return target.error();
+  setup.target = std::move(target).value();
+  c.model = setup.target.model;
+  c.tokenizer = setup.target.tokenizer;
+  const int64_t trained = setup.target.model->config().context_length;
+  setup.context = ctx > 0 && (trained <= 0 || ctx < trained) ? ctx : trained;
+  c.max_context = setup.context;
+
+  if (c.spec.method == engine::SpecMethod::kDraftModel) {
+    auto draft = load_model(args.str("draft-model"), quiet);
+    if (!draft.ok()) return Error{"draft model: " + draft.error().message};
+    Status same = check_same_vocabulary(*setup.target.tokenizer, *draft->tokenizer);
+    if (!same.ok()) return same.error();
+    c.spec.draft_model = draft->model;
+    setup.draft = std::move(draft).value();
+  }
+
+  // KV: what the flag says, else enough for the hinted tokens plus a spare block per request,
+  // never more than a quarter of the machine's memory.
+  uint64_t per_block = KvStorage::bytes_per_block(c.model->config(), c.block_size);
+  if (setup.draft)
+    per_block += KvStorage::bytes_per_block(setup.draft->model->config(), c.block_size);
+  uint64_t budget = 0;
+  if (args.has("kv-cache-mem")) {
+    int64_t mib = 0;
+    DSPARK_RETURN_IF_ERROR(take(args.integer("kv-cache-mem", 1, int64_t{1} << 30), mib));
+    budget = uint64_t(mib) * kMiB;
+  } else {
+    const int64_t blocks =
+        (std::max<int64_t>(kv_tokens_hint, 1) + c.block_size - 1) / c.block_size + c.max_num_seqs;
+    budget = std::min<uint64_t>(uint64_t(blocks) * per_block, physical_memory() / 4);
+  }
+  auto blocks = kv::blocks_for_budget(budget, per_block);
+  if (!blocks.ok()) return Error{"--kv-cache-mem: " + blocks.error().message};
+  c.kv_blocks = *blocks;
+  c.spec.draft_kv_blocks = c.kv_blocks;
+  if (!quiet) {
+    std::fprintf(stderr, "kv cache: %d blocks of %d tokens (%.1f MiB), context %ld, spec %s\n",
+                 c.kv_blocks, c.block_size, double(uint64_t(c.kv_blocks) * per_block) / kMiB,
+                 long(setup.context), engine::spec_method_name(c.spec.method));
+  }
+  return setup;
+}
+
+}  // namespace dspark::cli

@@ -1,0 +1,33 @@
+// The engine flags shared by `dspark generate` and `dspark serve`: model, threads, KV memory,
+// batching limits, prefix caching and speculative decoding; and building an Engine from them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "args.h"
+#include "dspark/engine.h"
+#include "model_loading.h"
+
+namespace dspark::cli {
+
+// Declares -m/--model, --threads, --ctx, --kv-cache-mem, --max-num-seqs,
+// --max-num-batched-tokens, --no-prefix-caching, --spec-method, --draft-model, --spec-max-depth,
+// --spec-tree-budget, --spec-top-k, --spec-fixed-depth.
+void add_engine_options(Args& args);
+
+struct EngineSetup {
+  LoadedModel target;
+  std::optional<LoadedModel> draft;  // --spec-method draft-model
+  engine::EngineConfig config;       // model, tokenizer and KV sizing filled in
+  int64_t context = 0;               // tokens a request may hold (prompt + output)
+};
+
+// Loads the model (and the draft model, refusing one whose vocabulary differs from the
+// target's) and sizes the KV pool: --kv-cache-mem MiB, or by default kv_tokens_hint tokens plus a
+// spare block per request (capped to a quarter of the machine's memory).
+Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens_hint);
+
+}  // namespace dspark::cli

@@ -1,0 +1,23 @@
+// OpenAI-shaped error bodies.
+#include "api_error.h"
+
+#include "json_text.h"
+
+namespace dspark::server {
+
+std::string error_body(const ApiError& error) {
+  nlohmann::json e = {
+      {"message", error.message}, {"type", error.type}, {"param", nullptr}, {"code", nullptr}};
+  if (!error.param.empty()) e["param"] = error.param;
+  if (!error.code.empty()) e["code"] = error.code;
+  return to_text(nlohmann::json{{"error", e}});
+}
+
+http::Response error_response(const ApiError& error) {
+  http::Response r;
+  r.status = error.status;
+  r.body = error_body(error);
+  return r;
+}
+
+}  // namespace dspark::server

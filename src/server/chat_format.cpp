@@ -1,0 +1,74 @@
+// Chat prompt formats: the model's Jinja template, a --chat-template override, or ChatML.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dspark/server.h"
+
+namespace dspark::server {
+
+namespace {
+
+// The plain ChatML layout many instruction-tuned models use; the fallback when a model ships no
+// template.
+std::string chatml(const std::vector<chat::Message>& messages) {
+  std::string out;
+  for (const chat::Message& m : messages) {
+    out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+  }
+  return out + "<|im_start|>assistant\n";
+}
+
+std::string token_text(const Tokenizer& tokenizer, int32_t id) {
+  return id >= 0 ? tokenizer.token_bytes(id, true) : std::string();
+}
+
+}  // namespace
+
+Result<ChatFormat> load_chat_format(const ModelFile& file, const Tokenizer& tokenizer,
+                                    const std::string& override_arg, bool* used_fallback) {
+  ChatFormat format;
+  format.bos_token = token_text(tokenizer, tokenizer.bos_id());
+  format.eos_token = token_text(tokenizer, tokenizer.eos_id());
+  *used_fallback = false;
+  std::string source, origin;
+  if (!override_arg.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(override_arg, ec)) {
+      std::ifstream in(override_arg, std::ios::binary);
+      if (!in) return Error{"cannot read the chat template file '" + override_arg + "'"};
+      std::ostringstream text;
+      text << in.rdbuf();
+      source = text.str();
+      origin = "chat template file '" + override_arg + "'";
+    } else {
+      source = override_arg;
+      origin = "--chat-template text";
+    }
+  } else {
+    auto found = chat::find_chat_template(file);
+    if (!found.ok()) return Error{"reading the model's chat template: " + found.error().message};
+    if (!found.value()) {
+      *used_fallback = true;
+      return format;
+    }
+    source = **found;
+    origin = "the model's chat template";
+  }
+  auto parsed = chat::ChatTemplate::parse(source);
+  if (!parsed.ok()) return Error{origin + " does not parse: " + parsed.error().message};
+  format.chat_template = std::move(parsed.value());
+  return format;
+}
+
+Result<std::string> render_chat(const ChatFormat& format,
+                                const std::vector<chat::Message>& messages) {
+  if (!format.chat_template) return chatml(messages);
+  chat::RenderOptions options;
+  options.add_generation_prompt = true;
+  options.bos_token = format.bos_token;
+  options.eos_token = format.eos_token;
+  return format.chat_template->render(messages, options);
+}
+
+}  // namespace dspark::server

@@ -1,0 +1,75 @@
+// Parsing and validation of /v1/chat/completions and /v1/completions bodies into C++ types.
+// Unknown fields are ignored (as OpenAI's API tolerates); a known field of the wrong type or out
+// of range is a 400 naming the field; null counts as absent.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api_error.h"
+#include "dspark/chat_template.h"
+#include "dspark/sample.h"
+
+namespace dspark::server {
+
+// Request limits (documented in `dspark serve --help`).
+struct RequestLimits {
+  int32_t max_n = 16;           // choices per prompt
+  int32_t max_choices = 64;     // n * prompts: engine requests one HTTP request may start
+  int32_t max_stop = 16;        // stop strings
+  size_t max_stop_bytes = 256;  // per stop string
+  int32_t max_stop_token_ids = 64;
+  int32_t max_logit_bias = 1024;  // entries
+  int32_t max_top_logprobs = 20;
+  int32_t max_json_depth = 64;  // nesting of the body
+};
+
+enum class Endpoint { kChat, kCompletion };
+
+// One completions prompt: text, or token ids when the client sent ids.
+struct PromptInput {
+  std::string text;
+  std::vector<int32_t> tokens;  // [n_prompt] when is_tokens
+  bool is_tokens = false;
+};
+
+struct ParsedRequest {
+  Endpoint endpoint = Endpoint::kChat;
+  std::string model;                    // empty: absent
+  std::vector<chat::Message> messages;  // chat
+  std::vector<PromptInput> prompts;     // completions: one or more
+  std::optional<int32_t> max_tokens;    // max_completion_tokens, else max_tokens
+  int32_t n = 1;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool echo = false;           // completions: the prompt text before the completion
+  bool logprobs = false;
+  int32_t top_logprobs = 0;
+  std::optional<uint64_t> seed;
+  std::string user;
+  // Every sampling field except max_tokens and seed, which the handler sets per choice.
+  SamplingParams sampling;
+};
+
+// Checks the nesting depth of a JSON text before parsing it (bounded recursion everywhere).
+bool json_depth_within(std::string_view body, int32_t max_depth);
+
+// Parses the body of the given endpoint; on failure returns the error (400 and the param).
+std::optional<ApiError> parse_request(std::string_view body, Endpoint endpoint,
+                                      const RequestLimits& limits, ParsedRequest* out);
+
+// The same, from an already parsed JSON value (the body must be an object).
+std::optional<ApiError> parse_request_json(const nlohmann::json& body, Endpoint endpoint,
+                                           const RequestLimits& limits, ParsedRequest* out);
+
+// Chat message content: a string, null, or a list of parts whose text parts are joined; other
+// part types are errors naming the message.
+std::optional<ApiError> message_content(const nlohmann::json& content, size_t index,
+                                        std::string* out);
+
+}  // namespace dspark::server

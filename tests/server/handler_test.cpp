@@ -1,0 +1,435 @@
+// The OpenAI handler over a real engine on a tiny model, called without a transport: health while
+// loading, chat and completions whole and streamed (same greedy text), n > 1 with seeds, stop
+// strings, logprobs, every error status, client disconnects that abort and free the KV, and the
+// tokenize/detokenize/metrics endpoints.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "dspark/server.h"
+#include "engine/engine_helpers.h"
+
+namespace dspark::server {
+namespace {
+
+using json = nlohmann::json;
+
+const char* kTiny = "llama-q8_0.gguf";
+
+// Collects a streamed body; fails every write after `fail_after` of them (a client that left).
+class FakeWriter : public http::StreamWriter {
+ public:
+  explicit FakeWriter(int fail_after = -1) : fail_after_(fail_after) {}
+  bool write(std::string_view data) override {
+    if (fail_after_ >= 0 && n_writes_ >= fail_after_) return false;
+    ++n_writes_;
+    body += data;
+    return true;
+  }
+  bool disconnected() override { return fail_after_ >= 0 && n_writes_ >= fail_after_; }
+  std::string body;
+
+ private:
+  int fail_after_;
+  int n_writes_ = 0;
+};
+
+// The JSON payloads of "data: ..." frames, [DONE] excluded; `done` tells whether it came last.
+std::vector<json> sse_events(const std::string& body, bool* done) {
+  std::vector<json> out;
+  *done = false;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const size_t end = body.find("\n\n", pos);
+    EXPECT_NE(end, std::string::npos) << "unterminated frame";
+    if (end == std::string::npos) break;
+    const std::string frame = body.substr(pos, end - pos);
+    EXPECT_EQ(frame.rfind("data: ", 0), 0u) << frame;
+    EXPECT_FALSE(*done) << "a frame after [DONE]";
+    if (frame == "data: [DONE]") {
+      *done = true;
+    } else {
+      out.push_back(json::parse(frame.substr(6)));
+    }
+    pos = end + 2;
+  }
+  return out;
+}
+
+class HandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string path = test::tiny_model_path(kTiny);
+    loaded_ = test::load_model(path);
+    ASSERT_TRUE(loaded_.model) << loaded_.error;
+    auto file = ModelFile::open(path);
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    file_ = file.value();
+  }
+
+  // A server with the model attached (unless `attach` is false).
+  std::unique_ptr<OpenAiServer> make(ServerOptions options = {}, bool attach = true) {
+    options.served_model_name = "tiny";
+    auto server = std::make_unique<OpenAiServer>(options);
+    if (attach) {
+      auto eng = engine::Engine::create(test::engine_config(loaded_, 256, 16, true));
+      EXPECT_TRUE(eng.ok()) << eng.error().message;
+      engine_ = std::shared_ptr<engine::Engine>(std::move(eng.value()));
+      bool fallback = true;
+      auto format = load_chat_format(*file_, *loaded_.tokenizer, "", &fallback);
+      EXPECT_TRUE(format.ok()) << format.error().message;
+      EXPECT_FALSE(fallback);  // the tiny models ship a ChatML template
+      ServedModel served;
+      served.engine = engine_;
+      served.tokenizer = loaded_.tokenizer;
+      served.chat = std::move(format.value());
+      served.context = loaded_.model->config().context_length;
+      server->set_model(std::move(served));
+    }
+    handler_ = server->handler();
+    return server;
+  }
+
+  http::Reply call(const std::string& method, const std::string& path, const std::string& body = "",
+                   std::vector<std::pair<std::string, std::string>> headers = {},
+                   std::function<bool()> disconnected = {}) {
+    http::Request r;
+    r.method = method;
+    r.path = path;
+    r.body = body;
+    r.headers = std::move(headers);
+    r.remote = "127.0.0.1:1";
+    r.disconnected = std::move(disconnected);
+    return handler_(r);
+  }
+
+  json post_json(const std::string& path, const json& body, int expect_status = 200) {
+    http::Reply reply = call("POST", path, body.dump());
+    EXPECT_EQ(reply.head.status, expect_status) << reply.head.body;
+    EXPECT_FALSE(reply.stream);
+    return json::parse(reply.head.body);
+  }
+
+  std::string streamed(const json& body, std::vector<json>* events) {
+    http::Reply reply = call("POST", "/v1/chat/completions", body.dump());
+    EXPECT_EQ(reply.head.status, 200) << reply.head.body;
+    EXPECT_EQ(reply.head.content_type, "text/event-stream");
+    EXPECT_TRUE(reply.stream);
+    FakeWriter writer;
+    if (reply.stream) reply.stream(writer);
+    bool done = false;
+    *events = sse_events(writer.body, &done);
+    EXPECT_TRUE(done);
+    return writer.body;
+  }
+
+  void expect_kv_idle() {
+    Status s = engine_->check_kv_idle(std::chrono::seconds(10));
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+
+  static json chat_body(int max_tokens) {
+    return {{"model", "tiny"},
+            {"messages", {{{"role", "user"}, {"content", "Hello, world!"}}}},
+            {"max_tokens", max_tokens},
+            {"temperature", 0}};
+  }
+
+  test::Loaded loaded_;
+  std::shared_ptr<ModelFile> file_;
+  std::shared_ptr<engine::Engine> engine_;
+  http::Handler handler_;
+};
+
+TEST_F(HandlerTest, HealthWhileLoadingThenReady) {
+  auto server = make({}, false);
+  EXPECT_EQ(call("GET", "/health").head.status, 503);
+  EXPECT_EQ(call("POST", "/v1/chat/completions", chat_body(4).dump()).head.status, 503);
+  EXPECT_EQ(call("POST", "/tokenize", R"({"prompt":"x"})").head.status, 503);
+  const json models = json::parse(call("GET", "/v1/models").head.body);
+  EXPECT_EQ(models["data"][0]["id"], "tiny");
+  server = make();
+  http::Reply ok = call("GET", "/health");
+  EXPECT_EQ(ok.head.status, 200);
+  EXPECT_EQ(json::parse(ok.head.body), (json{{"status", "ok"}}));
+  server->begin_shutdown();
+  EXPECT_EQ(call("GET", "/health").head.status, 503);
+  const http::Reply refused = call("POST", "/v1/chat/completions", chat_body(4).dump());
+  EXPECT_EQ(refused.head.status, 503);
+  EXPECT_EQ(json::parse(refused.head.body)["error"]["code"], "shutting_down");
+}
+
+TEST_F(HandlerTest, ChatWholeMatchesStreamed) {
+  auto server = make();
+  const json whole = post_json("/v1/chat/completions", chat_body(12));
+  EXPECT_EQ(whole["object"], "chat.completion");
+  EXPECT_EQ(whole["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  EXPECT_EQ(whole["model"], "tiny");
+  ASSERT_EQ(whole["choices"].size(), 1u);
+  const json& choice = whole["choices"][0];
+  EXPECT_EQ(choice["message"]["role"], "assistant");
+  const std::string text = choice["message"]["content"];
+  const std::string reason = choice["finish_reason"];
+  EXPECT_TRUE(reason == "stop" || reason == "length") << reason;
+  const int completion = whole["usage"]["completion_tokens"];
+  EXPECT_GE(completion, 1);
+  EXPECT_LE(completion, 12);
+  EXPECT_GT(whole["usage"]["prompt_tokens"].get<int>(), 3);
+  EXPECT_EQ(whole["usage"]["total_tokens"].get<int>(),
+            whole["usage"]["prompt_tokens"].get<int>() + completion);
+  EXPECT_EQ(whole["dspark"]["mean_accepted_length"], 1.0);
+
+  json body = chat_body(12);
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  std::vector<json> events;
+  streamed(body, &events);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[0]["choices"][0]["delta"]["role"], "assistant");
+  std::string joined;
+  for (size_t i = 1; i + 2 < events.size(); ++i) {
+    EXPECT_TRUE(events[i]["choices"][0]["finish_reason"].is_null());
+    joined += events[i]["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  EXPECT_EQ(joined, text);
+  const json& fin = events[events.size() - 2];
+  EXPECT_EQ(fin["choices"][0]["finish_reason"], reason);
+  EXPECT_EQ(fin["choices"][0]["delta"], json::object());
+  EXPECT_TRUE(fin.contains("dspark"));
+  const json& usage = events.back();
+  EXPECT_EQ(usage["choices"], json::array());
+  EXPECT_EQ(usage["usage"], whole["usage"]);
+  for (const json& e : events) EXPECT_EQ(e["id"], events[0]["id"]);
+  expect_kv_idle();
+}
+
+TEST_F(HandlerTest, CompletionsPromptsAndDefaults) {
+  auto server = make();
+  // The legacy default of 16 tokens; ignore_eos makes it exact.
+  const json r =
+      post_json("/v1/completions", {{"prompt", "Hello"}, {"temperature", 0}, {"ignore_eos", true}});
+  EXPECT_EQ(r["object"], "text_completion");
+  EXPECT_EQ(r["usage"]["completion_tokens"], 16);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+  // Several prompts, token-id prompts, echo.
+  const json tokens = post_json("/tokenize", {{"prompt", "Hello"}});
+  const json many = post_json("/v1/completions", {{"prompt", {"Hello", "world"}},
+                                                  {"max_tokens", 4},
+                                                  {"temperature", 0},
+                                                  {"n", 2},
+                                                  {"ignore_eos", true}});
+  ASSERT_EQ(many["choices"].size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(many["choices"][i]["index"], i);
+  EXPECT_EQ(many["choices"][0]["text"], many["choices"][1]["text"]);  // greedy
+  EXPECT_EQ(many["usage"]["completion_tokens"], 16);
+  const json by_ids = post_json(
+      "/v1/completions",
+      {{"prompt", tokens["tokens"]}, {"max_tokens", 4}, {"temperature", 0}, {"ignore_eos", true}});
+  EXPECT_EQ(by_ids["choices"][0]["text"], many["choices"][0]["text"]);
+  const json echo = post_json("/v1/completions", {{"prompt", "Hello"},
+                                                  {"max_tokens", 4},
+                                                  {"temperature", 0},
+                                                  {"echo", true},
+                                                  {"ignore_eos", true}});
+  EXPECT_EQ(echo["choices"][0]["text"], "Hello" + many["choices"][0]["text"].get<std::string>());
+  expect_kv_idle();
+}
+
+TEST_F(HandlerTest, SeedsAndChoices) {
+  auto server = make();
+  json body = chat_body(10);
+  body["temperature"] = 1.0;
+  body["seed"] = 1234;
+  body["n"] = 3;
+  body["ignore_eos"] = true;
+  const json a = post_json("/v1/chat/completions", body);
+  const json b = post_json("/v1/chat/completions", body);
+  ASSERT_EQ(a["choices"].size(), 3u);
+  EXPECT_EQ(a["choices"], b["choices"]);  // same seed, same text
+  EXPECT_EQ(a["usage"]["completion_tokens"], 30);
+  // Choice i runs with seed + i.
+  body["n"] = 1;
+  body["seed"] = 1236;
+  const json third = post_json("/v1/chat/completions", body);
+  EXPECT_EQ(third["choices"][0]["message"], a["choices"][2]["message"]);
+}
+
+TEST_F(HandlerTest, StopStringsAndLogprobs) {
+  auto server = make();
+  json body = chat_body(24);
+  body["ignore_eos"] = true;
+  const std::string text =
+      post_json("/v1/chat/completions", body)["choices"][0]["message"]["content"];
+  ASSERT_GE(text.size(), 6u);
+  const std::string stop = text.substr(3, 2);
+  body["stop"] = stop;
+  const json stopped = post_json("/v1/chat/completions", body);
+  EXPECT_EQ(stopped["choices"][0]["message"]["content"], text.substr(0, text.find(stop)));
+  EXPECT_EQ(stopped["choices"][0]["finish_reason"], "stop");
+
+  json lp = chat_body(5);
+  lp["logprobs"] = true;
+  lp["top_logprobs"] = 3;
+  lp["ignore_eos"] = true;
+  const json r = post_json("/v1/chat/completions", lp);
+  const json& content = r["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 5u);
+  for (const json& t : content) {
+    EXPECT_LE(t["logprob"].get<double>(), 0.0);
+    ASSERT_EQ(t["top_logprobs"].size(), 3u);
+    // Greedy: the chosen token is the most likely one.
+    EXPECT_EQ(t["top_logprobs"][0]["token"], t["token"]);
+  }
+  json clp = {{"prompt", "Hello"},
+              {"max_tokens", 3},
+              {"logprobs", 2},
+              {"temperature", 0},
+              {"ignore_eos", true}};
+  const json c = post_json("/v1/completions", clp);
+  EXPECT_EQ(c["choices"][0]["logprobs"]["tokens"].size(), 3u);
+  EXPECT_EQ(c["choices"][0]["logprobs"]["top_logprobs"][0].size(), 2u);
+  EXPECT_EQ(c["choices"][0]["logprobs"]["text_offset"][0], 0);
+}
+
+TEST_F(HandlerTest, ErrorStatuses) {
+  ServerOptions options;
+  options.api_key = "sekret";
+  auto server = make(options);
+  const std::vector<std::pair<std::string, std::string>> auth = {
+      {"authorization", "Bearer sekret"}};
+  auto status = [&](const std::string& method, const std::string& path, const std::string& body,
+                    bool with_key = true) {
+    return call(method, path, body, with_key ? auth : decltype(auth){}).head.status;
+  };
+  EXPECT_EQ(status("POST", "/v1/chat/completions", chat_body(2).dump(), false), 401);
+  EXPECT_EQ(
+      call("POST", "/v1/chat/completions", chat_body(2).dump(), {{"authorization", "Bearer wrong"}})
+          .head.status,
+      401);
+  EXPECT_EQ(status("POST", "/v1/chat/completions", chat_body(2).dump()), 200);
+  EXPECT_EQ(status("GET", "/health", "", false), 200);  // open without --auth-all-endpoints
+  EXPECT_EQ(status("GET", "/metrics", "", false), 200);
+  EXPECT_EQ(status("GET", "/nope", ""), 404);
+  const http::Reply wrong_method = call("GET", "/v1/chat/completions", "", auth);
+  EXPECT_EQ(wrong_method.head.status, 405);
+  ASSERT_FALSE(wrong_method.head.headers.empty());
+  EXPECT_EQ(wrong_method.head.headers[0], (std::pair<std::string, std::string>{"Allow", "POST"}));
+  EXPECT_EQ(status("POST", "/v1/chat/completions", "{not json"), 400);
+  json unknown = chat_body(2);
+  unknown["model"] = "gpt-4";
+  const json e = json::parse(call("POST", "/v1/chat/completions", unknown.dump(), auth).head.body);
+  EXPECT_EQ(e["error"]["param"], "model");
+  EXPECT_EQ(e["error"]["code"], "model_not_found");
+  // Prompt + max_tokens beyond the context: the message names both numbers.
+  const int64_t context = loaded_.model->config().context_length;
+  const json too_long = json::parse(
+      call("POST", "/v1/chat/completions", chat_body(int(context)).dump(), auth).head.body);
+  const std::string msg = too_long["error"]["message"];
+  EXPECT_NE(msg.find(std::to_string(context)), std::string::npos) << msg;
+  EXPECT_EQ(too_long["error"]["code"], "context_length_exceeded");
+  // Engine-side validation (a token id outside the vocabulary) is a 400 with its message.
+  const http::Reply bad_ids =
+      call("POST", "/v1/completions", R"({"prompt":[1,2,99999999],"max_tokens":2})", auth);
+  EXPECT_EQ(bad_ids.head.status, 400);
+  EXPECT_NE(bad_ids.head.body.find("99999999"), std::string::npos) << bad_ids.head.body;
+  json bias = chat_body(2);
+  bias["logit_bias"] = {{"99999999", 5}};
+  EXPECT_EQ(status("POST", "/v1/chat/completions", bias.dump()), 400);
+}
+
+TEST_F(HandlerTest, AuthAllEndpoints) {
+  ServerOptions options;
+  options.api_key = "k";
+  options.auth_all_endpoints = true;
+  auto server = make(options);
+  EXPECT_EQ(call("GET", "/health").head.status, 401);
+  EXPECT_EQ(call("GET", "/metrics").head.status, 401);
+  EXPECT_EQ(call("GET", "/health", "", {{"authorization", "bearer k"}}).head.status, 200);
+  EXPECT_EQ(call("GET", "/health", "", {{"authorization", "Bearer k2"}}).head.status, 401);
+  EXPECT_EQ(call("GET", "/health", "", {{"authorization", "Bearer "}}).head.status, 401);
+}
+
+TEST_F(HandlerTest, QueueFullIs429) {
+  ServerOptions options;
+  options.max_queued_requests = 0;
+  auto server = make(options);
+  const http::Reply r = call("POST", "/v1/chat/completions", chat_body(2).dump());
+  EXPECT_EQ(r.head.status, 429);
+  bool retry_after = false;
+  for (const auto& [k, v] : r.head.headers) retry_after |= k == "Retry-After";
+  EXPECT_TRUE(retry_after);
+}
+
+TEST_F(HandlerTest, DisconnectsAbortAndFreeTheKv) {
+  auto server = make();
+  json body = chat_body(400);
+  body["ignore_eos"] = true;
+  body["stream"] = true;
+  body["n"] = 2;
+  http::Reply reply = call("POST", "/v1/chat/completions", body.dump());
+  ASSERT_TRUE(reply.stream);
+  FakeWriter writer(4);  // the client leaves after four chunks
+  reply.stream(writer);
+  reply = http::Reply{};
+  EXPECT_EQ(server->requests_in_flight(), 0);
+  expect_kv_idle();
+
+  // Whole response: the client leaves while waiting.
+  body["stream"] = false;
+  int polls = 0;
+  const http::Reply gone =
+      call("POST", "/v1/chat/completions", body.dump(), {}, [&] { return ++polls > 2; });
+  EXPECT_EQ(gone.head.status, 499);
+  expect_kv_idle();
+
+  // A streamed reply the transport drops without running aborts too.
+  body["stream"] = true;
+  { http::Reply dropped = call("POST", "/v1/chat/completions", body.dump()); }
+  expect_kv_idle();
+  EXPECT_EQ(server->requests_in_flight(), 0);
+
+  const std::string metrics = call("GET", "/metrics").head.body;
+  EXPECT_NE(metrics.find("finished_reason=\"abort\"} 6"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("dspark:num_requests_running{model_name=\"tiny\"} 0"), std::string::npos);
+}
+
+TEST_F(HandlerTest, TokenizeDetokenizeMetricsVersion) {
+  auto server = make();
+  const json t = post_json("/tokenize", {{"prompt", "Hello, world!"}, {"add_special", false}});
+  EXPECT_EQ(t["count"], t["tokens"].size());
+  EXPECT_EQ(t["max_model_len"], loaded_.model->config().context_length);
+  const json d = post_json("/detokenize", {{"tokens", t["tokens"]}});
+  EXPECT_EQ(d["prompt"], "Hello, world!");
+  const json chat =
+      post_json("/tokenize", {{"messages", {{{"role", "user"}, {"content", "Hello, world!"}}}}});
+  EXPECT_GT(chat["count"].get<int>(), t["count"].get<int>());  // the template adds turns
+  post_json("/detokenize", {{"tokens", {-1}}}, 400);
+  post_json("/tokenize", {{"prompt", "x"}, {"messages", json::array()}}, 400);
+  const http::Reply m = call("GET", "/metrics");
+  EXPECT_EQ(m.head.content_type.rfind("text/plain", 0), 0u);
+  EXPECT_NE(m.head.body.find("# TYPE dspark:kv_cache_usage_perc gauge"), std::string::npos);
+  EXPECT_EQ(json::parse(call("GET", "/version").head.body)["version"], "0");
+  EXPECT_EQ(json::parse(call("GET", "/v1/models/tiny").head.body)["id"], "tiny");
+  EXPECT_EQ(call("GET", "/v1/models/other").head.status, 404);
+}
+
+TEST(ChatFormat, FallbackAndOverride) {
+  ChatFormat format;  // no template: ChatML
+  std::vector<chat::Message> messages = {{"system", "s", {}}, {"user", "u", {}}};
+  auto text = render_chat(format, messages);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text,
+            "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\nu<|im_end|>\n"
+            "<|im_start|>assistant\n");
+  auto tmpl = chat::ChatTemplate::parse(
+      "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}"
+      "{% if add_generation_prompt %}[assistant]{% endif %}");
+  ASSERT_TRUE(tmpl.ok()) << tmpl.error().message;
+  format.chat_template = std::move(tmpl.value());
+  text = render_chat(format, messages);
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  EXPECT_EQ(*text, "[system]s[user]u[assistant]");
+}
+
+}  // namespace
+}  // namespace dspark::server

@@ -1,0 +1,220 @@
+// Request parsing and validation: every field's type and range, the prompt and message forms,
+// limits, and that errors name the offending parameter.
+#include <gtest/gtest.h>
+
+#include "server/request_parse.h"
+
+namespace dspark::server {
+namespace {
+
+struct Parsed {
+  std::optional<ApiError> error;
+  ParsedRequest req;
+};
+
+Parsed chat(const std::string& body, RequestLimits limits = {}) {
+  Parsed p;
+  p.error = parse_request(body, Endpoint::kChat, limits, &p.req);
+  return p;
+}
+
+Parsed completion(const std::string& body, RequestLimits limits = {}) {
+  Parsed p;
+  p.error = parse_request(body, Endpoint::kCompletion, limits, &p.req);
+  return p;
+}
+
+// The param a chat body with `fields` added to a valid message list is rejected for.
+std::string chat_error_param(const std::string& fields) {
+  Parsed p = chat(R"({"messages":[{"role":"user","content":"hi"}],)" + fields + "}");
+  if (!p.error) return "<accepted>";
+  EXPECT_EQ(p.error->status, 400);
+  EXPECT_EQ(p.error->type, "invalid_request_error");
+  return p.error->param;
+}
+
+TEST(RequestParse, ChatDefaultsAndFields) {
+  Parsed p = chat(R"({"model":"m","messages":[{"role":"system","content":"be brief"},
+      {"role":"user","content":"hi","name":"bob"}],"unknown_field":{"x":[1,2]}})");
+  ASSERT_FALSE(p.error) << p.error->message;
+  EXPECT_EQ(p.req.model, "m");
+  ASSERT_EQ(p.req.messages.size(), 2u);
+  EXPECT_EQ(p.req.messages[0].role, "system");
+  EXPECT_EQ(p.req.messages[1].content, "hi");
+  EXPECT_EQ(p.req.messages[1].name.value_or(""), "bob");
+  EXPECT_EQ(p.req.n, 1);
+  EXPECT_FALSE(p.req.max_tokens);
+  EXPECT_FALSE(p.req.stream);
+  EXPECT_FALSE(p.req.seed);
+  EXPECT_FLOAT_EQ(p.req.sampling.temperature, 1.0f);  // OpenAI's default
+  EXPECT_FLOAT_EQ(p.req.sampling.top_p, 1.0f);
+}
+
+TEST(RequestParse, ChatSamplingFields) {
+  Parsed p = chat(R"({"messages":[{"role":"user","content":"x"}],"max_tokens":5,
+      "max_completion_tokens":7,"temperature":0,"top_p":0.5,"n":3,"stop":["a","b"],"seed":-1,
+      "stream":true,"stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":4,
+      "presence_penalty":0.5,"frequency_penalty":-0.5,"logit_bias":{"12":-100,"7":2.5},
+      "user":"u","top_k":-1,"min_p":0.1,"repetition_penalty":1.2,"min_tokens":2,
+      "ignore_eos":true,"stop_token_ids":[3,4]})");
+  ASSERT_FALSE(p.error) << p.error->message;
+  const SamplingParams& s = p.req.sampling;
+  EXPECT_EQ(*p.req.max_tokens, 7);  // max_completion_tokens wins
+  EXPECT_EQ(s.temperature, 0.0f);
+  EXPECT_FLOAT_EQ(s.top_p, 0.5f);
+  EXPECT_EQ(p.req.n, 3);
+  EXPECT_EQ(s.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(*p.req.seed, ~uint64_t{0});
+  EXPECT_TRUE(p.req.stream);
+  EXPECT_TRUE(p.req.include_usage);
+  EXPECT_TRUE(p.req.logprobs);
+  EXPECT_EQ(p.req.top_logprobs, 4);
+  EXPECT_FLOAT_EQ(s.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(s.frequency_penalty, -0.5f);
+  ASSERT_EQ(s.logit_bias.size(), 2u);
+  EXPECT_EQ(p.req.user, "u");
+  EXPECT_EQ(s.top_k, 0);
+  EXPECT_FLOAT_EQ(s.min_p, 0.1f);
+  EXPECT_FLOAT_EQ(s.repetition_penalty, 1.2f);
+  EXPECT_EQ(s.min_tokens, 2);
+  EXPECT_TRUE(s.ignore_eos);
+  EXPECT_EQ(s.stop_token_ids, (std::vector<int32_t>{3, 4}));
+}
+
+TEST(RequestParse, NullMeansAbsent) {
+  Parsed p = chat(R"({"messages":[{"role":"user","content":"x"}],"max_tokens":null,
+      "temperature":null,"stop":null,"seed":null,"logprobs":null,"stream_options":null})");
+  ASSERT_FALSE(p.error) << p.error->message;
+  EXPECT_FALSE(p.req.max_tokens);
+  EXPECT_FLOAT_EQ(p.req.sampling.temperature, 1.0f);
+}
+
+TEST(RequestParse, WrongTypesNameTheParam) {
+  EXPECT_EQ(chat_error_param(R"("temperature":"hot")"), "temperature");
+  EXPECT_EQ(chat_error_param(R"("max_tokens":"5")"), "max_tokens");
+  EXPECT_EQ(chat_error_param(R"("max_tokens":2.5)"), "max_tokens");
+  EXPECT_EQ(chat_error_param(R"("n":true)"), "n");
+  EXPECT_EQ(chat_error_param(R"("stream":1)"), "stream");
+  EXPECT_EQ(chat_error_param(R"("stop":5)"), "stop");
+  EXPECT_EQ(chat_error_param(R"("stop":["a",1])"), "stop");
+  EXPECT_EQ(chat_error_param(R"("seed":"1")"), "seed");
+  EXPECT_EQ(chat_error_param(R"("logprobs":1)"), "logprobs");
+  EXPECT_EQ(chat_error_param(R"("logit_bias":[1])"), "logit_bias");
+  EXPECT_EQ(chat_error_param(R"("logit_bias":{"abc":1})"), "logit_bias");
+  EXPECT_EQ(chat_error_param(R"("logit_bias":{"5":"x"})"), "logit_bias");
+  EXPECT_EQ(chat_error_param(R"("stream_options":true)"), "stream_options");
+  EXPECT_EQ(chat_error_param(R"("stream_options":{"include_usage":"yes"})"), "include_usage");
+  EXPECT_EQ(chat_error_param(R"("model":7)"), "model");
+  EXPECT_EQ(chat_error_param(R"("user":[])"), "user");
+  EXPECT_EQ(chat_error_param(R"("stop_token_ids":[1,-2])"), "stop_token_ids");
+  EXPECT_EQ(chat_error_param(R"("ignore_eos":"no")"), "ignore_eos");
+  // 2.0 counts as the integer 2.
+  EXPECT_EQ(chat_error_param(R"("max_tokens":2.0)"), "<accepted>");
+}
+
+TEST(RequestParse, RangesAndLimits) {
+  EXPECT_EQ(chat_error_param(R"("temperature":2.5)"), "temperature");
+  EXPECT_EQ(chat_error_param(R"("temperature":-0.1)"), "temperature");
+  EXPECT_EQ(chat_error_param(R"("top_p":0)"), "top_p");
+  EXPECT_EQ(chat_error_param(R"("top_p":1.5)"), "top_p");
+  EXPECT_EQ(chat_error_param(R"("max_tokens":0)"), "max_tokens");
+  EXPECT_EQ(chat_error_param(R"("max_tokens":99999999999)"), "max_tokens");
+  EXPECT_EQ(chat_error_param(R"("n":0)"), "n");
+  EXPECT_EQ(chat_error_param(R"("n":17)"), "n");
+  EXPECT_EQ(chat_error_param(R"("presence_penalty":3)"), "presence_penalty");
+  EXPECT_EQ(chat_error_param(R"("frequency_penalty":-2.5)"), "frequency_penalty");
+  EXPECT_EQ(chat_error_param(R"("repetition_penalty":0)"), "repetition_penalty");
+  EXPECT_EQ(chat_error_param(R"("min_p":1.5)"), "min_p");
+  EXPECT_EQ(chat_error_param(R"("top_k":-2)"), "top_k");
+  EXPECT_EQ(chat_error_param(R"("min_tokens":-1)"), "min_tokens");
+  EXPECT_EQ(chat_error_param(R"("logit_bias":{"5":101})"), "logit_bias");
+  EXPECT_EQ(chat_error_param(R"("logprobs":true,"top_logprobs":21)"), "top_logprobs");
+  EXPECT_EQ(chat_error_param(R"("top_logprobs":2)"), "top_logprobs");  // needs logprobs
+  EXPECT_EQ(chat_error_param(R"("best_of":3)"), "best_of");
+  std::string many = R"("stop":[)";
+  for (int i = 0; i < 17; ++i) many += std::string(i ? "," : "") + "\"s" + std::to_string(i) + "\"";
+  EXPECT_EQ(chat_error_param(many + "]"), "stop");
+  EXPECT_EQ(chat_error_param(R"("stop":")" + std::string(300, 'x') + "\""), "stop");
+  Parsed p = chat(R"({"messages":[{"role":"user","content":"x"}],"stop":["", "end"]})");
+  ASSERT_FALSE(p.error);
+  EXPECT_EQ(p.req.sampling.stop, std::vector<std::string>{"end"});  // "" means no stop
+  RequestLimits small;
+  small.max_n = 2;
+  EXPECT_TRUE(chat(R"({"messages":[{"role":"user","content":"x"}],"n":3})", small).error);
+}
+
+TEST(RequestParse, Messages) {
+  EXPECT_EQ(chat(R"({})").error->param, "messages");
+  EXPECT_EQ(chat(R"({"messages":[]})").error->param, "messages");
+  EXPECT_EQ(chat(R"({"messages":"hi"})").error->param, "messages");
+  EXPECT_EQ(chat(R"({"messages":[5]})").error->param, "messages[0]");
+  EXPECT_EQ(chat(R"({"messages":[{"content":"x"}]})").error->param, "messages[0].role");
+  EXPECT_EQ(chat(R"({"messages":[{"role":"user","content":5}]})").error->param,
+            "messages[0].content");
+  // Text parts are joined; null content (an assistant turn with tool calls) is empty.
+  Parsed p = chat(R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},
+      {"type":"text","text":"b"}]},{"role":"assistant","content":null}]})");
+  ASSERT_FALSE(p.error) << p.error->message;
+  EXPECT_EQ(p.req.messages[0].content, "ab");
+  EXPECT_EQ(p.req.messages[1].content, "");
+  Parsed img = chat(R"({"messages":[{"role":"user","content":[{"type":"image_url",
+      "image_url":{"url":"http://x"}}]}]})");
+  ASSERT_TRUE(img.error);
+  EXPECT_EQ(img.error->param, "messages[0].content");
+  EXPECT_NE(img.error->message.find("image_url"), std::string::npos);
+}
+
+TEST(RequestParse, CompletionPrompts) {
+  Parsed one = completion(R"({"prompt":"hello","logprobs":2,"echo":false})");
+  ASSERT_FALSE(one.error) << one.error->message;
+  ASSERT_EQ(one.req.prompts.size(), 1u);
+  EXPECT_EQ(one.req.prompts[0].text, "hello");
+  EXPECT_TRUE(one.req.logprobs);
+  EXPECT_EQ(one.req.top_logprobs, 2);
+  Parsed many = completion(R"({"prompt":["a","b","c"]})");
+  ASSERT_FALSE(many.error);
+  EXPECT_EQ(many.req.prompts.size(), 3u);
+  Parsed ids = completion(R"({"prompt":[1,2,3]})");
+  ASSERT_FALSE(ids.error);
+  ASSERT_EQ(ids.req.prompts.size(), 1u);
+  EXPECT_TRUE(ids.req.prompts[0].is_tokens);
+  EXPECT_EQ(ids.req.prompts[0].tokens, (std::vector<int32_t>{1, 2, 3}));
+  Parsed lists = completion(R"({"prompt":[[1,2],[3]]})");
+  ASSERT_FALSE(lists.error);
+  EXPECT_EQ(lists.req.prompts.size(), 2u);
+  Parsed zero = completion(R"({"prompt":"x","logprobs":0})");
+  ASSERT_FALSE(zero.error);
+  EXPECT_TRUE(zero.req.logprobs);  // 0: the chosen token's logprob only
+  EXPECT_EQ(zero.req.top_logprobs, 0);
+
+  EXPECT_EQ(completion(R"({})").error->param, "prompt");
+  EXPECT_EQ(completion(R"({"prompt":[]})").error->param, "prompt");
+  EXPECT_EQ(completion(R"({"prompt":["a",1]})").error->param, "prompt");
+  EXPECT_EQ(completion(R"({"prompt":[1,"a"]})").error->param, "prompt");
+  EXPECT_EQ(completion(R"({"prompt":[[1],[]]})").error->param, "prompt");
+  EXPECT_EQ(completion(R"({"prompt":{"a":1}})").error->param, "prompt");
+  EXPECT_EQ(completion(R"({"prompt":"x","logprobs":true})").error->param, "logprobs");
+  EXPECT_EQ(completion(R"({"prompt":"x","echo":true,"logprobs":1})").error->param, "echo");
+  EXPECT_EQ(completion(R"({"prompt":"x","suffix":"y"})").error->param, "suffix");
+  // n times prompts is bounded.
+  RequestLimits limits;
+  limits.max_choices = 4;
+  EXPECT_EQ(completion(R"({"prompt":["a","b","c"],"n":2})", limits).error->param, "n");
+}
+
+TEST(RequestParse, MalformedBodies) {
+  EXPECT_TRUE(chat("").error);
+  EXPECT_TRUE(chat("{").error);
+  EXPECT_TRUE(chat("[1,2]").error);
+  EXPECT_TRUE(chat("\"text\"").error);
+  EXPECT_TRUE(chat("{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}").error);
+  const std::string deep = std::string(100, '[') + std::string(100, ']');
+  EXPECT_FALSE(json_depth_within(deep, 64));
+  EXPECT_TRUE(json_depth_within("{\"a\":\"[[[[[[[[[[[[[[[[\"}", 2));  // brackets in strings
+  Parsed p = chat("{\"messages\":" + deep + "}");
+  ASSERT_TRUE(p.error);
+  EXPECT_EQ(p.error->status, 400);
+}
+
+}  // namespace
+}  // namespace dspark::server

@@ -1,0 +1,175 @@
+"""Shared helpers of the server tests: arguments, skipping, and a `dspark serve` process.
+
+Exit codes follow the Python reference tests: 0 pass, 1 fail, 77 skip (a model or package is
+missing, unless DSPARK_REQUIRE_MODELS=1, which turns the skip into a failure).
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+SKIP = 77
+TINY_MODEL = "llama-q8_0.gguf"
+REAL_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def skip(reason):
+    if os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
+        print(f"FAIL: {reason} (DSPARK_REQUIRE_MODELS=1)")
+        sys.exit(1)
+    print(f"SKIP: {reason}")
+    sys.exit(SKIP)
+
+
+def parse_args(extra=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build-dir", required=True)
+    parser.add_argument("--source-dir", required=True)
+    if extra:
+        extra(parser)
+    return parser.parse_args()
+
+
+def require_packages():
+    try:
+        import httpx  # noqa: F401
+        import openai  # noqa: F401
+    except ImportError as e:
+        skip(f"python package missing: {e.name} (pip install -r scripts/requirements.txt)")
+
+
+def tiny_model(args):
+    path = os.path.join(args.build_dir, "tiny_models", TINY_MODEL)
+    if not os.path.exists(path):
+        skip(f"tiny model {path} missing (run the model_tiny_models_setup test)")
+    return path
+
+
+def real_model(args):
+    """The SmolLM2 path, or None when absent."""
+    folder = os.environ.get("DSPARK_MODELS_DIR") or os.path.join(args.source_dir, "models")
+    path = os.path.join(folder, REAL_MODEL)
+    return path if os.path.exists(path) else None
+
+
+class Server:
+    """`dspark serve` on a free port; stdout/stderr are kept for failure reports."""
+
+    def __init__(self, args, model, *extra, name="tiny", ready_timeout=180):
+        binary = os.path.join(args.build_dir, "dspark")
+        if not os.path.exists(binary):
+            raise RuntimeError(f"{binary} not built")
+        cmd = [binary, "serve", "-m", model, "--port", "0", "--threads", "1",
+               "--served-model-name", name, "--log-level", "warn", *extra]
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, errors="replace")
+        self.stderr_lines = []
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
+        self.port = None
+        self.saw_loading = False
+        line = self.proc.stdout.readline()
+        m = re.search(r"http://[^:]+:(\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError(f"no listening line from {cmd}: {line!r} {self.stderr()}")
+        self.port = int(m.group(1))
+        self.base = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._drain_stdout, daemon=True).start()
+        self._wait_ready(ready_timeout)
+
+    def _drain_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+
+    def _drain_stdout(self):
+        for _ in self.proc.stdout:
+            pass
+
+    def stderr(self):
+        return "".join(self.stderr_lines[-40:])
+
+    def _wait_ready(self, timeout):
+        import httpx
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.stderr()}")
+            try:
+                r = httpx.get(self.base + "/health", timeout=5)
+                if r.status_code == 200:
+                    return
+                if r.status_code == 503:
+                    self.saw_loading = True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server not ready after {timeout} s: {self.stderr()}")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def terminate(self, timeout=60):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def metric(text, name):
+    """The value of the first sample of `name` (any labels) in a Prometheus text, or None."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def wait_idle(base, timeout=20, headers=None):
+    """Polls /metrics until nothing runs or waits and no KV block is in use; returns the text."""
+    import httpx
+    deadline = time.time() + timeout
+    text = ""
+    while time.time() < deadline:
+        text = httpx.get(base + "/metrics", headers=headers or {}, timeout=10).text
+        if (metric(text, "dspark:num_requests_running") == 0
+                and metric(text, "dspark:num_requests_waiting") == 0
+                and metric(text, "dspark:kv_cache_usage_perc") == 0):
+            return text
+        time.sleep(0.1)
+    raise AssertionError("server not idle: running %s, waiting %s, kv %s" % (
+        metric(text, "dspark:num_requests_running"), metric(text, "dspark:num_requests_waiting"),
+        metric(text, "dspark:kv_cache_usage_perc")))
+
+
+def parse_sse(body):
+    """(list of JSON chunks, saw [DONE] last); asserts the framing."""
+    import json
+    chunks, done = [], False
+    assert body.endswith("\n\n"), f"stream does not end with a blank line: {body[-80:]!r}"
+    for frame in body.split("\n\n")[:-1]:
+        assert frame.startswith("data: "), f"bad frame {frame[:80]!r}"
+        assert not done, "a frame after [DONE]"
+        payload = frame[len("data: "):]
+        if payload == "[DONE]":
+            done = True
+        else:
+            chunks.append(json.loads(payload))
+    return chunks, done
