@@ -57,9 +57,21 @@ struct WeightView {
   int64_t cols = 0;
   const void* data = nullptr;  // [rows, row_bytes]
   uint64_t row_bytes = 0;
+  // Optional copy of the rows of every whole group of 16 in the AVX-512 kernels' tile layout
+  // (see pack_for_matmul), same size as those rows; matmul and get_row then read it, not data,
+  // for them (the other ISAs' kernels always read data).
+  std::shared_ptr<const uint8_t> packed;  // [rows / 16, 16 * row_bytes]
 
   static WeightView from(const TensorInfo& t);
 };
+
+// Returns w with a packed copy when the active kernels have a packed layout for its type
+// (AVX-512 and Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), else w unchanged. The packed tiles skip a
+// transpose per tile that would otherwise be paid on every call, for every 8 tokens. With
+// release_source, the pages of w.data the copy replaces are handed back to the OS afterwards
+// (a hint that keeps their contents: mapped file pages are re-read if ever touched again), so
+// packing does not double the resident memory of a memory-mapped model.
+WeightView pack_for_matmul(const WeightView& w, bool release_source);
 
 // y[t, r] = dot(w[r, :], x[t, :]). Quantized weights are used directly: activations are
 // quantized per token to 8 bits (as llama.cpp does) and multiplied with integer dot products.

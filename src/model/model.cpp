@@ -16,9 +16,11 @@ Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<ModelFile> file,
   std::unique_ptr<Model> model(new Model());
   model->config_ = std::move(config.value());
   model->file_ = std::move(file);
+  // Paged in first: binding packs most matrices into the kernels' layout and hands the mapped
+  // pages it copied back to the OS, which a later read would fault in again.
+  model->page_in(progress);
   Status bound = model->bind_weights();
   if (!bound.ok()) return Error{model->file_->path() + ": " + bound.message()};
-  model->page_in(progress);
   return model;
 }
 

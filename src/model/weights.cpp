@@ -34,7 +34,10 @@ class Binder {
                    "] for this " + arch_name(c_.arch) + " config"};
     }
     DSPARK_RETURN_IF_ERROR(computable(ti, what, /*matrix=*/true));
-    return cpu::WeightView::from(ti);
+    const cpu::WeightView w = cpu::WeightView::from(ti);
+    // Matrices the forward multiplies with go to the kernels' packed layout where they have
+    // one; the embedding table is only read row by row (unless tied, see bind_weights).
+    return t == Tensor::Embedding ? w : cpu::pack_for_matmul(w, /*release_source=*/true);
   }
 
   // A small vector (norm weight, bias) converted to float.
@@ -100,6 +103,7 @@ Status Model::bind_weights() {
   DSPARK_ASSIGN(token_embd_, b.matrix(Tensor::Embedding, -1, c.vocab_size, d, "token embeddings"));
   DSPARK_ASSIGN(output_norm_, b.vector(Tensor::OutputNorm, -1, d, "final norm"));
   if (c.tied_embeddings) {
+    token_embd_ = cpu::pack_for_matmul(token_embd_, /*release_source=*/true);
     output_ = token_embd_;
   } else {
     DSPARK_ASSIGN(output_, b.matrix(Tensor::Output, -1, c.vocab_size, d, "output projection"));

@@ -2,6 +2,7 @@
 // scalar quantizer, only in their own order.
 #include <gtest/gtest.h>
 
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -44,26 +45,29 @@ TEST(QuantizeActs, Avx2MatchesScalar) {
   }
 }
 
-TEST(QuantizeActs, Avx512TiledMatchesNatural) {
+// The AVX-512 32-element formats keep values and scales in natural order and add per-block
+// terms: d[2 b + 1] = scale * sum (Q4_1 / Q5_1 min), sums[b] = -(sum << shift) (the offset 8,
+// 16 or 128 that Q4_0, Q5_0 and Q8_0 subtract from q).
+TEST(QuantizeActs, Avx512RowsMatchesNatural) {
   if (testing::available_isas().back() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 VNNI";
+  const std::pair<ActFormat, int32_t> formats[] = {{kernels_avx512().q4_0.act, 8},
+                                                   {kernels_avx512().q4_1.act, 1},
+                                                   {kernels_avx512().q5_0.act, 16},
+                                                   {kernels_avx512().q5_1.act, 1},
+                                                   {kernels_avx512().q8_0.act, 128}};
   for (int64_t cols : {32, 544, 1024, 4864}) {
     const auto x = test_input(cols);
     const Quantized nat = run(act_q8_32_natural(), x);
-    const Quantized tiled = run(kernels_avx512().q4_0.act, x);
-    // Tile order: block j of tile g sits in lane sigma(j) = 4 (j % 4) + j / 4; its dword k at
-    // byte 64 k + 4 lane. A last partial tile of at most 4 blocks is in value order instead.
-    const int64_t nb = cols / 32, full = nb / 16;
-    const bool natural_tail = nb % 16 > 0 && nb % 16 <= 4;
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t g = b / 16, j = b % 16;
-      const bool natural = natural_tail && g == full;
-      const int64_t lane = natural ? j : 4 * (j % 4) + j / 4;
-      EXPECT_EQ(tiled.d[g * 16 + lane], nat.d[b]) << "block " << b;
-      EXPECT_EQ(tiled.sums[g * 16 + lane], nat.sums[b]) << "block " << b;
-      for (int64_t i = 0; i < 32; ++i) {
-        const int64_t at =
-            natural ? g * 512 + 32 * j + i : g * 512 + 64 * (i / 4) + 4 * lane + i % 4;
-        EXPECT_EQ(tiled.qs[at], nat.qs[b * 32 + i]) << "block " << b << " value " << i;
+    for (const auto& [format, offset] : formats) {
+      const Quantized q = run(format, x);
+      EXPECT_EQ(q.qs, nat.qs);
+      const int64_t nb = cols / 32;
+      ASSERT_EQ(q.d.size(), size_t(2 * nb));
+      ASSERT_EQ(q.sums.size(), size_t(nb));
+      for (int64_t b = 0; b < nb; ++b) {
+        EXPECT_EQ(q.d[2 * b], nat.d[b]) << "block " << b;
+        EXPECT_EQ(q.d[2 * b + 1], nat.d[b] * float(nat.sums[b])) << "block " << b;
+        EXPECT_EQ(q.sums[b], -nat.sums[b] * offset) << "block " << b;
       }
     }
   }

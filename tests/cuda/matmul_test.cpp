@@ -64,7 +64,7 @@ class CudaMatmul : public testing::CudaTest {
     const std::vector<uint8_t> w_bytes = encode(w, type);
     const uint64_t row_bytes = w_bytes.size() / rows;
 
-    cpu::WeightView view{type, rows, cols, w_bytes.data(), row_bytes};
+    cpu::WeightView view{type, rows, cols, w_bytes.data(), row_bytes, nullptr};
     std::vector<float> expected(n_tok * rows);
     cpu::matmul_reference(view, x.data(), n_tok, expected.data());
 

@@ -14,6 +14,7 @@ namespace dspark::cpu {
 struct MatmulArgs {
   const uint8_t* w = nullptr;  // [rows, row_bytes]
   uint64_t row_bytes = 0;
+  const uint8_t* packed = nullptr;  // [rows / 16, 16 * row_bytes] WeightView::packed, or null
   int64_t cols = 0;
   const float* x = nullptr;  // float weights: [n_tok, cols]
   QuantizedActs acts;        // quantized weights: x quantized per token

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "packed_q32.h"
 
 namespace dspark::cpu {
 namespace {
@@ -140,6 +141,7 @@ void matmul(const WeightView& w, const float* x, int64_t n_tok, float* y, Thread
   MatmulArgs args;
   args.w = static_cast<const uint8_t*>(w.data);
   args.row_bytes = w.row_bytes;
+  args.packed = w.packed.get();
   args.cols = w.cols;
   args.y = y;
   args.y_stride = w.rows;
@@ -199,6 +201,15 @@ void get_row(const WeightView& w, int64_t row, float* out) {
   const DTypeInfo* info = dtype_info(w.type);
   if (info == nullptr || !info->dequantizable || w.cols % info->block_elems != 0) {
     std::fill(out, out + w.cols, std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  const int64_t group = row / packed::kRows;
+  if (w.packed != nullptr && group < w.rows / packed::kRows) {
+    thread_local std::vector<uint8_t> bytes;
+    bytes.resize(static_cast<size_t>(w.row_bytes));
+    packed::unpack_row(w.type, w.packed.get() + group * packed::kRows * w.row_bytes,
+                       int(row % packed::kRows), w.cols, bytes.data());
+    dequantize_row(w.type, bytes.data(), out, w.cols);
     return;
   }
   const auto* base = static_cast<const uint8_t*>(w.data);

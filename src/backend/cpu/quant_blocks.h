@@ -66,9 +66,10 @@ inline void kquant_scale_min(const uint8_t* s /*[12]*/, int j, int* scale, int* 
 }
 
 // Activations of a batch of tokens quantized to signed 8 bits (in [-127, 127]), one token per
-// row. Each ISA's quantizer chooses the order of values within a token (the AVX-512 one
+// row. Each ISA's quantizer chooses the order of values within a token (the AVX-512 K-quant one
 // transposes blocks to match its weight tiles); scales and sums follow that order too.
-//  Q8_32 (32-element formats): one fp32 scale and one integer sum per 32 elements.
+//  Q8_32 (32-element formats): one fp32 scale and one integer sum per 32 elements (the AVX-512
+//    kernels prepare per-format terms instead, see quantize_rows in kernels_avx512_q32.cpp).
 //  Q8_256 (K-quants): one fp32 scale per 256 elements and one integer sum per 16.
 struct QuantizedActs {
   int64_t n_tok = 0;
