@@ -103,9 +103,11 @@ struct Engine::Impl {
   // than the controller verifies only costs draft forwards.
   double spec_useful_depth = 0.0;
   // Deepest drafting allowed, moved by the measured gain of drafting steps over plain ones
-  // (all costs included: draft forwards, the larger verify forward, acceptance); 0: drafting
-  // pauses except for probes.
+  // (all costs included: draft forwards, the larger verify forward, acceptance); halved while
+  // losing, and at 0 drafting pauses.
   int32_t spec_draft_cap = 0;
+  int32_t spec_paused_load = 0;  // sampling requests per step when drafting paused; 0: running
+  int64_t spec_paused_step = 0;
   double spec_gain = 1.0;       // moving average of that ratio
   int32_t spec_gain_steps = 0;  // drafting steps since the cap last moved
 

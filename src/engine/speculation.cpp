@@ -17,14 +17,11 @@ constexpr float kGreedyTemperature = 1e-5f;   // sample.h: at or below this, sam
 constexpr double kDepthAverageWeight = 0.05;  // moving average of the verified depth
 constexpr int32_t kRefitEvery = 1024;         // verified rounds between calibration refits
 constexpr double kUsefulDepthWeight = 0.2;    // moving average of the deepest admitted node
-// Below this useful depth the controller has been verifying (almost) nothing: draft only every
-// kProbeEvery-th step, to notice when verification pays again, and save the draft forwards.
-constexpr double kIdleDepth = 0.25;
-constexpr int64_t kProbeEvery = 8;
-constexpr double kGainWeight = 0.3;  // moving average of drafting's measured gain
-constexpr int32_t kGainSteps = 4;    // drafting steps between moves of the depth cap
-constexpr double kLosing = 0.97;     // below: draft one level less
-constexpr double kWinning = 1.10;    // above: try one level more
+constexpr double kGainWeight = 0.5;           // moving average of drafting's measured gain
+constexpr int32_t kGainSteps = 2;             // drafting steps between moves of the depth cap
+constexpr double kLosing = 0.97;              // below: halve the depth cap (0 pauses drafting)
+constexpr double kWinning = 1.10;             // above: try one level more
+constexpr int64_t kRetryAfter = 256;          // steps before a paused drafter tries again anyway
 
 bool is_greedy(const SamplingParams& p) {
   return p.temperature <= kGreedyTemperature;
@@ -146,10 +143,18 @@ bool Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
   if (!drafter) return false;
   const SpecConfig& sc = config.spec;
   const bool adaptive = !sc.fixed_depth;
-  const bool idle = spec_useful_depth < kIdleDepth || spec_draft_cap == 0;
-  if (adaptive && idle && n_steps % kProbeEvery != 0) return false;
+  if (adaptive && spec_paused_load > 0) {
+    // Paused because drafting lost: try again (one level) once the load falls below what it was
+    // then, or after a long while.
+    const int32_t n_sampling = static_cast<int32_t>(std::count_if(
+        plan.requests.begin(), plan.requests.end(), [](const auto& r) { return r.samples; }));
+    if (n_sampling >= spec_paused_load && n_steps - spec_paused_step < kRetryAfter) return false;
+    spec_paused_load = 0;
+    spec_draft_cap = 1;
+    spec_gain = 1.0;
+  }
   // One level past what the controller used lately, so the depth can grow back; within the cap
-  // that measured gains allow (a probe drafts one level).
+  // that measured gains allow.
   const int32_t draft_depth =
       adaptive ? std::max(1, std::min({sc.max_depth, spec_draft_cap,
                                        static_cast<int32_t>(std::ceil(spec_useful_depth)) + 1}))
@@ -216,20 +221,32 @@ bool Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
     for (int32_t n = 0; n < w.tree.size(); ++n) deepest = std::max(deepest, w.tree.depth(n));
   }
   spec_useful_depth += kUsefulDepthWeight * (deepest - spec_useful_depth);
-  return true;
   spec_mean_depth += kDepthAverageWeight * (verified / double(inputs.size()) - spec_mean_depth);
+  return true;
 }
 
 void Engine::Impl::note_spec_step(int32_t base_tokens, int32_t n_sampling, int64_t n_committed,
                                   double seconds) {
-  if (config.spec.fixed_depth || n_sampling == 0 || seconds <= 0) return;
+  // Prompt lookup drafts for free: the controller's SPS-based admission is all it needs. A
+  // draft model's forwards are the cost the controller does not see.
+  if (config.spec.method != SpecMethod::kDraftModel || config.spec.fixed_depth || n_sampling == 0 ||
+      seconds <= 0) {
+    return;
+  }
   const double plain_rate = n_sampling * sps->sps(base_tokens);
   const double gain = (double(n_committed) / seconds) / plain_rate;
   spec_gain += kGainWeight * (gain - spec_gain);
   if (++spec_gain_steps < kGainSteps) return;
   spec_gain_steps = 0;
-  if (spec_gain < kLosing && spec_draft_cap > 0) {
-    --spec_draft_cap;
+  if (spec_gain < kLosing) {
+    spec_draft_cap /= 2;
+    if (spec_draft_cap == 0) {
+      // Drafting costs more than it gains at this load: stop, and drop the drafter's state (a
+      // draft model's KV) rather than keep it caught up for nothing.
+      spec_paused_load = std::max(1, n_sampling);
+      spec_paused_step = n_steps;
+      for (const auto& [id, r] : requests) drafter->release(id);
+    }
   } else if (spec_gain > kWinning && spec_draft_cap < config.spec.max_depth) {
     ++spec_draft_cap;
   }
