@@ -24,6 +24,26 @@ boost::system::error_code errno_code(int err) {
   return boost::system::error_code(err, boost::system::system_category());
 }
 
+// After a recv/send that failed with errno: true to try again (interrupted, or the socket became
+// ready before the deadline); false with ec set when the error is final or the wait timed out.
+bool may_retry(int fd, short events, Clock::time_point deadline, boost::system::error_code& ec) {
+  if (errno == EINTR) return true;
+  if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    ec = errno_code(errno);
+    return false;
+  }
+  const Ready r = wait_fd(fd, events, deadline);
+  if (r == Ready::kTimeout) {
+    ec = boost::asio::error::timed_out;
+    return false;
+  }
+  if (r == Ready::kError) {
+    ec = errno_code(errno);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Ready wait_fd(int fd, short events, Clock::time_point deadline, int wake_fd) {
@@ -81,20 +101,7 @@ size_t SocketStream::recv_some(void* data, size_t size, boost::system::error_cod
       ec = boost::asio::error::eof;
       return 0;
     }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      ec = errno_code(errno);
-      return 0;
-    }
-    Ready r = wait_fd(fd_, POLLIN, deadline_);
-    if (r == Ready::kTimeout) {
-      ec = boost::asio::error::timed_out;
-      return 0;
-    }
-    if (r == Ready::kError) {
-      ec = errno_code(errno);
-      return 0;
-    }
+    if (!may_retry(fd_, POLLIN, deadline_, ec)) return 0;
   }
 }
 
@@ -108,20 +115,7 @@ size_t SocketStream::send_some(const iovec* iov, size_t count, boost::system::er
       ec = {};
       return static_cast<size_t>(n);
     }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      ec = errno_code(errno);
-      return 0;
-    }
-    Ready r = wait_fd(fd_, POLLOUT, deadline_);
-    if (r == Ready::kTimeout) {
-      ec = boost::asio::error::timed_out;
-      return 0;
-    }
-    if (r == Ready::kError) {
-      ec = errno_code(errno);
-      return 0;
-    }
+    if (!may_retry(fd_, POLLOUT, deadline_, ec)) return 0;
   }
 }
 
