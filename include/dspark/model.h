@@ -54,6 +54,9 @@ class KvStorage {
   uint16_t* k(int layer) { return k_[layer].data(); }  // [n_blocks * block_size, row_elems]
   uint16_t* v(int layer) { return v_[layer].data(); }  // [n_blocks * block_size, row_elems]
   static uint64_t bytes_per_block(const ModelConfig& config, int block_size);
+  // Copies n consecutive slots' K and V rows of every layer from one slot range to another
+  // (copy-on-write of a block, accepted draft tokens moved into place).
+  void copy_slots(int64_t from_slot, int64_t to_slot, int64_t n);
 
  private:
   int block_size_, n_blocks_;

@@ -11,6 +11,14 @@
 
 namespace dspark::cli {
 
+// Stores a parsed option value in out (converted to its type), or returns the parse error.
+template <class T, class V>
+Status take(const Result<V>& result, T& out) {
+  if (!result.ok()) return result.error();
+  out = static_cast<T>(*result);
+  return Status::Ok();
+}
+
 class Args {
  public:
   // Declares an option; `value_name` empty means a flag without a value.

@@ -63,11 +63,6 @@ void add_engine_options(Args& args) {
 
 Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens_hint) {
   EngineSetup setup;
-  auto take = [](auto result, auto& out) -> Status {
-    if (!result.ok()) return result.error();
-    out = static_cast<std::remove_reference_t<decltype(out)>>(*result);
-    return Status::Ok();
-  };
   engine::EngineConfig& c = setup.config;
   int64_t ctx = 0;
   DSPARK_RETURN_IF_ERROR(take(args.integer("threads", 0, 1024), c.threads));

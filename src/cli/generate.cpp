@@ -39,11 +39,6 @@ Result<GenerateOptions> read_options(const Args& args) {
   } else {
     o.prompt = args.str("prompt");
   }
-  auto take = [](auto result, auto& out) -> Status {
-    if (!result.ok()) return result.error();
-    out = std::remove_reference_t<decltype(out)>(*result);
-    return Status::Ok();
-  };
   double temp = 0, top_p = 1, min_p = 0;
   int64_t top_k = 0;
   DSPARK_RETURN_IF_ERROR(take(args.integer("n-predict", 1, 1 << 20), o.n_predict));

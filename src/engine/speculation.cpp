@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <string>
 
 #include "engine_impl.h"
@@ -25,15 +24,6 @@ constexpr int64_t kRetryAfter = 256;          // steps before a paused drafter t
 
 bool is_greedy(const SamplingParams& p) {
   return p.temperature <= kGreedyTemperature;
-}
-
-// Copies one KV row (every layer, K and V) from one slot to another.
-void copy_row(KvStorage& kv, int64_t from, int64_t to) {
-  const int64_t n = kv.row_elems();
-  for (int l = 0; l < kv.n_layers(); ++l) {
-    std::memcpy(kv.k(l) + to * n, kv.k(l) + from * n, n * sizeof(uint16_t));
-    std::memcpy(kv.v(l) + to * n, kv.v(l) + from * n, n * sizeof(uint16_t));
-  }
 }
 
 // Seconds of one target forward over n tokens of one sequence written from slot 0 (all blocks
@@ -305,7 +295,7 @@ Status Engine::Impl::finish_speculation(LiveRequest& r, const SpecWork& w, const
   }
   auto copies = kv->keep_path(r.id, slots, tokens);
   if (!copies.ok()) return Error{"speculation: " + copies.error().message};
-  for (const kv::SlotCopy& c : *copies) copy_row(*storage, c.from_slot, c.to_slot);
+  for (const kv::SlotCopy& c : *copies) storage->copy_slots(c.from_slot, c.to_slot, 1);
 
   // Statistics per depth: a depth was verified when the walk reached a node with children
   // there (or the anchor), accepted when the path went through it.

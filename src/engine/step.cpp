@@ -1,25 +1,12 @@
 // One engine step: schedule, copy-on-write block copies, one forward for every scheduled
 // request, per-request sampling and stop checks, streaming, scheduler update.
 #include <algorithm>
-#include <cstring>
 
 #include "engine_impl.h"
 
 namespace dspark::engine {
 
 namespace {
-
-// Copies every row of a block, K and V of every layer.
-void copy_block(KvStorage& kv, const kv::BlockCopy& c) {
-  const int64_t rows = kv.block_size();
-  const int64_t elems = rows * kv.row_elems();
-  for (int l = 0; l < kv.n_layers(); ++l) {
-    std::memcpy(kv.k(l) + c.to_block * elems, kv.k(l) + c.from_block * elems,
-                elems * sizeof(uint16_t));
-    std::memcpy(kv.v(l) + c.to_block * elems, kv.v(l) + c.from_block * elems,
-                elems * sizeof(uint16_t));
-  }
-}
 
 FinishReason from_sample(dspark::FinishReason r) {
   return r == dspark::FinishReason::kStop ? FinishReason::kStop : FinishReason::kLength;
@@ -97,7 +84,8 @@ void Engine::Impl::step() {
       (void)scheduler->update(plan, {});
       return;
     }
-    copy_block(*storage, c);
+    const int64_t bs = storage->block_size();
+    storage->copy_slots(c.from_block * bs, c.to_block * bs, bs);
   }
 
   std::vector<SpecWork> work;

@@ -1,5 +1,6 @@
 // KV storage and the ForwardBatch helper that fills a token's slot from its block table.
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "dspark/model.h"
@@ -13,6 +14,16 @@ KvStorage::KvStorage(const ModelConfig& config, int block_size, int n_blocks)
   const size_t elems = static_cast<size_t>(n_slots() * row_elems_);
   k_.assign(static_cast<size_t>(config.n_layers), std::vector<uint16_t>(elems));
   v_.assign(static_cast<size_t>(config.n_layers), std::vector<uint16_t>(elems));
+}
+
+void KvStorage::copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) {
+  const int64_t elems = n * row_elems_;
+  for (size_t l = 0; l < k_.size(); ++l) {
+    std::memcpy(k_[l].data() + to_slot * row_elems_, k_[l].data() + from_slot * row_elems_,
+                size_t(elems) * sizeof(uint16_t));
+    std::memcpy(v_[l].data() + to_slot * row_elems_, v_[l].data() + from_slot * row_elems_,
+                size_t(elems) * sizeof(uint16_t));
+  }
 }
 
 uint64_t KvStorage::bytes_per_block(const ModelConfig& config, int block_size) {
