@@ -66,8 +66,8 @@ struct WeightView {
 };
 
 // Returns w with a packed copy when the active kernels have a packed layout for its type
-// (AVX-512 and Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), else w unchanged. The packed tiles skip a
-// transpose per tile that would otherwise be paid on every call, for every 8 tokens. With
+// (AVX-512 and Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), else w unchanged. The packed tiles
+// skip a transpose per tile that would otherwise be paid on every call, for every 8 tokens. With
 // release_source, the pages of w.data the copy replaces are handed back to the OS afterwards
 // (a hint that keeps their contents: mapped file pages are re-read if ever touched again), so
 // packing does not double the resident memory of a memory-mapped model.

@@ -4,7 +4,8 @@
 // Weights are packed as the model packs them at load; for the types with a packed layout the
 // last column gives t(8)/t(1) in the file's layout too.
 // With --cached 1 a single copy is used, which stays in cache: the kernels' compute cost alone.
-//   bench_kernels [--threads N] [--seconds S] [--cached 1]
+// --type NAME runs only the cases of that weight type.
+//   bench_kernels [--threads N] [--seconds S] [--cached 1] [--type Q4_K]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -50,10 +51,12 @@ int run(int argc, char** argv) {
   int threads = 0;
   double budget = 0.5;
   bool cached = false;
+  const char* only_type = nullptr;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--seconds") == 0) budget = std::atof(argv[i + 1]);
     if (std::strcmp(argv[i], "--cached") == 0) cached = std::atoi(argv[i + 1]) != 0;
+    if (std::strcmp(argv[i], "--type") == 0) only_type = argv[i + 1];
   }
   ThreadPool pool(threads);
   const double bw = measure_read_bandwidth(pool);
@@ -72,12 +75,16 @@ int run(int argc, char** argv) {
       {DType::Q4_K, 4096, 1024, ""},
       {DType::Q5_K, 4096, 1024, ""},
       {DType::Q6_K, 4096, 1024, ""},
+      {DType::Q4_K, 8960, 1536, "qwen2.5-1.5b ffn_up"},
+      {DType::Q6_K, 1536, 8960, "qwen2.5-1.5b ffn_down"},
+      {DType::Q6_K, 896, 4864, "qwen2.5-0.5b ffn_down"},
       {DType::F16, 4096, 1024, ""},
       {DType::BF16, 4096, 1024, ""},
       {DType::F32, 2048, 1024, ""},
   };
   constexpr size_t kTotalBytes = size_t(160) << 20;  // 5x the 32 MiB L3
   for (const Case& c : cases) {
+    if (only_type != nullptr && std::strcmp(only_type, dtype_info(c.type)->name) != 0) continue;
     const auto proto = testing::random_weight(c.type, c.rows, c.cols, 1);
     const size_t bytes = proto.bytes.size();
     const size_t n_copies = cached ? 1 : std::max<size_t>(1, kTotalBytes / bytes);

@@ -73,33 +73,46 @@ TEST(QuantizeActs, Avx512RowsMatchesNatural) {
   }
 }
 
-// K-quant order: byte 64 n + 4 L + j of a super-block is value 4 n + j of 16-value group
-// group(L), and sum L is that group's; group(L) = sigma(L) for Q6_K, and the unpacked Q4_K
-// register order {0,1,4,5, 2,3,6,7, 8,9,12,13, 10,11,14,15} at sigma(L) for Q4_K / Q5_K.
-void expect_lane_order(const Quantized& q, const Quantized& nat, bool q45) {
-  const int q45_rows[16] = {0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15};
-  EXPECT_EQ(q.d, nat.d);
-  for (size_t b = 0; b < nat.d.size(); ++b) {
-    for (int lane = 0; lane < 16; ++lane) {
-      const int sigma = 4 * (lane % 4) + lane / 4;
-      const int g = q45 ? q45_rows[sigma] : sigma;
-      EXPECT_EQ(q.sums[b * 16 + lane], nat.sums[b * 16 + g]);
-      for (int n = 0; n < 4; ++n) {
-        for (int j = 0; j < 4; ++j) {
-          EXPECT_EQ(q.qs[b * 256 + 64 * n + 4 * lane + j], nat.qs[b * 256 + 16 * g + 4 * n + j]);
+// The AVX-512 K-quant formats keep values and scales in natural order and pair sums into the
+// int16 halves of dwords, in the pairing of the weights' mins or scales: per super-block, Q4_K /
+// Q5_K have four dwords of 32-value sub-block sums (s0, s2), (s1, s3), (s4, s6), (s5, s7), and
+// Q6_K eight of 16-value group sums (g0, g2), (g1, g3), (g4, g6), (g5, g7), (g8, g10), ...
+TEST(QuantizeActs, Avx512SuperBlocksMatchNatural) {
+  if (testing::available_isas().back() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 VNNI";
+  for (int64_t cols : {256, 768, 4864}) {
+    const auto x = test_input(cols);
+    const Quantized nat = run(act_q8_256_natural(), x);
+    const int64_t nb = cols / 256;
+    const Quantized q6 = run(kernels_avx512().q6_k.act, x);
+    EXPECT_EQ(q6.qs, nat.qs);
+    EXPECT_EQ(q6.d, nat.d);
+    ASSERT_EQ(q6.sums.size(), size_t(8 * nb));
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int p = 0; p < 8; ++p) {
+        const int g = 4 * (p / 2) + p % 2;
+        const uint32_t pair = uint32_t(q6.sums[8 * b + p]);
+        EXPECT_EQ(int16_t(pair & 0xFFFF), nat.sums[16 * b + g]) << "block " << b << " pair " << p;
+        EXPECT_EQ(int16_t(pair >> 16), nat.sums[16 * b + g + 2]) << "block " << b << " pair " << p;
+      }
+    }
+    for (const ActFormat& f : {kernels_avx512().q4_k.act, kernels_avx512().q5_k.act}) {
+      const Quantized q = run(f, x);
+      EXPECT_EQ(q.qs, nat.qs);
+      EXPECT_EQ(q.d, nat.d);
+      ASSERT_EQ(q.sums.size(), size_t(4 * nb));
+      for (int64_t b = 0; b < nb; ++b) {
+        const auto sub_block = [&](int j) {
+          return nat.sums[16 * b + 2 * j] + nat.sums[16 * b + 2 * j + 1];
+        };
+        const int first[4] = {0, 1, 4, 5};
+        for (int p = 0; p < 4; ++p) {
+          const uint32_t pair = uint32_t(q.sums[4 * b + p]);
+          EXPECT_EQ(int16_t(pair & 0xFFFF), sub_block(first[p])) << "block " << b << " pair " << p;
+          EXPECT_EQ(int16_t(pair >> 16), sub_block(first[p] + 2)) << "block " << b << " pair " << p;
         }
       }
     }
   }
-}
-
-TEST(QuantizeActs, Avx512SuperBlocksMatchNatural) {
-  if (testing::available_isas().back() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 VNNI";
-  const auto x = test_input(768);
-  const Quantized nat = run(act_q8_256_natural(), x);
-  expect_lane_order(run(kernels_avx512().q6_k.act, x), nat, false);
-  expect_lane_order(run(kernels_avx512().q4_k.act, x), nat, true);
-  expect_lane_order(run(kernels_avx512().q5_k.act, x), nat, true);
 }
 
 // Scale = amax / 127 and values round to nearest.

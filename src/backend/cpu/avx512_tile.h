@@ -1,10 +1,11 @@
-// Register transposes, row reductions and prefetching shared by the AVX-512 matmul kernels. Include
-// only from files compiled for AVX-512 (after their `#pragma GCC target`).
+// Transposing loads, token-count dispatch and prefetching shared by the AVX-512 matmul kernels.
+// Include only from files compiled for AVX-512 (after their `#pragma GCC target`).
 #pragma once
 
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 // Hot helpers of the kernels must be inlined for their vectors to stay in registers; GCC's
 // heuristics give up on the larger ones.
@@ -24,43 +25,75 @@ DSPARK_AVX512_INLINE void transpose_4x4_lanes(const __m512i z[4], __m512i p[4]) 
   p[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
-constexpr int sigma(int lane) {
-  return 4 * (lane % 4) + lane / 4;
+// 16 bytes at p, or zeros for a row past the matrix's end.
+template <bool kTail>
+DSPARK_AVX512_INLINE __m128i load16(const uint8_t* p, bool valid) {
+  if (kTail && !valid) return _mm_setzero_si128();
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
 
-// Lane r = the sum of the 16 lanes of v[r]. Every row's lanes are added in the same order
-// (128-bit chunks (0 + 2) + (1 + 3), then floats likewise within the chunk) whatever the other
-// rows hold, and the 16 rows cost about as much as three single reductions.
-DSPARK_AVX512_INLINE __m512 reduce_rows_16(const __m512 v[16]) {
-  __m512 c[8], e[4], g[2];
-  for (int k = 0; k < 8; ++k) {  // chunks of rows 2k, 2k + 1: (0 + 2), (1 + 3)
-    c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
-                         _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+// z[g] 128-bit lane i = the 16 bytes at `at + row * stride` for row 4 i + g (zero for rows from
+// `count` on). Chunk c = 4 g + i thus holds row sigma(c), so after the 4x4 transpose (which
+// leaves chunk sigma(L) in lane L) lane L holds row L.
+template <bool kTail>
+DSPARK_AVX512_INLINE void load_rows(const uint8_t* at, uint64_t stride, int count, __m512i z[4]) {
+  for (int g = 0; g < 4; ++g) {
+    const uint8_t* p = at + uint64_t(g) * stride;
+    __m512i v = _mm512_castsi128_si512(load16<kTail>(p, g < count));
+    v = _mm512_inserti32x4(v, load16<kTail>(p + 4 * stride, g + 4 < count), 1);
+    v = _mm512_inserti32x4(v, load16<kTail>(p + 8 * stride, g + 8 < count), 2);
+    z[g] = _mm512_inserti32x4(v, load16<kTail>(p + 12 * stride, g + 12 < count), 3);
   }
-  for (int k = 0; k < 4; ++k) {  // chunk r of e[k]: four partial sums of row 4k + r
-    e[k] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0x88),
-                         _mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0xDD));
-  }
-  for (int k = 0; k < 2; ++k) {  // chunk j: rows 8k + j, 8k + 4 + j, two sums each
-    g[k] = _mm512_add_ps(_mm512_unpacklo_ps(e[2 * k], e[2 * k + 1]),
-                         _mm512_unpackhi_ps(e[2 * k], e[2 * k + 1]));
-  }
-  // Chunk j: rows j, 8 + j, 4 + j, 12 + j; the permute puts row r in lane r.
-  const __m512 sums = _mm512_add_ps(_mm512_unpacklo_ps(g[0], g[1]), _mm512_unpackhi_ps(g[0], g[1]));
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15);
-  return _mm512_permutexvar_ps(order, sums);
 }
 
-// y[i * y_stride + r] = the lane sum of acc[r][i], for rows r < n_rows (at most 16) and NT
-// tokens i.
-template <int NT>
-DSPARK_AVX512_INLINE void store_row_sums(const __m512 acc[][NT], int64_t n_rows, float* y,
-                                         int64_t y_stride) {
-  const __mmask16 present = __mmask16((1u << n_rows) - 1);
-  for (int i = 0; i < NT; ++i) {
-    __m512 rows[16];
-    for (int64_t r = 0; r < 16; ++r) rows[r] = r < n_rows ? acc[r][i] : _mm512_setzero_ps();
-    _mm512_mask_storeu_ps(y + i * y_stride, present, reduce_rows_16(rows));
+// p[k] lane L = dword k of the 16 bytes at `at + L * stride`.
+template <bool kTail>
+DSPARK_AVX512_INLINE void load_transposed(const uint8_t* at, uint64_t stride, int count,
+                                          __m512i p[4]) {
+  __m512i z[4];
+  load_rows<kTail>(at, stride, count, z);
+  transpose_4x4_lanes(z, p);
+}
+
+// Lane L = the dword at `at + L * stride`: the first output of the transpose only.
+template <bool kTail>
+DSPARK_AVX512_INLINE __m512i load_dwords(const uint8_t* at, uint64_t stride, int count) {
+  __m512i z[4];
+  load_rows<kTail>(at, stride, count, z);
+  return _mm512_unpacklo_epi64(_mm512_unpacklo_epi32(z[0], z[1]),
+                               _mm512_unpacklo_epi32(z[2], z[3]));
+}
+
+// fn(std::integral_constant<int, NT>{}) for NT = n (1..8): the kernels' token count as a
+// template argument, so that their per-token loops unroll and their accumulators stay in
+// registers.
+template <class Fn>
+DSPARK_AVX512_INLINE void with_token_count(int64_t n, Fn&& fn) {
+  switch (n) {
+    case 1:
+      fn(std::integral_constant<int, 1>{});
+      break;
+    case 2:
+      fn(std::integral_constant<int, 2>{});
+      break;
+    case 3:
+      fn(std::integral_constant<int, 3>{});
+      break;
+    case 4:
+      fn(std::integral_constant<int, 4>{});
+      break;
+    case 5:
+      fn(std::integral_constant<int, 5>{});
+      break;
+    case 6:
+      fn(std::integral_constant<int, 6>{});
+      break;
+    case 7:
+      fn(std::integral_constant<int, 7>{});
+      break;
+    default:
+      fn(std::integral_constant<int, 8>{});
+      break;
   }
 }
 

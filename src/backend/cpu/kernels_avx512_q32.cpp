@@ -40,45 +40,6 @@ struct Tile {
   __m512 m;      // lane L: min of row L's block (Q4_1 / Q5_1)
 };
 
-// 16 bytes at p, or zeros for a row past the matrix's end.
-template <bool kTail>
-DSPARK_AVX512_INLINE __m128i load16(const uint8_t* p, bool valid) {
-  if (kTail && !valid) return _mm_setzero_si128();
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-}
-
-// z[g] 128-bit lane i = the 16 bytes at `at + row * stride` for row 4 i + g (zero for rows from
-// `count` on). Chunk c = 4 g + i thus holds row sigma(c), so after the 4x4 transpose (which
-// leaves chunk sigma(L) in lane L) lane L holds row L.
-template <bool kTail>
-DSPARK_AVX512_INLINE void load_rows(const uint8_t* at, uint64_t stride, int count, __m512i z[4]) {
-  for (int g = 0; g < 4; ++g) {
-    const uint8_t* p = at + uint64_t(g) * stride;
-    __m512i v = _mm512_castsi128_si512(load16<kTail>(p, g < count));
-    v = _mm512_inserti32x4(v, load16<kTail>(p + 4 * stride, g + 4 < count), 1);
-    v = _mm512_inserti32x4(v, load16<kTail>(p + 8 * stride, g + 8 < count), 2);
-    z[g] = _mm512_inserti32x4(v, load16<kTail>(p + 12 * stride, g + 12 < count), 3);
-  }
-}
-
-// p[k] lane L = dword k of the 16 bytes at `at + L * stride`.
-template <bool kTail>
-DSPARK_AVX512_INLINE void load_transposed(const uint8_t* at, uint64_t stride, int count,
-                                          __m512i p[4]) {
-  __m512i z[4];
-  load_rows<kTail>(at, stride, count, z);
-  avx512::transpose_4x4_lanes(z, p);
-}
-
-// Lane L = the dword at `at + L * stride`: the first output of the transpose only.
-template <bool kTail>
-DSPARK_AVX512_INLINE __m512i load_dwords(const uint8_t* at, uint64_t stride, int count) {
-  __m512i z[4];
-  load_rows<kTail>(at, stride, count, z);
-  return _mm512_unpacklo_epi64(_mm512_unpacklo_epi32(z[0], z[1]),
-                               _mm512_unpacklo_epi32(z[2], z[3]));
-}
-
 // Completes a tile from its fields: head lane L = row L's first dword (d, and m above it for
 // the formats with a min); p[k] lane L = dword k of row L's value bytes; qh lane L = row L's
 // fifth bits.
@@ -118,15 +79,15 @@ template <class T, bool kTail>
 DSPARK_AVX512_INLINE void load_tile(const uint8_t* first, uint64_t stride, int count, Tile& t) {
   // The first dword of every block holds d (and m for the formats with a min); every block is
   // at least 16 bytes long, so the 16-byte loads stay inside it.
-  const __m512i head = load_dwords<kTail>(first, stride, count);
+  const __m512i head = avx512::load_dwords<kTail>(first, stride, count);
   const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
   __m512 m = _mm512_setzero_ps();
   if constexpr (T::kMin) m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
   __m512i p[8];
-  load_transposed<kTail>(first + T::kQs, stride, count, p);
-  if constexpr (T::kQ8) load_transposed<kTail>(first + T::kQs + 16, stride, count, p + 4);
+  avx512::load_transposed<kTail>(first + T::kQs, stride, count, p);
+  if constexpr (T::kQ8) avx512::load_transposed<kTail>(first + T::kQs + 16, stride, count, p + 4);
   __m512i qh = _mm512_setzero_si512();
-  if constexpr (T::kQh >= 0) qh = load_dwords<kTail>(first + T::kQh, stride, count);
+  if constexpr (T::kQh >= 0) qh = avx512::load_dwords<kTail>(first + T::kQh, stride, count);
   finish_tile<T>(d, m, p, qh, t);
 }
 
@@ -255,32 +216,8 @@ void rows(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1
   for (int64_t rb = r0; rb < r1; rb += kGroupRows) {
     const int count = int(rb + kGroupRows < r1 ? kGroupRows : r1 - rb);
     for (int64_t t = t0; t < t1; t += 8) {
-      switch (t1 - t >= 8 ? 8 : int(t1 - t)) {
-        case 1:
-          group_any<T, 1>(args, rb, count, t);
-          break;
-        case 2:
-          group_any<T, 2>(args, rb, count, t);
-          break;
-        case 3:
-          group_any<T, 3>(args, rb, count, t);
-          break;
-        case 4:
-          group_any<T, 4>(args, rb, count, t);
-          break;
-        case 5:
-          group_any<T, 5>(args, rb, count, t);
-          break;
-        case 6:
-          group_any<T, 6>(args, rb, count, t);
-          break;
-        case 7:
-          group_any<T, 7>(args, rb, count, t);
-          break;
-        default:
-          group_any<T, 8>(args, rb, count, t);
-          break;
-      }
+      avx512::with_token_count(t1 - t,
+                               [&](auto nt) { group_any<T, nt.value>(args, rb, count, t); });
     }
   }
 }

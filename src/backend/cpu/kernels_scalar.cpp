@@ -67,28 +67,21 @@ int32_t dot_i8(const int8_t* q, const int8_t* a, int n) {
   return s;
 }
 
+// The 32-element formats: one block's contribution to a row's dot product with a token, given
+// the token's block values `a`, scale and value sum.
 template <class Block>
-void rows_q32(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  const int64_t nb = args.cols / kQK;
-  int8_t q[kQK];
-  for (int64_t r = r0; r < r1; ++r) {
-    const auto* w = reinterpret_cast<const Block*>(args.w + r * args.row_bytes);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int8_t* a = args.acts.qs_row(t);
-      const float* da = args.acts.d_row(t);
-      const int32_t* sa = args.acts.sums_row(t);
-      float acc = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        decode(w[b], q);
-        int32_t isum = dot_i8(q, a + b * kQK, kQK);
-        acc += fp16(w[b].d) * da[b] * float(isum) + block_min(w[b]) * da[b] * float(sa[b]);
-      }
-      args.y[t * args.y_stride + r] = acc;
-    }
+struct Q32 {
+  using B = Block;
+  static constexpr int kElems = kQK, kSums = 1;
+  static float block_dot(const Block& w, const int8_t* a, float da, const int32_t* sums) {
+    int8_t q[kQK];
+    decode(w, q);
+    const int32_t isum = dot_i8(q, a, kQK);
+    return fp16(w.d) * da * float(isum) + block_min(w) * da * float(sums[0]);
   }
-}
+};
 
-// K-quants: per super-block an integer sum of scale_j * dot_j, then the float scales.
+// Values of a K-quant super-block (Q6_K's offset removed; Q4_K / Q5_K's mins apply separately).
 void decode_q4k(const BlockQ4_K& b, int8_t* q) {
   for (int j = 0; j < 8; ++j) {
     const uint8_t* src = b.qs + 32 * (j / 2);
@@ -120,49 +113,49 @@ void decode_q6k(const BlockQ6_K& b, int8_t* q) {
   }
 }
 
+// Q4_K / Q5_K: per super-block an integer sum of scale_j * dot_j, then the float scales.
 template <class Block, void (*Decode)(const Block&, int8_t*)>
-void rows_q45k(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  const int64_t nb = args.cols / kQKK;
-  int8_t q[kQKK];
+struct Q45K {
+  using B = Block;
+  static constexpr int kElems = kQKK, kSums = 16;  // one activation sum per 16 values
+  static float block_dot(const Block& w, const int8_t* a, float da, const int32_t* sums) {
+    int8_t q[kQKK];
+    Decode(w, q);
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 8; ++j) {
+      int sc, m;
+      kquant_scale_min(w.scales, j, &sc, &m);
+      isum += sc * dot_i8(q + 32 * j, a + 32 * j, 32);
+      msum += m * (sums[2 * j] + sums[2 * j + 1]);
+    }
+    return da * (fp16(w.d) * float(isum) - fp16(w.dmin) * float(msum));
+  }
+};
+struct Q6K {
+  using B = BlockQ6_K;
+  static constexpr int kElems = kQKK, kSums = 16;
+  static float block_dot(const BlockQ6_K& w, const int8_t* a, float da, const int32_t*) {
+    int8_t q[kQKK];
+    decode_q6k(w, q);
+    int32_t isum = 0;
+    for (int k = 0; k < 16; ++k) isum += w.scales[k] * dot_i8(q + 16 * k, a + 16 * k, 16);
+    return da * fp16(w.d) * float(isum);
+  }
+};
+
+// y[t, r] for a quantized format F: the blocks' contributions summed in order.
+template <class F>
+void rows_quant(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  const int64_t nb = args.cols / F::kElems;
   for (int64_t r = r0; r < r1; ++r) {
-    const auto* w = reinterpret_cast<const Block*>(args.w + r * args.row_bytes);
+    const auto* w = reinterpret_cast<const typename F::B*>(args.w + r * args.row_bytes);
     for (int64_t t = t0; t < t1; ++t) {
       const int8_t* a = args.acts.qs_row(t);
       const float* da = args.acts.d_row(t);
       const int32_t* sa = args.acts.sums_row(t);
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
-        Decode(w[b], q);
-        int32_t isum = 0, msum = 0;
-        for (int j = 0; j < 8; ++j) {
-          int sc, m;
-          kquant_scale_min(w[b].scales, j, &sc, &m);
-          isum += sc * dot_i8(q + 32 * j, a + b * kQKK + 32 * j, 32);
-          msum += m * (sa[b * 16 + 2 * j] + sa[b * 16 + 2 * j + 1]);
-        }
-        acc += da[b] * (fp16(w[b].d) * float(isum) - fp16(w[b].dmin) * float(msum));
-      }
-      args.y[t * args.y_stride + r] = acc;
-    }
-  }
-}
-
-void rows_q6k(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  const int64_t nb = args.cols / kQKK;
-  int8_t q[kQKK];
-  for (int64_t r = r0; r < r1; ++r) {
-    const auto* w = reinterpret_cast<const BlockQ6_K*>(args.w + r * args.row_bytes);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int8_t* a = args.acts.qs_row(t);
-      const float* da = args.acts.d_row(t);
-      float acc = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        decode_q6k(w[b], q);
-        int32_t isum = 0;
-        for (int k = 0; k < 16; ++k) {
-          isum += w[b].scales[k] * dot_i8(q + 16 * k, a + b * kQKK + 16 * k, 16);
-        }
-        acc += da[b] * fp16(w[b].d) * float(isum);
+        acc += F::block_dot(w[b], a + b * F::kElems, da[b], sa + b * F::kSums);
       }
       args.y[t * args.y_stride + r] = acc;
     }
@@ -253,14 +246,14 @@ const KernelSet& kernels_scalar() {
     k.f32 = {rows_float<load_f32>, none};
     k.f16 = {rows_float<load_f16>, none};
     k.bf16 = {rows_float<load_bf16>, none};
-    k.q4_0 = {rows_q32<BlockQ4_0>, q32};
-    k.q4_1 = {rows_q32<BlockQ4_1>, q32};
-    k.q5_0 = {rows_q32<BlockQ5_0>, q32};
-    k.q5_1 = {rows_q32<BlockQ5_1>, q32};
-    k.q8_0 = {rows_q32<BlockQ8_0>, q32};
-    k.q4_k = {rows_q45k<BlockQ4_K, decode_q4k>, q256};
-    k.q5_k = {rows_q45k<BlockQ5_K, decode_q5k>, q256};
-    k.q6_k = {rows_q6k, q256};
+    k.q4_0 = {rows_quant<Q32<BlockQ4_0>>, q32};
+    k.q4_1 = {rows_quant<Q32<BlockQ4_1>>, q32};
+    k.q5_0 = {rows_quant<Q32<BlockQ5_0>>, q32};
+    k.q5_1 = {rows_quant<Q32<BlockQ5_1>>, q32};
+    k.q8_0 = {rows_quant<Q32<BlockQ8_0>>, q32};
+    k.q4_k = {rows_quant<Q45K<BlockQ4_K, decode_q4k>>, q256};
+    k.q5_k = {rows_quant<Q45K<BlockQ5_K, decode_q5k>>, q256};
+    k.q6_k = {rows_quant<Q6K>, q256};
     return k;
   }();
   return set;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "kernels.h"
-#include "packed_q32.h"
+#include "packed.h"
 
 namespace dspark::cpu {
 namespace {

@@ -1,17 +1,12 @@
-// The packed layout of the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) that the AVX-512
-// kernels read without transposing: each group of 16 consecutive rows becomes, block column by
-// block column, one tile in which field k of row L sits where a 64-byte load puts it in int32
-// lane L. A tile holds exactly the bytes of the 16 blocks it replaces, so a packed matrix is as
-// large as the original. Rows after the last whole group are not packed.
+// The packed layout (packed.h) of the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) that the
+// AVX-512 kernels read without transposing: one tile per block column of a group of 16 rows.
 #pragma once
 
 #include <cstdint>
 
-#include "dspark/loader.h"
+#include "packed.h"
 
 namespace dspark::cpu::packed {
-
-constexpr int kRows = 16;  // rows per group: one per int32 lane
 
 // Per format: block bytes, offsets of the fifth bits and the quantized values inside a block
 // (-1: none), whether a block has a min, whether the values are 8-bit, and log2 of the offset
@@ -51,13 +46,19 @@ struct Tile {
   static_assert(kQs + 4 * kRows * kQsDwords == kBytes, "a tile replaces its 16 blocks exactly");
 };
 
-// Whether `type` has a packed layout.
-bool packable(DType type);
-// Bytes of one group's tiles (= 16 rows of the original).
-uint64_t group_bytes(DType type, int64_t cols);
-// Packs the 16 rows from `rows` (row stride row_bytes) into `out` [cols / 32, tile bytes].
-void pack_group(DType type, const uint8_t* rows, uint64_t row_bytes, int64_t cols, uint8_t* out);
-// Rebuilds row `lane` of a packed group in the file's block layout: out [row bytes].
-void unpack_row(DType type, const uint8_t* group, int lane, int64_t cols, uint8_t* out);
+// The fields of Tile<T> for the generic packer.
+template <class T>
+constexpr Layout layout_of() {
+  using P = Tile<T>;
+  Layout l{T::kBytes, 0, {}};
+  l.fields[l.n_fields++] = {0, P::kD, 2, 1};
+  if (T::kMin) l.fields[l.n_fields++] = {2, P::kM, 2, 1};
+  if (T::kQh >= 0) l.fields[l.n_fields++] = {T::kQh, P::kQh, 4, 1};
+  l.fields[l.n_fields++] = {T::kQs, P::kQs, 4, P::kQsDwords};
+  return l;
+}
+static_assert(covers_exactly(layout_of<Q4_0>()) && covers_exactly(layout_of<Q4_1>()) &&
+              covers_exactly(layout_of<Q5_0>()) && covers_exactly(layout_of<Q5_1>()) &&
+              covers_exactly(layout_of<Q8_0>()));
 
 }  // namespace dspark::cpu::packed

@@ -66,11 +66,11 @@ inline void kquant_scale_min(const uint8_t* s /*[12]*/, int j, int* scale, int* 
 }
 
 // Activations of a batch of tokens quantized to signed 8 bits (in [-127, 127]), one token per
-// row. Each ISA's quantizer chooses the order of values within a token (the AVX-512 K-quant one
-// transposes blocks to match its weight tiles); scales and sums follow that order too.
+// row, values in input order. Each ISA's quantizer chooses what its kernels need besides:
 //  Q8_32 (32-element formats): one fp32 scale and one integer sum per 32 elements (the AVX-512
 //    kernels prepare per-format terms instead, see quantize_rows in kernels_avx512_q32.cpp).
-//  Q8_256 (K-quants): one fp32 scale per 256 elements and one integer sum per 16.
+//  Q8_256 (K-quants): one fp32 scale per 256 elements and one integer sum per 16 (the AVX-512
+//    kernels pair sums into int16 halves, see quantize_q8_256 in kernels_avx512_kquant.cpp).
 struct QuantizedActs {
   int64_t n_tok = 0;
   const int8_t* qs = nullptr;     // [n_tok, qs_stride]
