@@ -13,7 +13,6 @@ Checked exactly: every metadata key/value, tensor names/types/shapes/byte sizes,
 every tensor's bytes, and dequantized rows (bit-equal floats) of every tensor.
 Exit 77 (skip) when a package or the real models are missing, unless DSPARK_REQUIRE_MODELS=1.
 """
-import argparse
 import json
 import os
 import struct
@@ -23,21 +22,11 @@ import tempfile
 import zlib
 from pathlib import Path
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import py_util  # noqa: E402
+
 # Required; every other *.gguf in the models folder is checked too.
 REAL_MODELS = ["SmolLM2-135M-Instruct.Q4_1.gguf", "qwen2.5-coder-0.5b.gguf"]
-
-
-def require_models() -> bool:
-    return os.environ.get("DSPARK_REQUIRE_MODELS") == "1"
-
-
-def skip(reason: str) -> None:
-    if require_models():
-        print(f"FAIL (DSPARK_REQUIRE_MODELS=1): {reason}")
-        sys.exit(1)
-    print(f"SKIP: {reason}")
-    sys.exit(SKIP)
 
 
 try:
@@ -47,7 +36,7 @@ try:
     from gguf import GGUFValueType as VT
     from safetensors.numpy import save_file
 except ImportError as e:  # pragma: no cover - depends on the environment
-    skip(f"missing Python package: {e}")
+    py_util.skip(f"missing Python package: {e}")
 
 
 class Mismatch(Exception):
@@ -359,28 +348,25 @@ def synthetic_safetensors(build_dir: Path, work: Path):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True, type=Path)
-    ap.add_argument("--source-dir", required=True, type=Path)
-    args = ap.parse_args()
-
-    models_dir = Path(os.environ.get("DSPARK_MODELS_DIR", args.source_dir / "models"))
+    args = py_util.parse_args()
+    build_dir = Path(args.build_dir)
+    models_dir = Path(py_util.models_dir(args))
     with tempfile.TemporaryDirectory(prefix="dspark_loader_ref_") as tmp:
         work = Path(tmp)
         try:
             synth = work / "synthetic.gguf"
             write_synthetic_gguf(synth)
-            print(compare_gguf(args.build_dir, synth, work, max_rows=1000))
-            for line in synthetic_safetensors(args.build_dir, work):
+            print(compare_gguf(build_dir, synth, work, max_rows=1000))
+            for line in synthetic_safetensors(build_dir, work):
                 print(line)
             missing = [m for m in REAL_MODELS if not (models_dir / m).is_file()]
             for path in sorted(models_dir.glob("*.gguf")) if models_dir.is_dir() else []:
-                print(compare_gguf(args.build_dir, path, work))
+                print(compare_gguf(build_dir, path, work))
         except Mismatch as e:
             print(f"FAIL: {e}")
             return 1
     if missing:
-        skip(f"synthetic checks passed; real models missing from {models_dir}: {missing}")
+        py_util.skip(f"synthetic checks passed; real models missing from {models_dir}: {missing}")
     print("PASS")
     return 0
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "param_name.h"
 #include "tiny_models.h"
 
 namespace dspark::test {
@@ -115,13 +116,7 @@ INSTANTIATE_TEST_SUITE_P(TinyModels, ForwardTest,
                                            "llama-hf-bf16", "qwen3-hf-f16-sharded",
                                            "llama-q4_k.gguf", "qwen2-q5_k.gguf",
                                            "qwen2-yarn-q8_0.gguf", "llama3-scaling-f32.gguf"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& ch : n) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         param_name);
 
 // The same float32 weights as GGUF (llama: q/k rows permuted, interleaved RoPE) and as a Hugging
 // Face folder (half-split RoPE) give the same logits up to float rounding.

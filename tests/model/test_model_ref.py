@@ -38,7 +38,6 @@ deviation of the reference logits ("std"); "measured" is what this machine showe
 Exit 0 on pass, 1 on failure, 77 to skip (missing package or real model) unless
 DSPARK_REQUIRE_MODELS=1.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -46,7 +45,9 @@ import sys
 import tempfile
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import py_util  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REAL_MODELS = ["SmolLM2-135M-Instruct.Q4_1.gguf", "qwen2.5-coder-0.5b.gguf",
                "qwen2.5-coder-1.5b.gguf"]
@@ -60,14 +61,6 @@ PROMPTS = [
     "def quicksort(values):\n    \"\"\"Sorts a list.\"\"\"\n",
     "Once upon a time, in a small village by the sea, there lived",
 ]
-
-
-def skip_or_fail(message):
-    if os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
-        print(f"FAIL (DSPARK_REQUIRE_MODELS=1): {message}")
-        return 1
-    print(f"SKIP: {message}")
-    return SKIP
 
 
 class Tool:
@@ -325,29 +318,23 @@ def run_real(exe, models_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--build-dir", required=True)
-    parser.add_argument("--source-dir", required=True)
-    parser.add_argument("--set", choices=("tiny", "real"), default="tiny")
-    args = parser.parse_args()
+    args = py_util.parse_args(
+        lambda p: p.add_argument("--set", choices=("tiny", "real"), default="tiny"))
     try:
         import gguf  # noqa: F401
         import numpy  # noqa: F401
         import tokenizers  # noqa: F401
     except ImportError as e:
-        return skip_or_fail(f"missing Python package: {e}")
-    exe = os.path.join(args.build_dir, "tests", "model", "model_tool")
-    if not os.path.exists(exe):
-        print(f"FAIL: {exe} is not built")
-        return 1
+        py_util.skip(f"missing Python package: {e}")
+    exe = py_util.built(args, "tests/model/model_tool")
     sys.path.insert(0, HERE)
     if args.set == "tiny":
         failures = run_tiny(exe, args.build_dir, args.source_dir)
     else:
-        models_dir = os.environ.get("DSPARK_MODELS_DIR", os.path.join(args.source_dir, "models"))
+        models_dir = py_util.models_dir(args)
         failures = run_real(exe, models_dir)
         if failures is None:
-            return skip_or_fail(f"none of {', '.join(REAL_MODELS)} in {models_dir}")
+            py_util.skip(f"none of {', '.join(REAL_MODELS)} in {models_dir}")
     for f in failures:
         print(f"FAIL: {f}")
     print("PASS" if not failures else f"{len(failures)} failure(s)")

@@ -1,6 +1,7 @@
 // Tree attention through `attend` lists and hidden-state capture.
 #include <gtest/gtest.h>
 
+#include "param_name.h"
 #include "tiny_models.h"
 
 namespace dspark::test {
@@ -130,13 +131,7 @@ TEST_P(TreeTest, LevelByLevelWithExtraSlotsEqualsOneForward) {
 INSTANTIATE_TEST_SUITE_P(TinyModels, TreeTest,
                          ::testing::Values("llama-q4_0.gguf", "qwen2-q5_0.gguf",
                                            "qwen3-hf-f16-sharded"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& ch : n) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         param_name);
 
 // Layer -1 is the embedding row; the last layer's capture, final-normed and projected with the
 // same kernels, reproduces the logits; a layer listed twice is captured twice.

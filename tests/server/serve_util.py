@@ -1,9 +1,7 @@
-"""Shared helpers of the server tests: arguments, skipping, and a `dspark serve` process.
-
-Exit codes follow the Python reference tests: 0 pass, 1 fail, 77 skip (a model or package is
-missing, unless DSPARK_REQUIRE_MODELS=1, which turns the skip into a failure).
+"""Shared helpers of the server tests: a `dspark serve` process, requests, streams, metrics
+and the end-of-run checks. Arguments and skipping (exit 77 unless DSPARK_REQUIRE_MODELS=1) are
+tests/py_util.py's, re-exported here so that a server test imports this module only.
 """
-import argparse
 import os
 import re
 import signal
@@ -12,26 +10,14 @@ import sys
 import threading
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import py_util  # noqa: E402
+
+parse_args = py_util.parse_args
+skip = py_util.skip
 TINY_MODEL = "llama-q8_0.gguf"
 REAL_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def skip(reason):
-    if os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
-        print(f"FAIL: {reason} (DSPARK_REQUIRE_MODELS=1)")
-        sys.exit(1)
-    print(f"SKIP: {reason}")
-    sys.exit(SKIP)
-
-
-def parse_args(extra=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--build-dir", required=True)
-    parser.add_argument("--source-dir", required=True)
-    if extra:
-        extra(parser)
-    return parser.parse_args()
+ERROR_FIELDS = {"message", "type", "param", "code"}  # of an OpenAI error object
 
 
 def require_packages():
@@ -51,8 +37,7 @@ def tiny_model(args):
 
 def real_model(args):
     """The SmolLM2 path, or None when absent."""
-    folder = os.environ.get("DSPARK_MODELS_DIR") or os.path.join(args.source_dir, "models")
-    path = os.path.join(folder, REAL_MODEL)
+    path = os.path.join(py_util.models_dir(args), REAL_MODEL)
     return path if os.path.exists(path) else None
 
 
@@ -134,10 +119,11 @@ class Server:
             self.proc.wait()
 
 
-def metric(text, name):
-    """The value of the first sample of `name` (any labels) in a Prometheus text, or None."""
+def metric(text, name, label=""):
+    """The value of the first sample of `name` whose line contains `label` (any labels when
+    empty) in a Prometheus text, or None."""
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and label in line:
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -173,3 +159,58 @@ def parse_sse(body):
         else:
             chunks.append(json.loads(payload))
     return chunks, done
+
+
+def is_openai_error(body):
+    """Whether a parsed JSON body is {"error": {message, type, param, code}}."""
+    err = body.get("error") if isinstance(body, dict) else None
+    return isinstance(err, dict) and set(err) == ERROR_FIELDS
+
+
+def post_stream(client, url, body, hang_up_after=None, on_piece=None):
+    """POSTs a streaming request with an httpx client and returns the whole event-stream text;
+    asserts status 200 and the content type. on_piece() runs after every piece received; with
+    hang_up_after=n the client closes the connection after piece n and None is returned."""
+    with client.stream("POST", url, json=body) as r:
+        assert r.status_code == 200, f"status {r.status_code}: {r.read()[:200]!r}"
+        assert r.headers["content-type"].startswith("text/event-stream")
+        data = ""
+        for n, piece in enumerate(r.iter_text()):
+            data += piece
+            if on_piece:
+                on_piece()
+            if hang_up_after is not None and n >= hang_up_after:
+                return None  # leaving the block closes the connection mid-stream
+    return data
+
+
+def check_end_state(s, errors, idle_timeout=20):
+    """After a stress run: the server is alive, goes idle (nothing running or waiting, no KV
+    block in use), /health answers 200 and SIGTERM exits 0. Failures are appended to errors.
+    Returns the idle /metrics text, "" when the server never got there."""
+    import httpx
+    if not s.alive():
+        errors.append("the server died: " + s.stderr())
+        return ""
+    text = ""
+    try:
+        text = wait_idle(s.base, timeout=idle_timeout)
+    except AssertionError as e:
+        errors.append(str(e))
+    if httpx.get(s.base + "/health").status_code != 200:
+        errors.append("/health not ok after the run")
+    code = s.terminate()
+    if code != 0:
+        errors.append(f"exit code {code}")
+    return text
+
+
+def report(errors):
+    """Prints the first 20 errors and PASS or FAIL; returns the exit code."""
+    for e in errors[:20]:
+        print("  FAIL:", e)
+    if errors:
+        print(f"FAIL: {len(errors)} errors")
+        return 1
+    print("PASS")
+    return 0

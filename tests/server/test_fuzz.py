@@ -97,10 +97,8 @@ def check_response(r, route, errors, what):
     except ValueError:
         errors.append(f"{what}: {r.status_code} body is not JSON: {r.text[:100]!r}")
         return
-    if r.status_code >= 400:
-        err = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(err, dict) or set(err) != {"message", "type", "param", "code"}:
-            errors.append(f"{what}: {r.status_code} without an OpenAI error: {body}")
+    if r.status_code >= 400 and not su.is_openai_error(body):
+        errors.append(f"{what}: {r.status_code} without an OpenAI error: {body}")
 
 
 def raw_exchange(port, payload, timeout=10):
@@ -195,25 +193,8 @@ def main():
                     errors.append(f"server died on raw #{i}: {payload[:100]!r}")
                     break
             print(f"  {N_RAW} raw requests done")
-        if s.alive():
-            try:
-                su.wait_idle(s.base)
-            except AssertionError as e:
-                errors.append(str(e))
-            if httpx.get(s.base + "/health").status_code != 200:
-                errors.append("health not ok after fuzzing")
-            code = s.terminate()
-            if code != 0:
-                errors.append(f"exit code {code}")
-        else:
-            errors.append("server dead: " + s.stderr())
-    for e in errors[:20]:
-        print("  FAIL:", e)
-    if errors:
-        print(f"FAIL: {len(errors)} errors")
-        return 1
-    print("PASS")
-    return 0
+        su.check_end_state(s, errors)
+    return su.report(errors)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 
 #include "chi_square.h"
 #include "model/tiny_models.h"
+#include "param_name.h"
 #include "spec/draft_model_drafter.h"
 
 namespace dspark::spec {
@@ -92,6 +93,18 @@ std::vector<int32_t> children(const DraftTree& t, int32_t node) {
   return c;
 }
 
+// The first-child chain from the anchor (the drafter's most likely path), at most max_len nodes.
+std::vector<int32_t> first_child_chain(const DraftTree& t, size_t max_len) {
+  std::vector<int32_t> chain;
+  for (int32_t node = -1; chain.size() < max_len;) {
+    const auto kids = children(t, node);
+    if (kids.empty()) break;
+    node = kids.front();
+    chain.push_back(node);
+  }
+  return chain;
+}
+
 int32_t max_depth_of(const DraftTree& t) {
   int32_t d = 0;
   for (int32_t i = 0; i < t.size(); ++i) d = std::max(d, t.depth(i));
@@ -148,11 +161,10 @@ TEST_P(SelfDraft, FirstChildChainIsTheGreedyPath) {
                                std::to_string(s.max_depth) + " prompt " + std::to_string(len);
       ASSERT_TRUE(t.check(V).ok()) << what << ": " << t.check(V).message();
       EXPECT_EQ(t.size(), s.max_nodes) << what;
-      int32_t node = -1;
+      const auto chain = first_child_chain(t, size_t(s.max_depth));
+      ASSERT_EQ(chain.size(), size_t(s.max_depth)) << what;
       for (int32_t k = 0; k < s.max_depth; ++k) {
-        const auto kids = children(t, node);
-        ASSERT_FALSE(kids.empty()) << what << " depth " << k + 1;
-        node = kids.front();
+        const int32_t node = chain[size_t(k)];
         EXPECT_EQ(t.tokens[size_t(node)], want[size_t(k)]) << what << " depth " << k + 1;
         const float* row = logits.data() + size_t(k) * V;
         double total = 0;
@@ -168,13 +180,7 @@ TEST_P(SelfDraft, FirstChildChainIsTheGreedyPath) {
 INSTANTIATE_TEST_SUITE_P(TinyModels, SelfDraft,
                          ::testing::Values("llama-q4_0.gguf", "qwen2-q5_0.gguf",
                                            "qwen3-hf-f16-sharded"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& ch : n) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         test::param_name);
 
 // Budgets hold; with a budget below the full tree the drafter keeps exactly the best nodes of
 // the full tree by path probability (its pruning of expansions loses nothing).
@@ -261,11 +267,7 @@ void check_catch_up(const SamplingParams* params) {
     for (size_t r = 0; r < seqs.size(); ++r) {
       if (round == 3 && r == 0) continue;  // proposed again next round without new tokens
       const DraftTree& t = trees[r];
-      const size_t n_accept = (round + r) % 4;
-      for (int32_t node = -1, k = 0; size_t(k) < n_accept; ++k) {
-        const auto kids = children(t, node);
-        if (kids.empty()) break;
-        node = kids.front();
+      for (int32_t node : first_child_chain(t, (round + r) % 4)) {
         seqs[r].push_back(t.tokens[size_t(node)]);
       }
       seqs[r].push_back(extra[next_extra++ % extra.size()]);
@@ -511,12 +513,11 @@ TEST(DraftModel, RealModelSelfDraftFollowsGreedyPath) {
     EXPECT_EQ(t.size(), kNodes);
     std::vector<float> logits;
     const auto want = greedy_continuation(*m, pool, prompts[size_t(r)], kDepth, &logits);
-    int32_t node = -1;
+    const auto chain = first_child_chain(t, kDepth);
+    ASSERT_EQ(chain.size(), size_t(kDepth)) << "request " << r;
     for (int32_t k = 0; k < kDepth; ++k) {
-      const auto kids = children(t, node);
-      ASSERT_FALSE(kids.empty()) << "request " << r << " depth " << k + 1;
-      node = kids.front();
-      EXPECT_EQ(t.tokens[size_t(node)], want[size_t(k)]) << "request " << r << " depth " << k + 1;
+      EXPECT_EQ(t.tokens[size_t(chain[size_t(k)])], want[size_t(k)])
+          << "request " << r << " depth " << k + 1;
     }
     d->release(r);
   }

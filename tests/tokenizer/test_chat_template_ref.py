@@ -8,13 +8,13 @@ tests/tokenizer/chat_template_tool on the same contexts; the strings must be ide
 jinja2 raises, dspark must fail too, with the same message for raise_exception.
 
 Templates: the hand-written family templates in tests/tokenizer/chat_templates (no model
-needed), random expressions over a fixed context (seeded), then the template inside every GGUF in the models folder (DSPARK_MODELS_DIR, default
-<source-dir>/models), which must also be what find_chat_template returns.
+needed), random expressions over a fixed context (seeded), then the template inside every GGUF
+in the models folder (DSPARK_MODELS_DIR, default <source-dir>/models), which must also be what
+find_chat_template returns.
 
 Exit 0: pass, 1: fail, 77: skip (jinja2 or the models missing, unless DSPARK_REQUIRE_MODELS=1;
 the hand-written templates are still checked, and a failure there exits 1).
 """
-import argparse
 import copy
 import glob
 import json
@@ -24,22 +24,14 @@ import sys
 import tempfile
 from datetime import datetime
 
-SKIP = 77
-
-
-def skip(reason):
-    if os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
-        print(f"FAIL: {reason} (DSPARK_REQUIRE_MODELS=1)")
-        sys.exit(1)
-    print(f"SKIP: {reason}")
-    sys.exit(SKIP)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import py_util  # noqa: E402
 
 try:
     import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 except ImportError as e:
-    skip(f"python package missing: {e}")
+    py_util.skip(f"python package missing: {e}")
 
 
 class RaisedByTemplate(Exception):
@@ -325,14 +317,8 @@ def gguf_template(path):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    ap.add_argument("--source-dir", required=True)
-    args = ap.parse_args()
-    tool = os.path.join(args.build_dir, "tests", "tokenizer", "chat_template_tool")
-    if not os.path.exists(tool):
-        print(f"FAIL: {tool} not built")
-        return 1
+    args = py_util.parse_args()
+    tool = py_util.built(args, "tests/tokenizer/chat_template_tool")
     env = make_env()
     contexts = base_contexts() + extra_contexts()
     failures = 0
@@ -345,7 +331,7 @@ def main():
 
     failures += check_expressions(env, tool, 600, seed=20261129)
 
-    models_dir = os.environ.get("DSPARK_MODELS_DIR", os.path.join(args.source_dir, "models"))
+    models_dir = py_util.models_dir(args)
     models = sorted(glob.glob(os.path.join(models_dir, "*.gguf")))
     try:
         import gguf  # noqa: F401
@@ -367,7 +353,8 @@ def main():
         print(f"FAIL: {failures} mismatches")
         return 1
     if not models:
-        skip(f"hand-written templates pass; no GGUF models (or gguf package) in {models_dir}")
+        py_util.skip("hand-written templates pass; no GGUF models (or gguf package) in "
+                     + models_dir)
     print("PASS")
     return 0
 

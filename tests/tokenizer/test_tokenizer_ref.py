@@ -16,7 +16,6 @@ reference pipelines are written out explicitly instead.
 
 Exit 0: pass, 1: fail, 77: skip (model or package missing, unless DSPARK_REQUIRE_MODELS=1).
 """
-import argparse
 import json
 import os
 import random
@@ -25,23 +24,15 @@ import sys
 import tempfile
 import unicodedata
 
-SKIP = 77
-
-
-def skip(reason):
-    if os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
-        print(f"FAIL: {reason} (DSPARK_REQUIRE_MODELS=1)")
-        sys.exit(1)
-    print(f"SKIP: {reason}")
-    sys.exit(SKIP)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import py_util  # noqa: E402
 
 try:
     import gguf
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
     from tokenizers import pre_tokenizers, processors
 except ImportError as e:
-    skip(f"python package missing: {e}")
+    py_util.skip(f"python package missing: {e}")
 
 # Qwen2's Split pattern, from Qwen2.5's tokenizer.json (pre_tokenizer.pretokenizers[0].pattern).
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
@@ -396,20 +387,14 @@ def is_sanitized(build_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    ap.add_argument("--source-dir", required=True)
-    args = ap.parse_args()
-    tool = os.path.join(args.build_dir, "tests", "tokenizer", "tokenize_tool")
-    if not os.path.exists(tool):
-        print(f"FAIL: {tool} not built")
-        return 1
-    models_dir = os.environ.get("DSPARK_MODELS_DIR", os.path.join(args.source_dir, "models"))
+    args = py_util.parse_args()
+    tool = py_util.built(args, "tests/tokenizer/tokenize_tool")
+    models_dir = py_util.models_dir(args)
     found = {name: os.path.join(models_dir, name) for name in MODELS
              if os.path.exists(os.path.join(models_dir, name))}
     missing = sorted(set(MODELS) - set(found))
     if missing:
-        skip(f"models missing from {models_dir}: {', '.join(missing)}")
+        py_util.skip(f"models missing from {models_dir}: {', '.join(missing)}")
 
     ok = True
     sanitized = is_sanitized(args.build_dir)
