@@ -14,6 +14,11 @@ permuted the way llama.cpp's converter does, so a test can check that both RoPE 
 Writes <out>/manifest.json describing every model (path, format, arch, weight type), and
 <out>/broken/ with deliberately malformed models (unknown architecture, missing tensor, wrong
 shape, weight type dspark cannot compute with, unsupported RoPE scaling) for the error tests.
+Also writes tiny DSpark drafter checkpoints (Qwen3DSparkModel), listed under "drafters" in the
+manifest with the target each belongs to: dspark-qwen3/ (random, BF16) for the qwen3 targets, and
+dspark-qwen3-aligned/ built from the second layer of qwen3-drafted-f32.gguf, a qwen3 target
+whose first layer barely moves the residual stream, so its drafts often match the target (the
+engine's speculation tests need accepted drafts).
 Does nothing when the manifest is already of this generator's version (--force regenerates).
 Usage: make_tiny_models.py OUT_DIR [--force]
 """
@@ -26,7 +31,7 @@ import sys
 
 import numpy as np
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 6
 
 
 class Spec:
@@ -554,7 +559,152 @@ def model_set():
             ("gguf", "qwen2-q5_k.gguf", dict(uniform("Q5_K", embd="Q5_K", output="Q6_K"),
                                              attn_v="Q6_K")),
         ]),
+        # The target of dspark-qwen3-aligned (see near_identity_first_layer).
+        ("qwen3-drafted", Spec("qwen3", head_dim=32, eps=1e-6, rope_theta=1000000.0), 11, [
+            ("gguf", "qwen3-drafted-f32.gguf", uniform("F32")),
+        ]),
     ]
+
+
+# ---------------------------------------------------------------- DSpark drafter checkpoint
+
+
+
+def dspark_checkpoint(spec, target_weights, seed):
+    """(config additions, tensors) of a tiny Qwen3DSparkModel drafter for a 2-layer qwen3 target.
+
+    Layout as in dspark-spec.md section 1: no "model." prefix, frozen copies of the target's
+    embedding and head, fc over the concatenated features of target_layer_ids, a vanilla
+    rank-8 Markov head and a confidence head over [h ; W1[prev]]."""
+    rng = np.random.default_rng(seed)
+    layer_ids = [-1, 0]
+    rank, d, hd = 8, spec.d_model, spec.head_dim
+
+    def mat(rows, cols, gain=1.0):
+        return (rng.standard_normal((rows, cols)) * gain / math.sqrt(cols)).astype(np.float32)
+
+    def norm(n):
+        return (1.0 + 0.2 * rng.standard_normal(n)).astype(np.float32)
+
+    w = {
+        "embed_tokens.weight": target_weights["model.embed_tokens.weight"],
+        "lm_head.weight": target_weights["lm_head.weight"],
+        "fc.weight": mat(d, len(layer_ids) * d),
+        "hidden_norm.weight": norm(d),
+        "norm.weight": norm(d),
+        # Bias = W2 . W1[prev]: unit-scale rows keep the bigram term comparable to the logits.
+        "markov_head.markov_w1.weight": rng.standard_normal((spec.vocab, rank)).astype(np.float32),
+        "markov_head.markov_w2.weight": mat(spec.vocab, rank),
+        "confidence_head.proj.weight": mat(1, d + rank),
+        "confidence_head.proj.bias": np.array([0.5], dtype=np.float32),
+    }
+    n_draft = 2
+    for i in range(n_draft):
+        p = f"layers.{i}."
+        w[p + "input_layernorm.weight"] = norm(d)
+        w[p + "post_attention_layernorm.weight"] = norm(d)
+        w[p + "self_attn.q_proj.weight"] = mat(spec.n_heads * hd, d)
+        w[p + "self_attn.k_proj.weight"] = mat(spec.n_kv * hd, d)
+        w[p + "self_attn.v_proj.weight"] = mat(spec.n_kv * hd, d)
+        w[p + "self_attn.o_proj.weight"] = mat(d, spec.n_heads * hd, 0.5)
+        w[p + "self_attn.q_norm.weight"] = norm(hd)
+        w[p + "self_attn.k_norm.weight"] = norm(hd)
+        w[p + "mlp.gate_proj.weight"] = mat(spec.d_ff, d)
+        w[p + "mlp.up_proj.weight"] = mat(spec.d_ff, d)
+        w[p + "mlp.down_proj.weight"] = mat(d, spec.d_ff, 0.5)
+    extra = {
+        "architectures": ["Qwen3DSparkModel"],
+        "num_hidden_layers": n_draft,
+        "num_target_layers": spec.n_layers,
+        "block_size": 4,
+        "target_layer_ids": layer_ids,
+        "mask_token_id": spec.vocab - 1,
+        "num_anchors": 16,
+        "tie_word_embeddings": False,
+        "layer_types": ["full_attention"] * n_draft,
+        "markov_rank": rank,
+        "markov_head_type": "vanilla",
+        "enable_confidence_head": True,
+        "confidence_head_with_markov": True,
+    }
+    return extra, w
+
+
+def near_identity_first_layer(weights):
+    """Scales layer 0's output branches down so it barely changes the residual stream, and makes
+    layer 1's attention sharp and strong, so the next token depends on the context (a drafter
+    handed the wrong context then guesses wrong)."""
+    for name in ("model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.down_proj.weight"):
+        weights[name] = (weights[name] * 0.02).astype(np.float32)
+    for name, gain in (("model.layers.1.self_attn.o_proj.weight", 6.0),
+                       ("model.layers.1.self_attn.q_norm.weight", 2.0),
+                       ("model.layers.1.self_attn.k_norm.weight", 2.0)):
+        weights[name] = (weights[name] * gain).astype(np.float32)
+
+
+def aligned_dspark_checkpoint(spec, target_weights, seed):
+    """A drafter whose one layer is the target's layer 1 reading the features after layer 0
+    (fc = identity, hidden_norm = layer 1's input norm): the context K/V equal the target's
+    layer-1 K/V, and with a near-identity layer 0 (near_identity_first_layer) the anchor's block
+    position predicts nearly what the target does. No Markov bias (W2 = 0), a constant
+    confidence (0.82) for the calibrator to correct."""
+    rng = np.random.default_rng(seed)
+    rank, d = 8, spec.d_model
+    src = "model.layers.1."
+    # The mask token embeds to zeros here: its keys score 0 and carry no value, so the block's
+    # mask positions barely disturb the anchor's attention.
+    embed = target_weights["model.embed_tokens.weight"].copy()
+    embed[spec.vocab - 1] = 0.0
+    w = {
+        "embed_tokens.weight": embed,
+        "lm_head.weight": target_weights["lm_head.weight"],
+        "fc.weight": np.eye(d, dtype=np.float32),
+        "hidden_norm.weight": target_weights[src + "input_layernorm.weight"],
+        "norm.weight": target_weights["model.norm.weight"],
+        "markov_head.markov_w1.weight": rng.standard_normal((spec.vocab, rank)).astype(np.float32),
+        "markov_head.markov_w2.weight": np.zeros((spec.vocab, rank), dtype=np.float32),
+        "confidence_head.proj.weight": np.zeros((1, d + rank), dtype=np.float32),
+        "confidence_head.proj.bias": np.array([1.5], dtype=np.float32),
+    }
+    for name, value in target_weights.items():
+        if name.startswith(src):
+            w["layers.0." + name[len(src):]] = value
+    extra = {
+        "architectures": ["Qwen3DSparkModel"],
+        "num_hidden_layers": 1,
+        "num_target_layers": spec.n_layers,
+        "block_size": 4,
+        "target_layer_ids": [0],
+        "mask_token_id": spec.vocab - 1,
+        "num_anchors": 16,
+        "tie_word_embeddings": False,
+        "layer_types": ["full_attention"],
+        "markov_rank": rank,
+        "markov_head_type": "vanilla",
+        "enable_confidence_head": True,
+        "confidence_head_with_markov": True,
+    }
+    return extra, w
+
+
+# (folder, target model file, checkpoint builder, weight type, seed)
+DSPARK_DRAFTERS = [
+    ("dspark-qwen3", "qwen3-f16.gguf", dspark_checkpoint, "BF16", 12),
+    ("dspark-qwen3-aligned", "qwen3-drafted-f32.gguf", aligned_dspark_checkpoint, "F32", 13),
+]
+
+
+def write_dspark(folder, spec, target_weights, tok, build, dtype, seed):
+    """The checkpoint as save_pretrained writes it: the target's config plus the DSpark keys.
+    Returns the number of draft layers."""
+    os.makedirs(folder, exist_ok=True)
+    extra, weights = build(spec, target_weights, seed)
+    config = hf_config(spec, tok.info, dtype)
+    config.update(extra)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    write_safetensors(os.path.join(folder, "model.safetensors"), weights, dtype)
+    return extra["num_hidden_layers"]
 
 
 def broken_models(out, tok):
@@ -609,10 +759,24 @@ def main():
                 return 0
     os.makedirs(out, exist_ok=True)
     tok = TinyTokenizer.train()
-    manifest = {"version": GENERATOR_VERSION, "models": []}
+    manifest = {"version": GENERATOR_VERSION, "models": [], "drafters": []}
     for group, spec, seed, outputs in model_set():
         spec.vocab = tok.vocab_size
         weights = random_weights(spec, seed)
+        if group == "qwen3-drafted":
+            near_identity_first_layer(weights)
+        for folder, target, build, dtype, drafter_seed in DSPARK_DRAFTERS:
+            if not any(entry[1] == target for entry in outputs):
+                continue
+            n_draft = write_dspark(os.path.join(out, folder), spec, weights, tok, build, dtype,
+                                   drafter_seed)
+            # Its own list: "models" holds only what Model::load reads (the model tests run
+            # every entry there).
+            manifest["drafters"].append({
+                "name": folder, "group": group, "format": "dspark", "arch": "qwen3",
+                "weight_type": dtype, "path": folder, "vocab": spec.vocab,
+                "n_layers": n_draft, "d_model": spec.d_model, "target": target,
+            })
         for entry in outputs:
             if entry[0] == "hf":
                 _, name, dtype, shards = entry

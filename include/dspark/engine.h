@@ -25,18 +25,22 @@ namespace dspark::engine {
 
 using RequestId = sched::RequestId;
 
-enum class SpecMethod { kNone, kNgram, kDraftModel };
-const char* spec_method_name(SpecMethod method);  // "none", "ngram", "draft-model"
+enum class SpecMethod { kNone, kNgram, kDraftModel, kDSpark };
+// "none", "ngram", "draft-model", "dspark"
+const char* spec_method_name(SpecMethod method);
 
 // Speculative decoding (spec.h): output is exactly what plain decoding gives (greedy: token for
 // token; sampling: in distribution).
 struct SpecConfig {
   SpecMethod method = SpecMethod::kNone;
   std::shared_ptr<const Model> draft_model;  // kDraftModel: same tokenizer as the target
-  int32_t draft_kv_blocks = 0;               // the draft's KV pool; 0: as many as the target's
-  int32_t max_depth = 6;                     // deepest drafted token
-  int32_t tree_budget = 12;                  // nodes drafted per request per step
-  int32_t draft_top_k = 2;                   // children expanded per draft node (1: chains)
+  // kDSpark: a DeepSpec DSpark checkpoint folder (config.json + *.safetensors) trained for the
+  // target; its context K/V sits at the target's KV slots (its own pool of the same size).
+  std::string dspark_checkpoint;
+  int32_t draft_kv_blocks = 0;  // the draft's KV pool; 0: as many as the target's
+  int32_t max_depth = 6;        // deepest drafted token
+  int32_t tree_budget = 12;     // nodes drafted per request per step
+  int32_t draft_top_k = 2;      // children expanded per draft node (1: chains)
   // Comparison mode: verify every drafted node up to this depth, ignoring load and confidence.
   std::optional<int32_t> fixed_depth;
   bool profile = true;  // time target forwards at start-up for the controller's SPS(B)
@@ -146,6 +150,8 @@ struct EngineStats {
   SpecStats spec;
   double spec_mean_depth = 0.0;       // drafted tokens verified per speculating request, recent
   double spec_calibration_ece = 0.0;  // of the controller's calibrated confidences
+  // Why speculation stopped mid-run (a drafter error; decoding goes on plainly); empty: it runs.
+  std::string spec_stopped;
 };
 
 class Engine {
@@ -160,6 +166,14 @@ class Engine {
   // within the model context and the KV pool, validate(params)) and queues it; errors name the
   // problem and leave the engine untouched.
   Result<std::shared_ptr<Stream>> submit(Request request);
+  // n completions of one request (n >= 1), checked as submit() does, all or none queued: choice
+  // i samples with seed request.params.seed + i (wrapping), and otherwise runs as an
+  // independent request with its own id, stream, finish and abort. The prompt is computed once:
+  // the first member to run prefills it while the others wait, then each of them takes the
+  // first n_prompt - 1 tokens' KV from it (full blocks shared, the partial last block copied)
+  // and computes only its last prompt token. When no member runs (the prefilling one was
+  // aborted, finished or preempted) the next waiting one prefills instead.
+  Result<std::vector<std::shared_ptr<Stream>>> submit_n(Request request, int32_t n);
   // Ends a live request (final reason kAbort) at the next step boundary; errors on an unknown or
   // already finished id.
   Status abort(RequestId id);

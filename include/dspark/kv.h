@@ -130,6 +130,19 @@ class BlockManager {
   // its logits are needed, so a fully cached prompt recomputes it into a copy-on-write block).
   // Errors (no change) on a duplicate id or too few blocks.
   Result<AddResult> add_request(RequestId id, std::span<const int32_t> prompt);  // [n_prompt]
+  // Blocks fork_request(.., prompt, n_shared) takes from the pool: all but the shared full ones.
+  int32_t blocks_needed_for_fork(std::span<const int32_t> prompt,  // [n_prompt]
+                                 int32_t n_shared) const;
+  // Creates a request holding the prompt whose first n_shared positions take their KV from the
+  // live request `source`, which holds the same tokens there with their KV computed: the full
+  // blocks among them are shared (one more reference each), a partially filled last one is
+  // copied into a new block (AddResult::copy: the whole block is copied, its rows from n_shared
+  // on are rewritten as the new request computes them). 0 <= n_shared < n_prompt, so at least
+  // the last token is computed for its logits. Errors (no change) on a duplicate id, an unknown
+  // source, other tokens, KV not yet computed there, or too few blocks.
+  Result<AddResult> fork_request(RequestId id, RequestId source,
+                                 std::span<const int32_t> prompt,  // [n_prompt]
+                                 int32_t n_shared);
   // Commits more tokens, allocating blocks as needed; errors (no change) while scratch slots are
   // outstanding or when blocks run out.
   Status append(RequestId id, std::span<const int32_t> tokens);  // tokens: [n_new]
@@ -157,6 +170,8 @@ class BlockManager {
   // Prompt tokens served from the prefix cache since creation, over all add_request calls.
   int64_t n_prefix_hit_tokens() const { return n_hit_tokens_; }
   int64_t n_prompt_tokens() const { return n_prompt_tokens_; }
+  // Prompt tokens whose KV fork_request shared or copied from another request.
+  int64_t n_forked_tokens() const { return n_forked_tokens_; }
 
   // Pool invariants, plus: refcounts equal the number of tables holding each block, table sizes
   // match token counts, no block twice in one table, and with no request alive every block is
@@ -189,7 +204,7 @@ class BlockManager {
   KvConfig config_;
   BlockPool pool_;
   std::map<RequestId, Seq> seqs_;
-  int64_t n_hit_tokens_ = 0, n_prompt_tokens_ = 0;
+  int64_t n_hit_tokens_ = 0, n_prompt_tokens_ = 0, n_forked_tokens_ = 0;
 };
 
 }  // namespace dspark::kv

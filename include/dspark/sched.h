@@ -3,6 +3,7 @@
 // tokens each computes under a token budget (running requests first, then waiting ones in
 // arrival order, long prompts in chunks), preempting the newest running request by recompute
 // when KV blocks run out; the engine runs the forward and hands the sampled tokens to update().
+// Requests of one group (n completions of one prompt) prefill the prompt once and fork its KV.
 #pragma once
 
 #include <cstdint>
@@ -76,6 +77,7 @@ struct SchedulerStats {
   double kv_usage = 0.0;      // n_kv_blocks_used / n_kv_blocks
   int64_t n_preemptions = 0;  // since creation
   int64_t n_prefix_hit_tokens = 0;
+  int64_t n_forked_tokens = 0;  // prompt tokens whose KV a group member took from another
 };
 
 struct RequestInfo {
@@ -92,7 +94,17 @@ class Scheduler {
 
   // Queues a request. Errors on a duplicate live id, an empty prompt, max_new_tokens < 1, or a
   // request whose prompt plus output could not fit in the whole KV pool even alone.
-  Status add_request(RequestId id, std::vector<int32_t> prompt, int32_t max_new_tokens);
+  // Requests given the same group share their prompt (an error otherwise): while a member of the
+  // group runs with fewer than n_prompt - 1 tokens computed, the others wait (holding no blocks
+  // and not holding up later requests); then each forks the first n_prompt - 1 tokens' KV from
+  // it (BlockManager::fork_request) and computes only its last prompt token. A member finding
+  // no group member running (none admitted yet, or all finished, aborted or preempted) is
+  // admitted as usual and prefills for the rest. A member finishing in update() first forks the
+  // waiting ones from its KV (they run from the next step), so an early finish (max_new_tokens
+  // 1, a stop at the first token) costs no second prefill. A preempted member with output
+  // recomputes.
+  Status add_request(RequestId id, std::vector<int32_t> prompt, int32_t max_new_tokens,
+                     std::optional<RequestId> group = std::nullopt);
 
   // Plans the next step. Errors while the previous plan awaits update(); a plan without requests
   // needs no update(). On return the BlockManager holds every scheduled request with its block
@@ -120,16 +132,27 @@ class Scheduler {
     std::vector<int32_t> tokens;  // [n_prompt + n_output] prompt then sampled tokens
     int32_t n_prompt = 0;
     int32_t max_new_tokens = 0;
-    int32_t n_prefill = 0;        // tokens held at admission (prompt, plus output on recompute)
-    int32_t n_computed = 0;       // KV written, as told to the BlockManager
-    int64_t scheduled_step = -1;  // step of the plan that last scheduled it
+    int32_t n_prefill = 0;           // tokens held at admission (prompt, plus output on recompute)
+    int32_t n_computed = 0;          // KV written, as told to the BlockManager
+    int64_t scheduled_step = -1;     // step of the plan that last scheduled it
+    std::optional<RequestId> group;  // requests sharing this prompt (add_request)
+  };
+  // For a waiting request: what its group allows (see add_request).
+  struct ForkPlan {
+    bool wait = false;                // a group member is still computing the prompt
+    std::optional<RequestId> source;  // a running group member whose KV holds the prompt
   };
   Scheduler(const SchedulerConfig& config, kv::BlockManager& kv) : config_(config), kv_(&kv) {}
 
   int32_t n_output(const Request& r) const { return int32_t(r.tokens.size()) - r.n_prompt; }
   void preempt(Request& r, StepPlan& plan);
   bool schedule_running(Request& r, int32_t& budget, StepPlan& plan);  // false: r preempted
-  Status admit(Request& r, int32_t& budget, StepPlan& plan);  // errors when it does not fit
+  ForkPlan fork_plan(const Request& r) const;
+  // Errors when it does not fit; forks the prompt's KV from source when given.
+  Status admit(Request& r, std::optional<RequestId> source, int32_t& budget, StepPlan& plan);
+  void start(Request& r, const kv::AddResult& added, std::vector<kv::BlockCopy>& copies);
+  // Forks the waiting members of source's group from its KV before it finishes (update()).
+  void hand_over(const Request& source);
   FinishedRequest finish(Request& r, FinishReason reason, std::string message);
   int32_t prefill_chunk(int32_t remaining, int32_t budget) const;
 
@@ -140,6 +163,9 @@ class Scheduler {
   std::vector<RequestId> running_;                   // admission order: back is preempted first
   int64_t step_ = 0;
   bool in_flight_ = false;
+  // Block copies of forks made in update(), done first in the next plan: no block is allocated
+  // or written before then, so a copy source freed since still holds its rows.
+  std::vector<kv::BlockCopy> pending_copies_;
   int64_t n_preemptions_ = 0;
 };
 

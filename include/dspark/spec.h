@@ -97,6 +97,9 @@ struct DraftInput {
   int32_t max_nodes = 0;  // budget for this request's tree (0: propose nothing)
   int32_t max_depth = 0;
   const SamplingParams* params = nullptr;  // greedy drafts deterministically; else it may sample
+  // [n_blocks] the target's KV blocks of the request: a drafter that keeps per-token context at
+  // the target's slots (feature_layers() non-empty) reads the context positions [0, n - 1) there.
+  std::span<const int32_t> block_table;
 };
 
 class Drafter {
@@ -110,6 +113,25 @@ class Drafter {
   // The request finished, was aborted or was preempted: drop its state (its next propose, if
   // any, starts from scratch).
   virtual void release(RequestId id) = 0;
+
+  // Drafters that read the target's hidden states (DSpark) name the layers here
+  // (ForwardBatch::capture_layers ids: -1 = embeddings, l = after layer l); the engine then
+  // captures them in every target forward and hands over each committed token's features.
+  virtual std::vector<int32_t> feature_layers() const { return {}; }
+  // Committed tokens: token i sits at position positions[i] and its target K/V at target slot
+  // slots[i]; features are its captured hidden states in feature_layers() order. The drafter
+  // keeps what it derives from them at the same slots, so the target's block sharing (prefix
+  // cache, forks) shares it too.
+  virtual Status commit_features(std::span<const int64_t> slots,      // [n]
+                                 std::span<const int32_t> positions,  // [n]
+                                 std::span<const float> features) {   // [n, n_layers, d_model]
+    (void)slots, (void)positions, (void)features;
+    return Status::Ok();
+  }
+  // Mirrors KvStorage::copy_slots on the target's KV (copy-on-write of a shared block).
+  virtual void copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) {
+    (void)from_slot, (void)to_slot, (void)n;
+  }
 };
 
 struct NgramConfig {
@@ -143,6 +165,28 @@ struct DraftModelConfig {
 // sampled node gets verified never depends on its own token. A request whose KV cannot be
 // allocated gets an empty tree.
 Result<std::unique_ptr<Drafter>> make_draft_model_drafter(DraftModelConfig config);
+
+// ---------------------------------------------------------------------------------------------
+// DSpark drafter (dspark-spec.md sections 1-5)
+
+struct DSparkDrafterConfig {
+  std::string path;                     // checkpoint folder (config.json + safetensors)
+  const ModelConfig* target = nullptr;  // geometry the checkpoint must match (d_model, heads,
+                                        // head_dim, vocab, num_target_layers == n_layers)
+  int32_t kv_blocks = 0;                // the target's KV pool: context K/V lives at its slots
+  int32_t block_size = 16;
+  int32_t max_requests = 8;         // blocks drafted per pass (more inputs: in groups)
+  cpu::ThreadPool* pool = nullptr;  // threads for its matmuls (nullptr: its own pool)
+  uint64_t seed = 0;                // the drafter's sampling generator
+};
+// A Qwen3DSparkModel checkpoint: draft layers attending non-causally over the target's features
+// (projected once per committed token into K/V kept at the target's slots) and one block of
+// [anchor, MASK x (B-1)]; a vanilla Markov head corrects the B parallel logits sequentially and
+// a confidence head scores each position. Proposes one chain of min(B, max_depth, max_nodes)
+// nodes per request: greedy requests take the argmax (q_index -1), sampling ones draw from the
+// top 64 of softmax(L / T) renormalised (recorded in q). Confidence: the confidence head's
+// sigmoid, or the token's draft probability when the checkpoint has none.
+Result<std::unique_ptr<Drafter>> make_dspark_drafter(const DSparkDrafterConfig& config);
 
 // ---------------------------------------------------------------------------------------------
 // Confidence calibration
@@ -213,6 +257,45 @@ class SpsTable {
   std::vector<int32_t> sizes_;   // [n_sizes] ascending
   std::vector<double> seconds_;  // [n_sizes] latency per size
 };
+
+// ---------------------------------------------------------------------------------------------
+// Draft depth, chosen before drafting
+
+// Seconds a drafter spends per step, by how many requests it drafts for (buckets of powers of
+// two) and how deep; learnt from live steps (exponential moving average per entry).
+class DraftCostTable {
+ public:
+  explicit DraftCostTable(int32_t max_depth);
+  void observe(int32_t n_requests, int32_t depth, double seconds);  // ignores bad values
+  // A depth never measured in the bucket costs what the deepest measured shallower one did (0
+  // when none was): optimistic, so a depth that may pay gets tried once and then known.
+  double seconds(int32_t n_requests, int32_t depth) const;
+
+  static constexpr double kAlpha = 0.2;   // EMA weight of one observed step
+  static constexpr int32_t kBuckets = 8;  // 1, 2-3, 4-7, ..., 128 and more
+
+ private:
+  int32_t max_depth_;
+  std::vector<double> seconds_;  // [kBuckets, max_depth]; < 0: not measured
+};
+
+struct DepthInput {
+  int32_t base_tokens = 0;   // the step's forward tokens without drafts
+  int32_t base_commits = 0;  // tokens the step commits without drafts (one per sampling request)
+  int32_t n_drafting = 0;    // requests that would draft
+  int32_t max_depth = 0;
+  int32_t max_draft_tokens = 0;  // budget left for drafts in the step
+  // [max_depth] expected survival of the best drafted node at each depth (recent calibrated
+  // confidences).
+  std::span<const double> survival;
+};
+// The draft depth D in [0, max_depth] with the most expected committed tokens per second,
+// counting the drafter's own time: (base_commits + n_drafting * sum_{j<=D} survival_j) /
+// (SPS latency of base_tokens + n_drafting * D + drafting seconds at D); ties go to the
+// shallower depth. It reads only past steps, so the step's own drafts never influence how deep
+// they are drafted (the admission controller then decides, with its early stop, what to verify).
+int32_t choose_draft_depth(const DepthInput& input, const SpsTable& sps,
+                           const DraftCostTable& cost);
 
 // ---------------------------------------------------------------------------------------------
 // Prefix scheduler (controller)

@@ -39,7 +39,23 @@ Result<engine::SpecMethod> parse_method(const std::string& name) {
   if (name == "none") return engine::SpecMethod::kNone;
   if (name == "ngram") return engine::SpecMethod::kNgram;
   if (name == "draft-model") return engine::SpecMethod::kDraftModel;
-  return Error{"--spec-method '" + name + "': expected none, ngram or draft-model"};
+  if (name == "dspark") return engine::SpecMethod::kDSpark;
+  return Error{"--spec-method '" + name + "': expected none, ngram, draft-model or dspark"};
+}
+
+// KV bytes per block of a DSpark checkpoint's context cache: its draft layers have the
+// target's layer geometry, so a share of the target's bytes per block.
+Result<uint64_t> dspark_bytes_per_block(const std::string& path, const ModelConfig& target,
+                                        int block_size) {
+  auto file = ModelFile::open(path);
+  if (!file.ok()) return Error{"dspark checkpoint: " + file.error().message};
+  auto layers = (*file)->get_int("hf.num_hidden_layers");
+  if (!layers.ok() || *layers < 1 || *layers > 1024) {
+    return Error{"dspark checkpoint " + path +
+                 ": config.json needs num_hidden_layers in [1, 1024]"};
+  }
+  return KvStorage::bytes_per_block(target, block_size) / uint64_t(target.n_layers) *
+         uint64_t(*layers);
 }
 
 }  // namespace
@@ -52,8 +68,10 @@ void add_engine_options(Args& args) {
       .option("max-num-seqs", "", "N", "requests running at once", "16")
       .option("max-num-batched-tokens", "", "N", "tokens computed per engine step", "512")
       .option("no-prefix-caching", "", "", "do not reuse the KV of shared prompt prefixes")
-      .option("spec-method", "", "M", "speculative decoding: none, ngram or draft-model", "none")
-      .option("draft-model", "", "PATH", "draft model for --spec-method draft-model")
+      .option("spec-method", "", "M", "speculative decoding: none, ngram, draft-model or dspark",
+              "none")
+      .option("draft-model", "", "PATH",
+              "draft model (--spec-method draft-model) or DSpark checkpoint folder (dspark)")
       .option("spec-max-depth", "", "N", "deepest drafted token", "6")
       .option("spec-tree-budget", "", "N", "draft tokens per request per step", "12")
       .option("spec-top-k", "", "K", "children per draft node (1: chains)", "2")
@@ -82,8 +100,12 @@ Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens
     DSPARK_RETURN_IF_ERROR(take(args.integer("spec-fixed-depth", 0, 64), depth));
     c.spec.fixed_depth = depth;
   }
-  if (args.has("draft-model") != (c.spec.method == engine::SpecMethod::kDraftModel)) {
-    return Error{"--draft-model PATH goes with --spec-method draft-model (and only with it)"};
+  const bool needs_draft = c.spec.method == engine::SpecMethod::kDraftModel ||
+                           c.spec.method == engine::SpecMethod::kDSpark;
+  if (args.has("draft-model") != needs_draft) {
+    return Error{
+        "--draft-model PATH goes with --spec-method draft-model or dspark (and only "
+        "with them)"};
   }
 
   auto target = load_model(args.str("model"), quiet);
@@ -109,6 +131,12 @@ Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens
   uint64_t per_block = KvStorage::bytes_per_block(c.model->config(), c.block_size);
   if (setup.draft)
     per_block += KvStorage::bytes_per_block(setup.draft->model->config(), c.block_size);
+  if (c.spec.method == engine::SpecMethod::kDSpark) {
+    c.spec.dspark_checkpoint = args.str("draft-model");
+    auto extra = dspark_bytes_per_block(c.spec.dspark_checkpoint, c.model->config(), c.block_size);
+    if (!extra.ok()) return extra.error();
+    per_block += *extra;
+  }
   uint64_t budget = 0;
   if (args.has("kv-cache-mem")) {
     int64_t mib = 0;

@@ -13,6 +13,35 @@ std::string str(int64_t v) {
   return std::to_string(v);
 }
 
+// Everything submit() promises to check, before anything is queued.
+Status check_request(const EngineConfig& config, const Request& request) {
+  const ModelConfig& mc = config.model->config();
+  const int64_t n_prompt = static_cast<int64_t>(request.prompt.size());
+  if (n_prompt == 0) return Error{"request: empty prompt"};
+  for (size_t i = 0; i < request.prompt.size(); ++i) {
+    const int32_t t = request.prompt[i];
+    if (t < 0 || t >= mc.vocab_size) {
+      return Error{"request: prompt token " + str(t) + " at index " + str(int64_t(i)) +
+                   " outside the vocabulary [0, " + str(mc.vocab_size) + ")"};
+    }
+  }
+  Status valid = validate(request.params, mc.vocab_size);
+  if (!valid.ok()) return Error{"request: " + valid.message()};
+  const int64_t total = n_prompt + request.params.max_tokens;
+  const int64_t context = config.max_context > 0 ? config.max_context : mc.context_length;
+  if (context > 0 && total > context) {
+    return Error{"request: prompt (" + str(n_prompt) + " tokens) + max_tokens (" +
+                 str(request.params.max_tokens) + ") exceeds the model context of " + str(context) +
+                 " tokens"};
+  }
+  const int64_t bs = config.block_size;
+  if ((total + bs - 1) / bs > config.kv_blocks) {
+    return Error{"request: prompt + max_tokens (" + str(total) + " tokens) needs more than the " +
+                 str(config.kv_blocks) + " KV blocks of " + str(bs) + " tokens"};
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -55,42 +84,34 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
 }
 
 Result<std::shared_ptr<Stream>> Engine::submit(Request request) {
-  const ModelConfig& mc = impl_->config.model->config();
-  const int64_t n_prompt = static_cast<int64_t>(request.prompt.size());
-  if (n_prompt == 0) return Error{"request: empty prompt"};
-  for (size_t i = 0; i < request.prompt.size(); ++i) {
-    const int32_t t = request.prompt[i];
-    if (t < 0 || t >= mc.vocab_size) {
-      return Error{"request: prompt token " + str(t) + " at index " + str(int64_t(i)) +
-                   " outside the vocabulary [0, " + str(mc.vocab_size) + ")"};
-    }
-  }
-  Status valid = validate(request.params, mc.vocab_size);
-  if (!valid.ok()) return Error{"request: " + valid.message()};
-  const int64_t total = n_prompt + request.params.max_tokens;
-  const int64_t context =
-      impl_->config.max_context > 0 ? impl_->config.max_context : mc.context_length;
-  if (context > 0 && total > context) {
-    return Error{"request: prompt (" + str(n_prompt) + " tokens) + max_tokens (" +
-                 str(request.params.max_tokens) + ") exceeds the model context of " + str(context) +
-                 " tokens"};
-  }
-  const int64_t bs = impl_->config.block_size;
-  if ((total + bs - 1) / bs > impl_->config.kv_blocks) {
-    return Error{"request: prompt + max_tokens (" + str(total) + " tokens) needs more than the " +
-                 str(impl_->config.kv_blocks) + " KV blocks of " + str(bs) + " tokens"};
-  }
-  std::shared_ptr<Stream> stream;
+  auto streams = submit_n(std::move(request), 1);
+  if (!streams.ok()) return streams.error();
+  return std::move(streams.value().front());
+}
+
+Result<std::vector<std::shared_ptr<Stream>>> Engine::submit_n(Request request, int32_t n) {
+  if (n < 1) return Error{"request: n must be at least 1, got " + str(n)};
+  Status valid = check_request(impl_->config, request);
+  if (!valid.ok()) return valid.error();
+  std::vector<std::shared_ptr<Stream>> streams;
   {
     std::lock_guard<std::mutex> lock(impl_->q_mu);
     if (impl_->stopping) return Error{"engine: stopped"};
-    const RequestId id = impl_->next_id++;
-    stream = std::make_shared<Stream>(id);
-    impl_->live_ids.insert(id);
-    impl_->incoming.push_back(Pending{id, stream, std::move(request), Clock::now()});
+    const auto now = Clock::now();
+    const RequestId first = impl_->next_id;
+    // One request has nothing to share: no group, exactly a plain submit.
+    const std::optional<RequestId> group = n > 1 ? std::optional<RequestId>(first) : std::nullopt;
+    for (int32_t i = 0; i < n; ++i) {
+      const RequestId id = impl_->next_id++;
+      Request member = request;
+      member.params.seed += uint64_t(i);
+      streams.push_back(std::make_shared<Stream>(id));
+      impl_->live_ids.insert(id);
+      impl_->incoming.push_back(Pending{id, streams.back(), std::move(member), now, group});
+    }
   }
   impl_->q_cv.notify_all();
-  return stream;
+  return streams;
 }
 
 Status Engine::abort(RequestId id) {
@@ -148,6 +169,7 @@ EngineStats Engine::stats() {
   s.spec_method = impl_->config.spec.method;
   s.spec = impl_->spec_totals;
   s.spec_mean_depth = impl_->spec_mean_depth;
+  s.spec_stopped = impl_->spec_stopped;
   s.spec_calibration_ece = impl_->calibrator ? impl_->calibrator->ece() : 0.0;
   return s;
 }
@@ -189,7 +211,7 @@ void Engine::Impl::admit(Pending p) {
   n_prompt_tokens += static_cast<int64_t>(prompt.size());
   auto [it, inserted] = requests.try_emplace(p.id, p.id, p.stream, std::move(p.request),
                                              *config.tokenizer, eos_ids, p.submitted);
-  Status st = scheduler->add_request(p.id, std::move(prompt), max_tokens);
+  Status st = scheduler->add_request(p.id, std::move(prompt), max_tokens, p.group);
   if (!st.ok()) finish(it->second, FinishReason::kError, "scheduler: " + st.message(), Event{});
 }
 

@@ -52,6 +52,7 @@ struct Pending {
   std::shared_ptr<Stream> stream;
   Request request;
   Clock::time_point submitted;
+  std::optional<RequestId> group;  // submit_n: the first member's id, shared by the group
 };
 
 // One decoding request's speculation in the current step.
@@ -60,6 +61,7 @@ struct SpecWork {
   std::vector<int64_t> slots;  // [tree.size()] scratch KV slots of the nodes
   int32_t n_drafted = 0;       // nodes the drafter proposed
   int32_t anchor_row = -1;     // logits row of the anchor; node k's row is anchor_row + 1 + k
+  int32_t node_base = -1;      // batch token index of node 0
 };
 
 // Tokens one request produced in a step, ready for the stop checks and the stream.
@@ -95,21 +97,16 @@ struct Engine::Impl {
 
   // Speculative decoding (engine thread only; totals read under state_mu).
   std::unique_ptr<spec::Drafter> drafter;  // null: plain decoding
+  std::vector<int32_t> feature_layers;     // target hidden states the drafter reads, if any
+  std::string spec_stopped;                // EngineStats::spec_stopped
   std::unique_ptr<spec::Calibrator> calibrator;
   std::unique_ptr<spec::SpsTable> sps;
   SpecStats spec_totals;
   double spec_mean_depth = 0.0;  // moving average of verified drafts per speculating request
-  // Moving average of the deepest node the controller admitted per step: drafting much deeper
-  // than the controller verifies only costs draft forwards.
-  double spec_useful_depth = 0.0;
-  // Deepest drafting allowed, moved by the measured gain of drafting steps over plain ones
-  // (all costs included: draft forwards, the larger verify forward, acceptance); halved while
-  // losing, and at 0 drafting pauses.
-  int32_t spec_draft_cap = 0;
-  int32_t spec_paused_load = 0;  // sampling requests per step when drafting paused; 0: running
-  int64_t spec_paused_step = 0;
-  double spec_gain = 1.0;       // moving average of that ratio
-  int32_t spec_gain_steps = 0;  // drafting steps since the cap last moved
+  // [max_depth] moving average of the best calibrated survival per drafted depth, and the
+  // drafter's learnt cost: how deep the next steps draft (spec::choose_draft_depth).
+  std::vector<double> spec_forecast;
+  std::unique_ptr<spec::DraftCostTable> draft_cost;
 
   std::thread thread;
 
@@ -120,6 +117,9 @@ struct Engine::Impl {
   // forgets its id.
   void finish(LiveRequest& r, FinishReason reason, const std::string& message, Event tail);
   void step();  // step.cpp
+  // Copies K/V of n consecutive slots in every KV storage the engine keeps (copy-on-write of a
+  // shared block, keeping a verified draft path).
+  void copy_kv(int64_t from_slot, int64_t to_slot, int64_t n);
   void fail_all(const std::string& message);
   // Emits produced tokens through the stop checks (stopping early at a finish) and returns how
   // many were kept. step.cpp
@@ -127,19 +127,24 @@ struct Engine::Impl {
 
   // speculation.cpp
   Status init_speculation();  // drafter, calibrator, SPS profile
-  // Drafts for the plan's decoding requests, admits nodes with the controller and reserves their
-  // scratch KV; work is indexed like plan.requests.
-  // Returns whether the drafter ran.
-  bool plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work);
-  // After a step that drafted: its committed tokens per second against what a plain step over
-  // the same base tokens gives (SPS table), steering how deep the drafter may go.
-  void note_spec_step(int32_t base_tokens, int32_t n_sampling, int64_t n_committed, double seconds);
+  // Seeds draft_cost from timed draft-model forwards at the given sizes.
+  Status profile_draft_model(const std::vector<int32_t>& sizes);
+  // Drafts for the plan's decoding requests (as deep as spec::choose_draft_depth says), admits
+  // nodes with the controller and reserves their scratch KV; work is indexed like plan.requests.
+  void plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work);
   // Acceptance over the verified tree: the accepted drafts and the bonus token.
   Produced accept_speculation(LiveRequest& r, const SpecWork& w, const ForwardOutput& out);
   // Commits the KV of the first n_keep accepted drafts, frees the other scratch slots and
   // updates the statistics and calibration.
   Status finish_speculation(LiveRequest& r, const SpecWork& w, const Produced& produced,
                             size_t n_keep);
+  // A drafter error: speculation stops for good (plain decoding stays exact), the reason is
+  // kept for stats().
+  void stop_speculation(const std::string& why);
+  // Hands a feature drafter the captured target hidden states of the tokens this step
+  // committed: batch rows rows[i], whose K/V now lives at target slot slots[i].
+  Status commit_features(const ForwardBatch& batch, const ForwardOutput& out,
+                         std::span<const int32_t> rows, std::span<const int64_t> slots);
   spec::TargetDist target_dist(LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
                                std::vector<std::vector<float>>& cache);
 };

@@ -15,22 +15,19 @@ namespace {
 constexpr float kGreedyTemperature = 1e-5f;   // sample.h: at or below this, sampling is argmax
 constexpr double kDepthAverageWeight = 0.05;  // moving average of the verified depth
 constexpr int32_t kRefitEvery = 1024;         // verified rounds between calibration refits
-constexpr double kUsefulDepthWeight = 0.2;    // moving average of the deepest admitted node
-constexpr double kGainWeight = 0.5;           // moving average of drafting's measured gain
-constexpr int32_t kGainSteps = 2;             // drafting steps between moves of the depth cap
-constexpr double kLosing = 0.97;              // below: halve the depth cap (0 pauses drafting)
-constexpr double kWinning = 1.10;             // above: try one level more
-constexpr int64_t kRetryAfter = 256;          // steps before a paused drafter tries again anyway
+constexpr double kForecastWeight = 0.1;       // moving average of the survival forecast
 
 bool is_greedy(const SamplingParams& p) {
   return p.temperature <= kGreedyTemperature;
 }
 
-// Seconds of one target forward over n tokens of one sequence written from slot 0 (all blocks
-// are free at start-up), logits on every row as in a verification step; the best of two runs.
+// Seconds of one forward over n tokens of one sequence written from slot 0 (all blocks are free
+// at start-up), logits on every row (ids below logit_vocab, 0: all) as in a verification step or
+// a draft level; the best of two runs.
 Result<double> time_forward(const Model& model, KvStorage& storage, cpu::ThreadPool& pool,
-                            int32_t n) {
+                            int32_t n, int32_t logit_vocab = 0) {
   ForwardBatch batch;
+  batch.logit_vocab = logit_vocab;
   SeqRef seq;
   for (int32_t b = 0; b * storage.block_size() < n; ++b) seq.block_table.push_back(b);
   batch.seqs.push_back(seq);
@@ -86,6 +83,18 @@ Status Engine::Impl::init_speculation() {
   if (sc.fixed_depth && *sc.fixed_depth < 0) return Error{"engine: negative spec fixed_depth"};
   if (sc.method == SpecMethod::kNgram) {
     drafter = spec::make_ngram_drafter(spec::NgramConfig{});
+  } else if (sc.method == SpecMethod::kDSpark) {
+    spec::DSparkDrafterConfig dc;
+    dc.path = sc.dspark_checkpoint;
+    dc.target = &config.model->config();
+    dc.kv_blocks = config.kv_blocks;
+    dc.block_size = config.block_size;
+    dc.max_requests = config.max_num_seqs;
+    dc.pool = pool.get();
+    auto made = spec::make_dspark_drafter(dc);
+    if (!made.ok()) return Error{"engine: dspark drafter: " + made.error().message};
+    drafter = std::move(made).value();
+    feature_layers = drafter->feature_layers();
   } else {
     if (!sc.draft_model) return Error{"engine: --spec-method draft-model needs a draft model"};
     const int64_t dv = sc.draft_model->config().vocab_size;
@@ -106,8 +115,9 @@ Status Engine::Impl::init_speculation() {
   }
   // A refit scans the whole history (tens of ms), so refit every ~1k rounds, not every step.
   calibrator = std::make_unique<spec::Calibrator>(sc.max_depth, kRefitEvery);
-  spec_useful_depth = sc.max_depth;  // optimistic until the controller says otherwise
-  spec_draft_cap = sc.max_depth;
+  // Optimistic until drafts say otherwise, so every depth gets tried.
+  spec_forecast.assign(size_t(sc.max_depth), 1.0);
+  draft_cost = std::make_unique<spec::DraftCostTable>(sc.max_depth);
 
   // SPS(B): measured on the real model where asked, else flat (every size equally fast, so the
   // controller verifies as deep as the budget allows).
@@ -125,79 +135,132 @@ Status Engine::Impl::init_speculation() {
     }
   }
   sps = std::make_unique<spec::SpsTable>(sizes, seconds);
+  if (sc.method == SpecMethod::kDraftModel && sc.profile) {
+    return profile_draft_model(sizes);
+  }
   return Status::Ok();
 }
 
-bool Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work) {
-  work.assign(plan.requests.size(), SpecWork{});
-  if (!drafter) return false;
+Status Engine::Impl::profile_draft_model(const std::vector<int32_t>& sizes) {
+  // A draft level forwards about top_k tokens per drafting request: time the draft model at the
+  // SPS sizes and price depth d for n requests at d levels of n * top_k tokens, so the depth
+  // choice knows the drafter's cost before its first draft (live steps then refine it).
   const SpecConfig& sc = config.spec;
-  const bool adaptive = !sc.fixed_depth;
-  if (adaptive && spec_paused_load > 0) {
-    // Paused because drafting lost: try again (one level) once the load falls below what it was
-    // then, or after a long while.
-    const int32_t n_sampling = static_cast<int32_t>(std::count_if(
-        plan.requests.begin(), plan.requests.end(), [](const auto& r) { return r.samples; }));
-    if (n_sampling >= spec_paused_load && n_steps - spec_paused_step < kRetryAfter) return false;
-    spec_paused_load = 0;
-    spec_draft_cap = 1;
-    spec_gain = 1.0;
+  const Model& draft = *sc.draft_model;
+  KvStorage scratch(draft.config(), config.block_size,
+                    (sizes.back() + config.block_size - 1) / config.block_size);
+  const auto head = static_cast<int32_t>(
+      std::min<int64_t>(spec::DraftModelConfig{}.vocab_limit, draft.config().vocab_size));
+  std::vector<double> seconds;
+  for (int32_t n : sizes) {
+    auto t = time_forward(draft, scratch, *pool, n, head);
+    if (!t.ok()) return Error{"engine: draft model profile: " + t.error().message};
+    seconds.push_back(*t);
   }
-  // One level past what the controller used lately, so the depth can grow back; within the cap
-  // that measured gains allow.
-  const int32_t draft_depth =
-      adaptive ? std::max(1, std::min({sc.max_depth, spec_draft_cap,
-                                       static_cast<int32_t>(std::ceil(spec_useful_depth)) + 1}))
-               : sc.max_depth;
-  std::vector<spec::DraftInput> inputs;
+  const spec::SpsTable level(sizes, seconds);
+  for (int32_t b = 0; b < spec::DraftCostTable::kBuckets; ++b) {
+    const int32_t n_requests = int32_t{1} << b;
+    for (int32_t d = 1; d <= sc.max_depth; ++d) {
+      draft_cost->observe(n_requests, d, d * level.latency(n_requests * sc.draft_top_k));
+    }
+  }
+  return Status::Ok();
+}
+
+void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work) {
+  work.assign(plan.requests.size(), SpecWork{});
+  if (!drafter) return;
+  const SpecConfig& sc = config.spec;
+  // Who would draft: decoding requests at their anchor with room for a draft and the bonus.
   std::vector<size_t> index;  // [n_inputs] position in plan.requests
+  int32_t n_sampling = 0;
   for (size_t i = 0; i < plan.requests.size(); ++i) {
     const sched::ScheduledRequest& sr = plan.requests[i];
+    n_sampling += sr.samples ? 1 : 0;
     if (sr.prefill || !sr.samples || sr.n_tokens != 1) continue;
-    LiveRequest& r = requests.at(sr.id);
+    const LiveRequest& r = requests.at(sr.id);
     if (r.tokens.empty() || r.tokens.back() != sr.tokens[0]) continue;  // not at its anchor
+    if (r.sampler.params().max_tokens - static_cast<int32_t>(r.output.size()) < 2) continue;
+    index.push_back(i);
+  }
+  if (index.empty()) return;
+  int32_t draft_depth = sc.max_depth;
+  if (!sc.fixed_depth) {
+    spec::DepthInput di;
+    di.base_tokens = plan.n_tokens;
+    di.base_commits = n_sampling;
+    di.n_drafting = static_cast<int32_t>(index.size());
+    di.max_depth = sc.max_depth;
+    di.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
+    di.survival = spec_forecast;
+    draft_depth = spec::choose_draft_depth(di, *sps, *draft_cost);
+    if (draft_depth == 0) return;  // drafting would cost more than it gains
+  }
+  std::vector<spec::DraftInput> inputs;
+  std::vector<size_t> at;                    // [n_inputs] position in plan.requests
+  std::vector<std::vector<int32_t>> tables;  // [n_inputs] block tables, for feature drafters
+  for (size_t i : index) {
+    const sched::ScheduledRequest& sr = plan.requests[i];
+    LiveRequest& r = requests.at(sr.id);
     // The bonus token always comes on top of the accepted drafts.
     const int32_t left = r.sampler.params().max_tokens - static_cast<int32_t>(r.output.size());
-    const int32_t depth = std::min(draft_depth, left - 1);
-    if (depth < 1) continue;
     spec::DraftInput in;
     in.id = sr.id;
     in.tokens = r.tokens;
     in.n_prompt = static_cast<int32_t>(r.prompt.size());
     in.max_nodes = sc.tree_budget;
-    in.max_depth = depth;
+    in.max_depth = std::min(draft_depth, left - 1);
     in.params = &r.sampler.params();
+    if (!feature_layers.empty()) {
+      auto table = kv->block_table(sr.id);
+      if (!table.ok()) continue;
+      tables.push_back(std::move(table).value());
+    }
     inputs.push_back(in);
-    index.push_back(i);
+    at.push_back(i);
   }
-  if (inputs.empty()) return false;
+  if (inputs.empty()) return;
+  for (size_t k = 0; k < tables.size(); ++k) inputs[k].block_table = tables[k];
   std::vector<spec::DraftTree> trees;
+  const auto t_draft = Clock::now();
   if (!drafter->propose(inputs, trees).ok() || trees.size() != inputs.size()) {
-    return true;  // a drafter failure costs speed, never correctness: decode plainly this step
+    return;  // a drafter failure costs speed, never correctness: decode plainly this step
   }
+  draft_cost->observe(static_cast<int32_t>(inputs.size()), draft_depth,
+                      std::chrono::duration<double>(Clock::now() - t_draft).count());
 
   const int64_t vocab = config.model->config().vocab_size;
   spec::ControllerInput ci;
   ci.base_tokens = plan.n_tokens;
   ci.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
   ci.fixed_depth = sc.fixed_depth;
+  // Mean over requests of the best calibrated survival at each drafted depth: the forecast the
+  // next steps' depth choice reads.
+  std::vector<double> best_at(size_t(draft_depth), 0.0);
   for (spec::DraftTree& tree : trees) {
     if (!tree.check(vocab).ok()) tree.clear();
     spec::Candidates c;
     c.parent = tree.parent;
     c.survival.resize(tree.tokens.size());
     for (int32_t k = 0; k < tree.size(); ++k) {
-      const float own = calibrator->calibrate(tree.depth(k), tree.confidence[k]);
+      const int32_t depth = tree.depth(k);
+      const float own = calibrator->calibrate(depth, tree.confidence[k]);
       c.survival[k] = (tree.parent[k] < 0 ? 1.0f : c.survival[tree.parent[k]]) * own;
+      if (depth <= draft_depth) {
+        best_at[size_t(depth - 1)] = std::max(best_at[size_t(depth - 1)], double(c.survival[k]));
+      }
     }
     ci.requests.push_back(std::move(c));
+  }
+  for (int32_t d = 0; d < draft_depth; ++d) {
+    const double mean = best_at[size_t(d)] / double(trees.size());
+    spec_forecast[size_t(d)] += kForecastWeight * (mean - spec_forecast[size_t(d)]);
   }
   const spec::ControllerOutput admitted = spec::admit(ci, *sps);
 
   double verified = 0;
-  int32_t deepest = 0;
   for (size_t k = 0; k < inputs.size(); ++k) {
-    SpecWork& w = work[index[k]];
+    SpecWork& w = work[at[k]];
     w.n_drafted = trees[k].size();
     if (k >= admitted.admitted.size()) continue;
     const std::vector<int32_t> keep = exact_subset(trees[k], admitted.admitted[k]);
@@ -208,38 +271,32 @@ bool Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
     w.tree = std::move(tree);
     w.slots = std::move(slots).value();
     verified += w.tree.size();
-    for (int32_t n = 0; n < w.tree.size(); ++n) deepest = std::max(deepest, w.tree.depth(n));
   }
-  spec_useful_depth += kUsefulDepthWeight * (deepest - spec_useful_depth);
   spec_mean_depth += kDepthAverageWeight * (verified / double(inputs.size()) - spec_mean_depth);
-  return true;
 }
 
-void Engine::Impl::note_spec_step(int32_t base_tokens, int32_t n_sampling, int64_t n_committed,
-                                  double seconds) {
-  // Prompt lookup drafts for free: the controller's SPS-based admission is all it needs. A
-  // draft model's forwards are the cost the controller does not see.
-  if (config.spec.method != SpecMethod::kDraftModel || config.spec.fixed_depth || n_sampling == 0 ||
-      seconds <= 0) {
-    return;
+void Engine::Impl::stop_speculation(const std::string& why) {
+  std::lock_guard<std::mutex> lock(state_mu);
+  spec_stopped = why;
+  drafter.reset();
+  feature_layers.clear();
+}
+
+Status Engine::Impl::commit_features(const ForwardBatch& batch, const ForwardOutput& out,
+                                     std::span<const int32_t> rows,
+                                     std::span<const int64_t> slots) {
+  const int64_t row_floats = int64_t(feature_layers.size()) * config.model->config().d_model;
+  if (int64_t(out.hidden.size()) != int64_t(batch.tokens.size()) * row_floats) {
+    return Error{"the forward captured no hidden states"};
   }
-  const double plain_rate = n_sampling * sps->sps(base_tokens);
-  const double gain = (double(n_committed) / seconds) / plain_rate;
-  spec_gain += kGainWeight * (gain - spec_gain);
-  if (++spec_gain_steps < kGainSteps) return;
-  spec_gain_steps = 0;
-  if (spec_gain < kLosing) {
-    spec_draft_cap /= 2;
-    if (spec_draft_cap == 0) {
-      // Drafting costs more than it gains at this load: stop, and drop the drafter's state (a
-      // draft model's KV) rather than keep it caught up for nothing.
-      spec_paused_load = std::max(1, n_sampling);
-      spec_paused_step = n_steps;
-      for (const auto& [id, r] : requests) drafter->release(id);
-    }
-  } else if (spec_gain > kWinning && spec_draft_cap < config.spec.max_depth) {
-    ++spec_draft_cap;
+  std::vector<int32_t> positions(rows.size());
+  std::vector<float> features(rows.size() * size_t(row_floats));  // [n, n_layers, d_model]
+  for (size_t i = 0; i < rows.size(); ++i) {
+    positions[i] = batch.positions[size_t(rows[i])];
+    std::copy_n(out.hidden.data() + rows[i] * row_floats, row_floats,
+                features.data() + int64_t(i) * row_floats);
   }
+  return drafter->commit_features(slots, positions, features);
 }
 
 spec::TargetDist Engine::Impl::target_dist(LiveRequest& r, const SpecWork& w,
@@ -295,6 +352,8 @@ Status Engine::Impl::finish_speculation(LiveRequest& r, const SpecWork& w, const
   }
   auto copies = kv->keep_path(r.id, slots, tokens);
   if (!copies.ok()) return Error{"speculation: " + copies.error().message};
+  // Only the target's rows move: a feature drafter gets the accepted drafts' rows at their
+  // final slots from commit_features.
   for (const kv::SlotCopy& c : *copies) storage->copy_slots(c.from_slot, c.to_slot, 1);
 
   // Statistics per depth: a depth was verified when the walk reached a node with children

@@ -60,6 +60,11 @@ size_t Engine::Impl::emit(LiveRequest& r, const Produced& produced, const Forwar
   return kept;
 }
 
+void Engine::Impl::copy_kv(int64_t from_slot, int64_t to_slot, int64_t n) {
+  storage->copy_slots(from_slot, to_slot, n);
+  if (drafter) drafter->copy_slots(from_slot, to_slot, n);
+}
+
 void Engine::Impl::step() {
   auto planned = scheduler->schedule();
   if (!planned.ok()) {
@@ -85,18 +90,22 @@ void Engine::Impl::step() {
       return;
     }
     const int64_t bs = storage->block_size();
-    storage->copy_slots(c.from_block * bs, c.to_block * bs, bs);
+    copy_kv(c.from_block * bs, c.to_block * bs, bs);
   }
 
   std::vector<SpecWork> work;
-  const auto t_step = Clock::now();
-  const bool drafted = plan_speculation(plan, work);
+  plan_speculation(plan, work);
   const bool trees =
       std::any_of(work.begin(), work.end(), [](const SpecWork& w) { return w.tree.size() > 0; });
 
   const auto now = Clock::now();
   ForwardBatch batch;
+  batch.capture_layers = feature_layers;
   std::vector<int32_t> sample_row(plan.requests.size(), -1);  // logits row of each sampler
+  // Tokens whose K/V this step commits (a feature drafter gets their hidden states): batch
+  // rows and the target slots where their K/V ends up.
+  std::vector<int32_t> commit_rows;
+  std::vector<int64_t> commit_slots;
   for (size_t i = 0; i < plan.requests.size(); ++i) {
     const sched::ScheduledRequest& sr = plan.requests[i];
     auto table = kv->block_table(sr.id);
@@ -118,6 +127,8 @@ void Engine::Impl::step() {
       const bool last = sr.samples && t == sr.n_tokens - 1;
       if (last) sample_row[i] = static_cast<int32_t>(batch.logit_rows.size());
       batch.add_token(sr.tokens[t], sr.first_position + t, s, config.block_size, last);
+      commit_rows.push_back(static_cast<int32_t>(batch.tokens.size()) - 1);
+      commit_slots.push_back(batch.kv_slots.back());
       if (trees) {  // causal within the chunk, spelled out since other tokens use lists
         std::vector<int32_t>& a = batch.attend.emplace_back();
         for (int32_t j = start; j < start + t; ++j) a.push_back(j);
@@ -127,6 +138,7 @@ void Engine::Impl::step() {
     if (w.tree.size() == 0) continue;
     // The anchor is this request's single token; each node sees it and its ancestors.
     w.anchor_row = sample_row[i];
+    w.node_base = static_cast<int32_t>(batch.tokens.size());
     for (int32_t k = 0; k < w.tree.size(); ++k) {
       std::vector<int32_t> ancestors;
       for (int32_t n = w.tree.parent[k]; n >= 0; n = w.tree.parent[n]) {
@@ -159,7 +171,6 @@ void Engine::Impl::step() {
 
   const int64_t vocab = config.model->config().vocab_size;
   std::vector<sched::SampledToken> sampled;
-  int64_t n_committed = 0;
   for (size_t i = 0; i < plan.requests.size(); ++i) {
     const sched::ScheduledRequest& sr = plan.requests[i];
     if (!sr.samples) continue;
@@ -174,13 +185,22 @@ void Engine::Impl::step() {
       produced.rows.push_back(sample_row[i]);
     }
     const size_t kept = emit(r, produced, out);
-    n_committed += static_cast<int64_t>(kept);
     if (work[i].tree.size() > 0) {
       Status done = finish_speculation(r, work[i], produced, kept);
       if (!done.ok()) {
         fail_all("engine: " + done.message());
         (void)scheduler->update(plan, {});
         return;
+      }
+      if (!feature_layers.empty() && kept > 1) {
+        // The accepted drafts now sit at the positions after the anchor.
+        auto table = kv->block_table(r.id);
+        const int32_t bs = config.block_size;
+        for (size_t k = 0; table.ok() && k + 1 < kept; ++k) {
+          const int32_t pos = sr.first_position + 1 + static_cast<int32_t>(k);
+          commit_rows.push_back(work[i].node_base + produced.nodes[k]);
+          commit_slots.push_back(int64_t{(*table)[size_t(pos / bs)]} * bs + pos % bs);
+        }
       }
     }
     sched::SampledToken token{
@@ -189,9 +209,10 @@ void Engine::Impl::step() {
     sampled.push_back(std::move(token));
   }
 
-  if (drafted) {
-    note_spec_step(plan.n_tokens, static_cast<int32_t>(sampled.size()), n_committed,
-                   std::chrono::duration<double>(Clock::now() - t_step).count());
+  if (!feature_layers.empty()) {
+    Status fed = commit_features(batch, out, commit_rows, commit_slots);
+    if (!fed.ok())
+      stop_speculation("the drafter could not take the target features: " + fed.message());
   }
   auto finished = scheduler->update(plan, sampled);
   if (!finished.ok()) {

@@ -25,6 +25,8 @@ const char* spec_method_name(SpecMethod method) {
       return "ngram";
     case SpecMethod::kDraftModel:
       return "draft-model";
+    case SpecMethod::kDSpark:
+      return "dspark";
   }
   return "none";
 }

@@ -34,7 +34,8 @@ Result<Scheduler> Scheduler::create(const SchedulerConfig& config, kv::BlockMana
   return Scheduler(config, kv);
 }
 
-Status Scheduler::add_request(RequestId id, std::vector<int32_t> prompt, int32_t max_new_tokens) {
+Status Scheduler::add_request(RequestId id, std::vector<int32_t> prompt, int32_t max_new_tokens,
+                              std::optional<RequestId> group) {
   if (requests_.count(id) != 0) return Error{req_name(id) + " already exists"};
   if (prompt.empty()) return Error{req_name(id) + " has an empty prompt"};
   if (max_new_tokens < 1) {
@@ -57,8 +58,21 @@ Status Scheduler::add_request(RequestId id, std::vector<int32_t> prompt, int32_t
                  std::to_string(max_new_tokens) + " new ones need " + std::to_string(blocks) +
                  " KV blocks, the pool has " + std::to_string(kc.n_blocks)};
   }
+  if (group) {
+    // Forks share KV by position, so the whole prompt must be the same.
+    for (const auto& [other_id, other] : requests_) {
+      if (other.group != group) continue;
+      if (other.n_prompt != int32_t(prompt.size()) ||
+          !std::equal(prompt.begin(), prompt.end(), other.tokens.begin())) {
+        return Error{req_name(id) + ": its prompt differs from that of request " +
+                     std::to_string(other_id) + " in group " + std::to_string(*group)};
+      }
+      break;
+    }
+  }
   Request r;
   r.id = id;
+  r.group = group;
   r.n_prompt = static_cast<int32_t>(prompt.size());
   r.tokens = std::move(prompt);
   r.max_new_tokens = max_new_tokens;
@@ -108,6 +122,7 @@ SchedulerStats Scheduler::stats() const {
   s.kv_usage = s.n_kv_blocks > 0 ? double(s.n_kv_blocks_used) / s.n_kv_blocks : 0.0;
   s.n_preemptions = n_preemptions_;
   s.n_prefix_hit_tokens = kv_->n_prefix_hit_tokens();
+  s.n_forked_tokens = kv_->n_forked_tokens();
   return s;
 }
 

@@ -52,19 +52,57 @@ bool Scheduler::schedule_running(Request& r, int32_t& budget, StepPlan& plan) {
   return true;
 }
 
-Status Scheduler::admit(Request& r, int32_t& budget, StepPlan& plan) {
+Scheduler::ForkPlan Scheduler::fork_plan(const Request& r) const {
+  // Only a prompt of two tokens or more leaves something to share; a request with output
+  // recomputes after a preemption.
+  if (!r.group || r.n_prompt < 2 || int32_t(r.tokens.size()) != r.n_prompt) return {};
+  ForkPlan plan;
+  for (RequestId id : running_) {
+    const Request& other = requests_.at(id);
+    if (other.group != r.group) continue;
+    if (other.n_computed >= r.n_prompt - 1) return ForkPlan{false, id};
+    plan.wait = true;
+  }
+  return plan;
+}
+
+Status Scheduler::admit(Request& r, std::optional<RequestId> source, int32_t& budget,
+                        StepPlan& plan) {
   // Errors without change when the blocks are not there.
-  auto added = kv_->add_request(r.id, r.tokens);
+  auto added = source ? kv_->fork_request(r.id, *source, r.tokens, r.n_prompt - 1)
+                      : kv_->add_request(r.id, r.tokens);
   if (!added.ok()) return added.error();
-  if (added->copy) plan.copies.push_back(*added->copy);
-  r.state = RequestState::kRunning;
-  r.n_prefill = static_cast<int32_t>(r.tokens.size());
-  // The BlockManager never serves the last token from the cache, so at least one is computed.
-  r.n_computed = added->n_hit_tokens;
-  running_.push_back(r.id);
+  start(r, *added, plan.copies);
   // Fresh blocks hold every prompt position, so scheduling it cannot preempt anything.
   (void)schedule_running(r, budget, plan);
   return Status::Ok();
+}
+
+void Scheduler::start(Request& r, const kv::AddResult& added, std::vector<kv::BlockCopy>& copies) {
+  if (added.copy) copies.push_back(*added.copy);
+  r.state = RequestState::kRunning;
+  r.n_prefill = static_cast<int32_t>(r.tokens.size());
+  // The BlockManager never serves the last token from the cache, so at least one is computed.
+  r.n_computed = added.n_hit_tokens;
+  running_.push_back(r.id);
+}
+
+void Scheduler::hand_over(const Request& source) {
+  if (!source.group) return;
+  for (size_t i = 0; i < waiting_.size() && running_.size() < size_t(config_.max_num_seqs);) {
+    Request& w = requests_.at(waiting_[i]);
+    const bool takes = w.group == source.group && w.n_prompt >= 2 &&
+                       int32_t(w.tokens.size()) == w.n_prompt &&
+                       source.n_computed >= w.n_prompt - 1;
+    if (!takes) {
+      ++i;
+      continue;
+    }
+    auto added = kv_->fork_request(w.id, source.id, w.tokens, w.n_prompt - 1);
+    if (!added.ok()) break;  // out of blocks: the rest prefill once admitted
+    start(w, *added, pending_copies_);
+    waiting_.erase(waiting_.begin() + std::ptrdiff_t(i));
+  }
 }
 
 Result<StepPlan> Scheduler::schedule() {
@@ -73,6 +111,7 @@ Result<StepPlan> Scheduler::schedule() {
   }
   StepPlan plan;
   plan.step = step_;
+  plan.copies.swap(pending_copies_);
   int32_t budget = config_.max_num_batched_tokens;
   const int64_t preemptions_before = n_preemptions_;
   for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
@@ -81,12 +120,18 @@ Result<StepPlan> Scheduler::schedule() {
   }
   // After a preemption the pool is tight: admitting now would only preempt again.
   const bool admit_more = n_preemptions_ == preemptions_before;
-  while (admit_more && !waiting_.empty() && budget > 0 &&
+  size_t next = 0;  // waiting_ index: group members waiting for a fork source are passed over
+  while (admit_more && next < waiting_.size() && budget > 0 &&
          running_.size() < size_t(config_.max_num_seqs)) {
-    Request& r = requests_.at(waiting_.front());
-    Status admitted = admit(r, budget, plan);
+    Request& r = requests_.at(waiting_[next]);
+    const ForkPlan fork = fork_plan(r);
+    if (fork.wait) {
+      ++next;
+      continue;
+    }
+    Status admitted = admit(r, fork.source, budget, plan);
     if (admitted.ok()) {
-      waiting_.pop_front();
+      waiting_.erase(waiting_.begin() + std::ptrdiff_t(next));
       continue;
     }
     if (!running_.empty()) break;  // waits for running requests to free blocks (FCFS)
@@ -159,10 +204,10 @@ Result<std::vector<FinishedRequest>> Scheduler::update(const StepPlan& plan,
     if (!s) continue;
     r->tokens.insert(r->tokens.end(), s->accepted.begin(), s->accepted.end());
     r->tokens.push_back(s->token);
-    if (s->stop) {
-      finished.push_back(finish(*r, FinishReason::kStop, ""));
-    } else if (n_output(*r) >= r->max_new_tokens) {
-      finished.push_back(finish(*r, FinishReason::kLength, ""));
+    const bool stop = s->stop;
+    if (stop || n_output(*r) >= r->max_new_tokens) {
+      hand_over(*r);
+      finished.push_back(finish(*r, stop ? FinishReason::kStop : FinishReason::kLength, ""));
     }
   }
   in_flight_ = false;

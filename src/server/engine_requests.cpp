@@ -19,15 +19,17 @@ EngineRequests::~EngineRequests() {
   abort_and_drain();
 }
 
-Status EngineRequests::submit(engine::Request request) {
-  auto stream = model_->engine->submit(std::move(request));
-  if (!stream.ok()) return stream.error();
-  state_->add_live(stream.value()->id());
-  streams_.push_back(stream.value());
-  submitted_.push_back(Clock::now());
-  last_event_.push_back(submitted_.back());
-  done_.push_back(false);
-  has_tokens_.push_back(false);
+Status EngineRequests::submit_n(engine::Request request, int32_t n) {
+  auto streams = model_->engine->submit_n(std::move(request), n);
+  if (!streams.ok()) return streams.error();
+  for (std::shared_ptr<engine::Stream>& stream : streams.value()) {
+    state_->add_live(stream->id());
+    streams_.push_back(std::move(stream));
+    submitted_.push_back(Clock::now());
+    last_event_.push_back(submitted_.back());
+    done_.push_back(false);
+    has_tokens_.push_back(false);
+  }
   return Status::Ok();
 }
 

@@ -23,8 +23,9 @@ class EngineRequests {
   EngineRequests(const EngineRequests&) = delete;
   EngineRequests& operator=(const EngineRequests&) = delete;
 
-  // Submits one request (index = the order of submission); the engine's error otherwise.
-  Status submit(engine::Request request);
+  // Submits n completions of one request (Engine::submit_n: the prompt is computed once, choice
+  // i samples with seed + i), indexed in submission order; the engine's error otherwise.
+  Status submit_n(engine::Request request, int32_t n);
   size_t size() const { return streams_.size(); }
   bool finished() const { return n_done_ == streams_.size(); }
 

@@ -99,7 +99,8 @@ std::optional<ApiError> prepare(const State& state, const ServedModel& model,
   return std::nullopt;
 }
 
-// Submits n requests per prompt, choice index = prompt * n + i, in that order.
+// Submits n completions per prompt (one engine group each, computing the prompt once), choice
+// index = prompt * n + i, in that order; choice c samples with seed + c when a seed is given.
 std::optional<ApiError> submit_all(State& state, const ServedModel& model, const Prepared& p,
                                    EngineRequests* requests) {
   std::lock_guard<std::mutex> lock(state.admission_mu);
@@ -113,24 +114,23 @@ std::optional<ApiError> submit_all(State& state, const ServedModel& model, const
                     "rate_limit_error", "", "queue_full"};
   }
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  int64_t choice = 0;
   for (size_t prompt = 0; prompt < p.prompts.size(); ++prompt) {
-    for (int32_t i = 0; i < p.req.n; ++i, ++choice) {
-      engine::Request er;
-      er.prompt = p.prompts[prompt];
-      er.params = p.req.sampling;
-      er.params.max_tokens = p.max_tokens[prompt];
-      er.params.seed = p.req.seed ? *p.req.seed + uint64_t(choice) : rng();
-      er.params.logprobs = p.req.logprobs;
-      er.params.top_logprobs = p.req.top_logprobs;
-      Status s = requests->submit(std::move(er));
-      if (s.ok()) continue;
-      if (s.message().find("engine: stopped") != std::string::npos) {
-        if (!state.shutting_down) state.engine_dead = true;
-        return ApiError{503, "the engine has stopped", "server_error", "", "engine_stopped"};
-      }
-      return bad_request(s.message());
+    const uint64_t first_choice = uint64_t(prompt) * uint64_t(p.req.n);
+    engine::Request er;
+    er.prompt = p.prompts[prompt];
+    er.params = p.req.sampling;
+    er.params.max_tokens = p.max_tokens[prompt];
+    // The engine gives member i the seed + i.
+    er.params.seed = p.req.seed ? *p.req.seed + first_choice : rng();
+    er.params.logprobs = p.req.logprobs;
+    er.params.top_logprobs = p.req.top_logprobs;
+    Status s = requests->submit_n(std::move(er), p.req.n);
+    if (s.ok()) continue;
+    if (s.message().find("engine: stopped") != std::string::npos) {
+      if (!state.shutting_down) state.engine_dead = true;
+      return ApiError{503, "the engine has stopped", "server_error", "", "engine_stopped"};
     }
+    return bad_request(s.message());
   }
   return std::nullopt;
 }

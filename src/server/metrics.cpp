@@ -131,6 +131,9 @@ std::string Metrics::render(const engine::EngineStats& stats, int64_t queued_req
           double(stats.n_prompt_tokens));
   counter("dspark:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.",
           double(stats.sched.n_prefix_hit_tokens));
+  counter("dspark:forked_prompt_tokens_total",
+          "Prompt tokens of n > 1 choices whose KV was taken from another choice.",
+          double(stats.sched.n_forked_tokens));
   counter("dspark:spec_decode_num_drafts_total", "Decode rounds that speculated.",
           double(stats.spec.n_rounds));
   counter("dspark:spec_decode_num_drafted_tokens_total", "Tokens proposed by the drafter.",

@@ -17,11 +17,19 @@ using engine::Completion;
 using engine::Engine;
 using engine::SpecMethod;
 
+// A tiny qwen3 target whose first layer barely moves the residual stream, and a DSpark
+// checkpoint built from its second layer (scripts/make_tiny_models.py): its drafts at the first
+// block position mostly agree with the target, so rounds accept and commit drafts.
+constexpr const char* kDSparkTarget = "qwen3-drafted-f32.gguf";
+constexpr const char* kDSparkCheckpoint = "dspark-qwen3-aligned";
+
 struct SpecCase {
   const char* name;
   SpecMethod method;
-  const char* draft;  // tiny model file of the draft ("" for ngram; the target's own = self)
-  int32_t top_k;      // children per draft node
+  // Tiny model file of the draft ("" for ngram; the target's own = self) or the DSpark
+  // checkpoint folder; a DSpark case runs on kDSparkTarget, the others on llama-f32.gguf.
+  const char* draft;
+  int32_t top_k;  // children per draft node
   bool prefix_caching;
   int32_t kv_blocks;  // small: preemption
 };
@@ -29,7 +37,8 @@ struct SpecCase {
 class SpecEngineTest : public ::testing::TestWithParam<SpecCase> {
  protected:
   void SetUp() override {
-    target_ = load_model(tiny_model_path("llama-f32.gguf"));
+    target_ = load_model(tiny_model_path(
+        GetParam().method == SpecMethod::kDSpark ? kDSparkTarget : "llama-f32.gguf"));
     ASSERT_TRUE(target_.model) << target_.error;
     vocab_ = target_.model->config().vocab_size;
   }
@@ -41,6 +50,7 @@ class SpecEngineTest : public ::testing::TestWithParam<SpecCase> {
     ec.spec.tree_budget = 10;
     ec.spec.draft_top_k = c.top_k;
     ec.spec.profile = false;
+    if (c.method == SpecMethod::kDSpark) ec.spec.dspark_checkpoint = tiny_model_path(c.draft);
     if (c.method == SpecMethod::kDraftModel) {
       if (std::string(c.draft) == "llama-f32.gguf") {
         ec.spec.draft_model = target_.model;
@@ -134,6 +144,41 @@ TEST_P(SpecEngineTest, GreedyEqualsPlainAtEveryConcurrency) {
     // Self-drafting under greedy: the walk never meets a rejection, at any depth.
     EXPECT_EQ(accepted_at, verified_at) << "self-drafting must be accepted under greedy";
   }
+  if (c.method == SpecMethod::kDSpark) {
+    // The aligned checkpoint's first block position nearly reproduces the target only when the
+    // engine hands it the right features at the right slots (prefill, anchors, accepted drafts).
+    ASSERT_FALSE(verified_at.empty());
+    EXPECT_GT(double(accepted_at[0]), 0.9 * double(verified_at[0]))
+        << accepted_at[0] << " of " << verified_at[0] << " accepted at depth 1";
+  }
+}
+
+// n completions of one prompt fork its KV (and a feature drafter's context, which lives at the
+// same slots): each choice still equals the plain run.
+TEST_P(SpecEngineTest, ForkedChoicesEqualPlain) {
+  const SpecCase c = GetParam();
+  const int32_t max_tokens = 20;
+  const std::vector<int32_t> prompt = prompts(1)[0];
+  Completion plain;
+  {
+    auto e = Engine::create(engine_config(target_, 512, 4, false));
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    plain = (*e)->submit(greedy(prompt, max_tokens)).value()->collect();
+  }
+  auto e = Engine::create(config(c));
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  auto streams = (*e)->submit_n(greedy(prompt, max_tokens), 4);
+  ASSERT_TRUE(streams.ok()) << streams.error().message;
+  for (auto& s : *streams) {
+    const Completion got = s->collect();
+    ASSERT_EQ(got.final.reason, engine::FinishReason::kLength) << got.final.message;
+    EXPECT_EQ(got.tokens, plain.tokens) << c.name;
+  }
+  EXPECT_GT((*e)->stats().sched.n_forked_tokens, 0);
+  EXPECT_GT((*e)->stats().spec.n_accepted, 0)
+      << "nothing was accepted: the test would prove nothing";
+  Status idle = (*e)->check_kv_idle();
+  EXPECT_TRUE(idle.ok()) << idle.message();
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -144,7 +189,10 @@ INSTANTIATE_TEST_SUITE_P(
         SpecCase{"SelfChain", SpecMethod::kDraftModel, "llama-f32.gguf", 1, true, 512},
         SpecCase{"SelfTreeTinyKv", SpecMethod::kDraftModel, "llama-f32.gguf", 3, true, 40},
         SpecCase{"Q8TreeNoPrefix", SpecMethod::kDraftModel, "llama-q8_0.gguf", 3, false, 512},
-        SpecCase{"Q8ChainTinyKv", SpecMethod::kDraftModel, "llama-q8_0.gguf", 1, true, 40}),
+        SpecCase{"Q8ChainTinyKv", SpecMethod::kDraftModel, "llama-q8_0.gguf", 1, true, 40},
+        SpecCase{"DSparkPrefix", SpecMethod::kDSpark, kDSparkCheckpoint, 1, true, 512},
+        SpecCase{"DSparkNoPrefix", SpecMethod::kDSpark, kDSparkCheckpoint, 1, false, 512},
+        SpecCase{"DSparkTinyKv", SpecMethod::kDSpark, kDSparkCheckpoint, 1, true, 40}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // Exact probability of each (t1, t2, t3) under plain sampling, from the model's own forward and
@@ -203,7 +251,8 @@ class SpecSamplingTest : public ::testing::TestWithParam<SamplingCase> {};
 // expected count >= 5; the 0.1% critical value is approximated by Wilson-Hilferty.
 TEST_P(SpecSamplingTest, FirstTokensFollowTheTargetDistribution) {
   const SamplingCase sc = GetParam();
-  Loaded target = load_model(tiny_model_path("llama-f32.gguf"));
+  const bool dspark = sc.method == SpecMethod::kDSpark;
+  Loaded target = load_model(tiny_model_path(dspark ? kDSparkTarget : "llama-f32.gguf"));
   ASSERT_TRUE(target.model) << target.error;
   Loaded draft = load_model(tiny_model_path("llama-q8_0.gguf"));
   ASSERT_TRUE(draft.model) << draft.error;
@@ -236,6 +285,7 @@ TEST_P(SpecSamplingTest, FirstTokensFollowTheTargetDistribution) {
   ec.long_prefill_chunk.reset();
   ec.spec.method = sc.method;
   ec.spec.draft_model = draft.model;
+  if (dspark) ec.spec.dspark_checkpoint = tiny_model_path(kDSparkCheckpoint);
   ec.spec.draft_top_k = sc.top_k;
   ec.spec.max_depth = 2;
   ec.spec.profile = false;
@@ -300,7 +350,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(SamplingCase{"DraftChain", SpecMethod::kDraftModel, 1, false},
                       SamplingCase{"DraftTree", SpecMethod::kDraftModel, 3, false},
                       SamplingCase{"DraftTreeFixed", SpecMethod::kDraftModel, 3, true},
-                      SamplingCase{"NgramFixed", SpecMethod::kNgram, 1, true}),
+                      SamplingCase{"NgramFixed", SpecMethod::kNgram, 1, true},
+                      SamplingCase{"DSpark", SpecMethod::kDSpark, 1, false}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Randomized stress: many requests with shared prefixes, random arrivals, stops and aborts over a
-// tiny KV pool; KV invariants after every step and nothing held once no request is live.
+// Randomized stress: many requests with shared prefixes, groups forking one prompt, random
+// arrivals, stops and aborts over a tiny KV pool; KV invariants after every step and nothing held
+// once no request is live.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -14,10 +15,13 @@ namespace {
 using testing::Driver;
 using testing::make_kv;
 
-// Adds the run's preemptions and prefix-hit tokens to totals, so the caller can check that the
-// workloads exercised both.
-void stress(uint32_t seed, bool prefix_caching, std::optional<int32_t> chunk, int64_t& n_preempt,
-            int64_t& n_hit) {
+struct Totals {
+  int64_t n_preempt = 0, n_hit = 0, n_forked = 0;
+};
+
+// Adds the run's preemptions, prefix-hit and forked tokens to totals, so the caller can check
+// that the workloads exercised them all.
+void stress(uint32_t seed, bool prefix_caching, std::optional<int32_t> chunk, Totals& totals) {
   std::mt19937 rng(seed);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const int32_t block_size = pick(1, 4);
@@ -31,7 +35,7 @@ void stress(uint32_t seed, bool prefix_caching, std::optional<int32_t> chunk, in
   RequestId next_id = 0;
   const int64_t capacity = int64_t(n_blocks - (prefix_caching ? 1 : 0)) * block_size;
   for (int step = 0; step < 3000 && (next_id < 200 || s->has_unfinished()); ++step) {
-    for (int k = pick(0, 2); k > 0 && next_id < 200; --k, ++next_id) {
+    for (int k = pick(0, 2); k > 0 && next_id < 200; --k) {
       // Shared prefixes: a few prompt families, so the prefix cache gets hits.
       std::vector<int32_t> prompt;
       const int family = pick(0, 3);
@@ -39,8 +43,14 @@ void stress(uint32_t seed, bool prefix_caching, std::optional<int32_t> chunk, in
       for (int i = 0; i < len; ++i) prompt.push_back(i < 8 ? family * 50 + i : pick(0, 999));
       const int32_t max_new = pick(1, 10);
       const bool fits = int64_t(prompt.size()) + max_new - 1 <= capacity;
-      EXPECT_EQ(s->add_request(next_id, prompt, max_new).ok(), fits);
-      if (fits) wanted[next_id] = max_new;
+      // Sometimes a group of n completions of this prompt.
+      const RequestId first = next_id;
+      const int n = pick(0, 3) == 0 ? pick(2, 4) : 1;
+      for (int i = 0; i < n; ++i, ++next_id) {
+        const auto group = n > 1 ? std::optional<RequestId>(first) : std::nullopt;
+        EXPECT_EQ(s->add_request(next_id, prompt, max_new, group).ok(), fits);
+        if (fits) wanted[next_id] = max_new;
+      }
     }
     if (pick(0, 9) == 0 && !wanted.empty()) {
       auto it = wanted.begin();
@@ -77,8 +87,9 @@ void stress(uint32_t seed, bool prefix_caching, std::optional<int32_t> chunk, in
       EXPECT_TRUE(std::equal(f.output.begin(), f.output.end(), full.begin()));
     }
   }
-  n_preempt += s->stats().n_preemptions;
-  n_hit += s->stats().n_prefix_hit_tokens;
+  totals.n_preempt += s->stats().n_preemptions;
+  totals.n_hit += s->stats().n_prefix_hit_tokens;
+  totals.n_forked += s->stats().n_forked_tokens;
   EXPECT_EQ(kv.n_requests(), 0);
   EXPECT_EQ(kv.n_available_blocks(), n_blocks);
   Status inv = kv.check_invariants();
@@ -86,16 +97,16 @@ void stress(uint32_t seed, bool prefix_caching, std::optional<int32_t> chunk, in
 }
 
 TEST(SchedulerStress, RandomWorkloads) {
-  int64_t n_preempt = 0, n_hit = 0;
+  Totals t;
   for (uint32_t seed = 1; seed <= 12; ++seed) {
     SCOPED_TRACE(seed);
-    stress(seed, seed % 3 != 0, seed % 2 == 0 ? std::optional<int32_t>(3) : std::nullopt, n_preempt,
-           n_hit);
+    stress(seed, seed % 3 != 0, seed % 2 == 0 ? std::optional<int32_t>(3) : std::nullopt, t);
   }
-  EXPECT_GT(n_preempt, 0);
-  EXPECT_GT(n_hit, 0);
-  std::printf("stress: %lld preemptions, %lld prefix-hit tokens\n", (long long)n_preempt,
-              (long long)n_hit);
+  EXPECT_GT(t.n_preempt, 0);
+  EXPECT_GT(t.n_hit, 0);
+  EXPECT_GT(t.n_forked, 0);
+  std::printf("stress: %lld preemptions, %lld prefix-hit tokens, %lld forked tokens\n",
+              (long long)t.n_preempt, (long long)t.n_hit, (long long)t.n_forked);
 }
 
 }  // namespace

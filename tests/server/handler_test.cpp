@@ -252,6 +252,28 @@ TEST_F(HandlerTest, SeedsAndChoices) {
   body["seed"] = 1236;
   const json third = post_json("/v1/chat/completions", body);
   EXPECT_EQ(third["choices"][0]["message"], a["choices"][2]["message"]);
+  // The n choices of a prompt computed it once (Engine::submit_n) and forked its KV.
+  EXPECT_GT(engine_->stats().sched.n_forked_tokens, 0);
+  const std::string metrics = call("GET", "/metrics").head.body;
+  EXPECT_NE(metrics.find("dspark:forked_prompt_tokens_total{model_name=\"tiny\"} " +
+                         std::to_string(engine_->stats().sched.n_forked_tokens)),
+            std::string::npos)
+      << metrics;
+  // Several prompts: choice c = prompt * n + i still runs with seed + c.
+  const json many = post_json("/v1/completions", {{"prompt", {"Hello", "world"}},
+                                                  {"max_tokens", 6},
+                                                  {"temperature", 1.0},
+                                                  {"seed", 50},
+                                                  {"n", 2},
+                                                  {"ignore_eos", true}});
+  ASSERT_EQ(many["choices"].size(), 4u);
+  const json last = post_json("/v1/completions", {{"prompt", "world"},
+                                                  {"max_tokens", 6},
+                                                  {"temperature", 1.0},
+                                                  {"seed", 53},
+                                                  {"ignore_eos", true}});
+  EXPECT_EQ(last["choices"][0]["text"], many["choices"][3]["text"]);
+  expect_kv_idle();
 }
 
 TEST_F(HandlerTest, StopStringsAndLogprobs) {

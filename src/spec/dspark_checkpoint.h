@@ -1,0 +1,65 @@
+// A DSpark drafter checkpoint (dspark-spec.md section 1): the Hugging Face folder's config.json
+// read and checked against the target, and every tensor bound with its shape checked.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dspark/backend_cpu.h"
+#include "dspark/loader.h"
+#include "dspark/model.h"
+#include "dspark/status.h"
+
+namespace dspark::spec::dspark_detail {
+
+// One Qwen3 draft layer (no biases; q/k RMS norm per head).
+struct DraftLayer {
+  std::vector<float> attn_norm;  // [d_model] input_layernorm
+  std::vector<float> ffn_norm;   // [d_model] post_attention_layernorm
+  std::vector<float> q_norm;     // [head_dim]
+  std::vector<float> k_norm;     // [head_dim]
+  cpu::WeightView q;             // [n_heads * head_dim, d_model]
+  cpu::WeightView k;             // [n_kv_heads * head_dim, d_model]
+  cpu::WeightView v;             // [n_kv_heads * head_dim, d_model]
+  cpu::WeightView o;             // [d_model, n_heads * head_dim]
+  cpu::WeightView gate;          // [d_ff, d_model]
+  cpu::WeightView up;            // [d_ff, d_model]
+  cpu::WeightView down;          // [d_model, d_ff]
+};
+
+struct Checkpoint {
+  std::shared_ptr<ModelFile> file;  // owns the mapped weights every view points into
+  // Geometry of the draft layers: the target's, with the checkpoint's layer count and d_ff
+  // (what KvStorage and the kernels need).
+  ModelConfig layers_config;
+  int32_t block_size = 0;                 // B: draft positions per round
+  int32_t mask_token = 0;                 // id of the MASK embedding row
+  std::vector<int32_t> target_layer_ids;  // [m] capture ids, increasing
+  int32_t markov_rank = 0;                // r; 0: no sequential head
+  bool confidence_head = false;
+  cpu::WeightView embed;           // [vocab, d_model]
+  cpu::WeightView lm_head;         // [vocab, d_model]
+  cpu::WeightView fc;              // [d_model, m * d_model]
+  std::vector<float> hidden_norm;  // [d_model] applied to fc's output (the context)
+  std::vector<float> norm;         // [d_model] applied after the last draft layer
+  std::vector<DraftLayer> layers;  // [n_draft_layers]
+  cpu::WeightView markov_w1;       // [vocab, r] embedding table of the previous token
+  cpu::WeightView markov_w2;       // [vocab, r] r -> vocab projection
+  // [d_model + r] (or [d_model] without the Markov feature): weights over [h ; W1[prev]].
+  std::vector<float> confidence_w;
+  float confidence_b = 0.0f;
+
+  int64_t d_model() const { return layers_config.d_model; }
+  int64_t vocab() const { return layers_config.vocab_size; }
+  int64_t n_features() const { return static_cast<int64_t>(target_layer_ids.size()); }
+};
+
+// Opens the folder at path and checks it against the target: architecture Qwen3DSparkModel,
+// d_model / heads / head_dim / vocab equal to the target's, num_target_layers == target
+// n_layers, target_layer_ids increasing in [-1, n_layers - 2], a vanilla Markov head (or none),
+// every tensor present with its expected shape and a BF16, F16 or F32 type.
+Result<Checkpoint> load_checkpoint(const std::string& path, const ModelConfig& target);
+
+}  // namespace dspark::spec::dspark_detail

@@ -1,0 +1,102 @@
+// DSpark draft layers: context K/V projection and the non-causal block pass.
+#include "dspark_forward.h"
+
+#include <cmath>
+
+namespace dspark::spec::dspark_detail {
+
+namespace {
+
+template <class T>
+void ensure(std::vector<T>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+}
+
+void ensure_all(const ModelConfig& c, int64_t n, Scratch& s) {
+  ensure(s.ctx, n * c.d_model);
+  ensure(s.xn, n * c.d_model);
+  ensure(s.q, n * c.n_heads * c.head_dim);
+  ensure(s.k, n * c.n_kv_heads * c.head_dim);
+  ensure(s.v, n * c.n_kv_heads * c.head_dim);
+  ensure(s.attn, n * c.n_heads * c.head_dim);
+  ensure(s.proj, n * c.d_model);
+  ensure(s.gate, n * c.d_ff);
+  ensure(s.up, n * c.d_ff);
+}
+
+// K = RoPE(k_norm(k_proj(in))), V = v_proj(in) of n rows, stored at slots in layer l.
+void store_kv(const Checkpoint& ck, int l, const float* in /*[n, d_model]*/,
+              const int32_t* positions /*[n]*/, const int32_t* slots /*[n]*/, int64_t n,
+              KvStorage& kv, Scratch& s, cpu::ThreadPool& pool) {
+  const ModelConfig& c = ck.layers_config;
+  const DraftLayer& L = ck.layers[size_t(l)];
+  const int64_t kv_dim = int64_t{c.n_kv_heads} * c.head_dim;
+  cpu::matmul(L.k, in, n, s.k.data(), pool);
+  cpu::matmul(L.v, in, n, s.v.data(), pool);
+  cpu::rmsnorm(s.k.data(), L.k_norm.data(), n * c.n_kv_heads, c.head_dim, c.rms_eps, s.k.data());
+  cpu::rope(s.k.data(), positions, n, c.n_kv_heads, c.head_dim, c.rope);
+  cpu::store_kv_f16(s.k.data(), slots, n, kv_dim, kv.k(l));
+  cpu::store_kv_f16(s.v.data(), slots, n, kv_dim, kv.v(l));
+}
+
+}  // namespace
+
+void write_context(const Checkpoint& ck, const float* features, const int32_t* positions,
+                   const int32_t* slots, int64_t n, KvStorage& kv, Scratch& s,
+                   cpu::ThreadPool& pool) {
+  if (n == 0) return;
+  const ModelConfig& c = ck.layers_config;
+  ensure_all(c, n, s);
+  cpu::matmul(ck.fc, features, n, s.ctx.data(), pool);
+  cpu::rmsnorm(s.ctx.data(), ck.hidden_norm.data(), n, c.d_model, c.rms_eps, s.ctx.data());
+  for (int l = 0; l < c.n_layers; ++l)
+    store_kv(ck, l, s.ctx.data(), positions, slots, n, kv, s, pool);
+}
+
+void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch& s,
+               cpu::ThreadPool& pool, std::vector<float>& h) {
+  const ModelConfig& c = ck.layers_config;
+  const int64_t n = b.rows(), d = c.d_model, hd = c.head_dim, d_ff = c.d_ff;
+  ensure_all(c, n, s);
+  h.resize(size_t(n * d));
+  if (n == 0) return;
+  float* x = s.ctx.data();  // the residual stream
+  for (int64_t t = 0; t < n; ++t) cpu::get_row(ck.embed, b.tokens[size_t(t)], x + t * d);
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const DraftLayer& L = ck.layers[size_t(l)];
+    cpu::rmsnorm(x, L.attn_norm.data(), n, d, c.rms_eps, s.xn.data());
+    cpu::matmul(L.q, s.xn.data(), n, s.q.data(), pool);
+    cpu::rmsnorm(s.q.data(), L.q_norm.data(), n * c.n_heads, hd, c.rms_eps, s.q.data());
+    cpu::rope(s.q.data(), b.positions.data(), n, c.n_heads, hd, c.rope);
+    // The block's own K/V go to scratch slots; every row of a request then sees all of them
+    // (non-causal) after its context.
+    store_kv(ck, l, s.xn.data(), b.positions.data(), b.slots.data(), n, kv, s, pool);
+
+    cpu::AttentionArgs a;
+    a.n_tok = n;
+    a.n_heads = c.n_heads;
+    a.n_kv_heads = c.n_kv_heads;
+    a.head_dim = hd;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    a.q = s.q.data();
+    a.k_cache = kv.k(l);
+    a.v_cache = kv.v(l);
+    a.key_offsets = b.key_offsets.data();
+    a.key_slots = b.key_slots.data();
+    a.out = s.attn.data();
+    cpu::attention(a, pool);
+    cpu::matmul(L.o, s.attn.data(), n, s.proj.data(), pool);
+    cpu::add_inplace(x, s.proj.data(), n * d);
+
+    cpu::rmsnorm(x, L.ffn_norm.data(), n, d, c.rms_eps, s.xn.data());
+    cpu::matmul(L.gate, s.xn.data(), n, s.gate.data(), pool);
+    cpu::matmul(L.up, s.xn.data(), n, s.up.data(), pool);
+    cpu::silu_mul(s.gate.data(), s.up.data(), n * d_ff, s.gate.data());
+    cpu::matmul(L.down, s.gate.data(), n, s.proj.data(), pool);
+    cpu::add_inplace(x, s.proj.data(), n * d);
+  }
+  cpu::rmsnorm(x, ck.norm.data(), n, d, c.rms_eps, h.data());
+}
+
+}  // namespace dspark::spec::dspark_detail

@@ -1,0 +1,103 @@
+// Draft depth before drafting: the learnt cost table and hand-computed optima of
+// choose_draft_depth.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "dspark/spec.h"
+
+namespace dspark::spec {
+namespace {
+
+// Latency 1.0 s at 1 token, 1.2 at 2, 1.4 at 4, 2.0 at 8: latency(3) = 1.3, latency(5) = 1.55.
+SpsTable table() {
+  return SpsTable({1, 2, 4, 8}, {1.0, 1.2, 1.4, 2.0});
+}
+
+// survival must outlive the result (DepthInput holds a span of it).
+DepthInput one_request(const std::vector<double>& survival) {
+  DepthInput in;
+  in.base_tokens = 1;
+  in.base_commits = 1;
+  in.n_drafting = 1;
+  in.max_depth = static_cast<int32_t>(survival.size());
+  in.max_draft_tokens = 64;
+  in.survival = survival;
+  return in;
+}
+
+TEST(DraftCostTable, MovingAveragePerBucketAndDepth) {
+  DraftCostTable cost(4);
+  EXPECT_EQ(cost.seconds(1, 1), 0.0);  // never measured: optimistic
+  cost.observe(1, 1, 1.0);
+  cost.observe(1, 1, 2.0);
+  EXPECT_DOUBLE_EQ(cost.seconds(1, 1), 0.8 * 1.0 + 0.2 * 2.0);
+  // Unmeasured deeper depths cost what the deepest measured shallower one does.
+  EXPECT_DOUBLE_EQ(cost.seconds(1, 3), 1.2);
+  // 2 and 3 requests share a bucket; 4 does not, nor does 1.
+  cost.observe(2, 2, 0.5);
+  EXPECT_DOUBLE_EQ(cost.seconds(3, 2), 0.5);
+  EXPECT_EQ(cost.seconds(4, 2), 0.0);
+  EXPECT_DOUBLE_EQ(cost.seconds(1, 2), 1.2);
+  // Bad values change nothing.
+  cost.observe(1, 1, std::numeric_limits<double>::quiet_NaN());
+  cost.observe(1, 1, -1.0);
+  cost.observe(1, 0, 9.0);
+  cost.observe(1, 5, 9.0);
+  EXPECT_DOUBLE_EQ(cost.seconds(1, 1), 1.2);
+  EXPECT_EQ(cost.seconds(1, 0), 0.0);
+}
+
+TEST(ChooseDraftDepth, FreeDrafterTakesTheBestDepth) {
+  // Theta(D) = commits / latency: 1/1.0, 1.9/1.2 = 1.58, 2.7/1.3 = 2.08, 3.2/1.4 = 2.29,
+  // 3.3/1.55 = 2.13: depth 3 (not unimodal search: the argmax over every depth).
+  const DraftCostTable free(4);
+  EXPECT_EQ(choose_draft_depth(one_request({0.9, 0.8, 0.5, 0.1}), table(), free), 3);
+}
+
+TEST(ChooseDraftDepth, DrafterCostMovesTheOptimum) {
+  // 0.5 s per step at depth 1 (and, unmeasured, deeper): 1.9/1.7 = 1.12, 2.7/1.8 = 1.5,
+  // 3.2/1.9 = 1.68, 3.3/2.05 = 1.61 against 1.0: depth 3.
+  DraftCostTable cost(4);
+  cost.observe(1, 1, 0.5);
+  EXPECT_EQ(choose_draft_depth(one_request({0.9, 0.8, 0.5, 0.1}), table(), cost), 3);
+  // Drafting per level priced at 0.6 s each: depth 1 1.9/1.8 = 1.056, 2 2.7/2.5 = 1.08,
+  // 3 3.2/3.2 = 1.0, 4 3.3/3.95 = 0.84: depth 2.
+  DraftCostTable levels(4);
+  for (int32_t d = 1; d <= 4; ++d) levels.observe(1, d, 0.6 * d);
+  EXPECT_EQ(choose_draft_depth(one_request({0.9, 0.8, 0.5, 0.1}), table(), levels), 2);
+  // A drafter slower than the gain: plain decoding.
+  DraftCostTable slow(4);
+  slow.observe(1, 1, 5.0);
+  EXPECT_EQ(choose_draft_depth(one_request({0.9, 0.8, 0.5, 0.1}), table(), slow), 0);
+}
+
+TEST(ChooseDraftDepth, LoadAndBudget) {
+  const DraftCostTable free(4);
+  const std::vector<double> survival = {0.9, 0.8, 0.5, 0.1};
+  // The budget caps the drafted tokens: 1 request, 2 tokens.
+  DepthInput in = one_request(survival);
+  in.max_draft_tokens = 2;
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 2);
+  // 8 requests at 8 base tokens where the forward is compute-bound (0.25 s per token beyond
+  // 8): plain 8 / 2.0 = 4/s; depth 1 15.2 / 4.0 = 3.8, depth 2 21.6 / 6.0 = 3.6, depth 3
+  // 25.6 / 8.0 = 3.2, depth 4 26.4 / 10.0: no drafting at this load.
+  const SpsTable loaded({1, 2, 4, 8, 16, 32}, {1.0, 1.2, 1.4, 2.0, 4.0, 8.0});
+  in = one_request(survival);
+  in.base_tokens = 8;
+  in.base_commits = 8;
+  in.n_drafting = 8;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 0);
+  // The same requests on the memory-bound table: depth 1 15.2 / 3.2 = 4.75, depth 2
+  // 21.6 / 4.4 = 4.9, depth 3 25.6 / 5.6 = 4.57 against 4/s: depth 2.
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 2);
+  in.n_drafting = 0;
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 0);
+  // Ties go to the shallower depth: survival 0 adds nothing.
+  EXPECT_EQ(choose_draft_depth(one_request({0.0, 0.0}), SpsTable({1}, {1.0}), free), 0);
+}
+
+}  // namespace
+}  // namespace dspark::spec

@@ -1,0 +1,114 @@
+// Test harness of the DSpark drafter: the tiny qwen3 target with its own paged KV, and the
+// tiny DSpark checkpoint on top. prefill() runs target forwards with feature capture and
+// commits every token's features at its target slot, as the engine does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dspark/model.h"
+#include "dspark/spec.h"
+#include "spec/dspark_drafter.h"
+
+namespace dspark::spec::test {
+
+// Written by scripts/make_tiny_models.py (ctest fixture model_tiny_models_setup).
+inline std::string tiny_model(const std::string& name) {
+  return std::string(DSPARK_BINARY_DIR) + "/tiny_models/" + name;
+}
+inline const char* kTinyTarget = "qwen3-f16.gguf";
+inline const char* kTinyDSpark = "dspark-qwen3";
+
+class DSparkHarness {
+ public:
+  static constexpr int32_t kBlockSize = 4;  // target KV block size (the drafter shares it)
+  static constexpr int32_t kBlocks = 64;    // target KV blocks
+
+  // The target model and a drafter over the checkpoint at drafter_path (nullptr and *error set
+  // on failure).
+  static std::unique_ptr<DSparkHarness> create(const std::string& drafter_path,
+                                               int32_t max_requests, uint64_t seed,
+                                               std::string* error) {
+    auto file = ModelFile::open(tiny_model(kTinyTarget));
+    if (!file.ok()) {
+      *error = file.error().message;
+      return nullptr;
+    }
+    auto model = Model::load(file.value());
+    if (!model.ok()) {
+      *error = model.error().message;
+      return nullptr;
+    }
+    std::unique_ptr<DSparkHarness> h(new DSparkHarness(std::move(model.value())));
+    auto drafter = h->make_drafter(drafter_path, max_requests, seed);
+    if (!drafter.ok()) {
+      *error = drafter.error().message;
+      return nullptr;
+    }
+    h->drafter_ = std::move(drafter.value());
+    return h;
+  }
+
+  Result<std::unique_ptr<DSparkDrafter>> make_drafter(const std::string& path, int32_t max_requests,
+                                                      uint64_t seed) {
+    DSparkDrafterConfig c;
+    c.path = path;
+    c.target = &target_->config();
+    c.kv_blocks = kBlocks;
+    c.block_size = kBlockSize;
+    c.max_requests = max_requests;
+    c.pool = &pool_;
+    c.seed = seed;
+    return DSparkDrafter::create(c);
+  }
+
+  // Runs tokens [from, to) of a sequence (block table `table`, positions [0, from) cached)
+  // through the target with feature capture and commits them to the drafter. The captured
+  // features ([to - from, n_layers, d_model]) are appended to *features when given.
+  Status prefill(const std::vector<int32_t>& tokens, int32_t from, int32_t to,
+                 const std::vector<int32_t>& table, std::vector<float>* features = nullptr) {
+    ForwardBatch b;
+    b.seqs.push_back(SeqRef{table, from});
+    for (int32_t p = from; p < to; ++p) b.add_token(tokens[size_t(p)], p, 0, kBlockSize, false);
+    b.capture_layers = drafter_->feature_layers();
+    ForwardOutput out;
+    DSPARK_RETURN_IF_ERROR(target_->forward(b, kv_, out, pool_));
+    std::vector<int64_t> slots(b.kv_slots.begin(), b.kv_slots.end());
+    if (features != nullptr)
+      features->insert(features->end(), out.hidden.begin(), out.hidden.end());
+    return drafter_->commit_features(slots, b.positions, out.hidden);
+  }
+
+  // The request's input for propose: its anchor is tokens.back().
+  static DraftInput input(RequestId id, const std::vector<int32_t>& tokens,
+                          const std::vector<int32_t>& table, int32_t max_nodes, int32_t max_depth,
+                          const SamplingParams* params = nullptr) {
+    DraftInput in;
+    in.id = id;
+    in.tokens = tokens;
+    in.n_prompt = int32_t(tokens.size());
+    in.max_nodes = max_nodes;
+    in.max_depth = max_depth;
+    in.params = params;
+    in.block_table = table;
+    return in;
+  }
+
+  const Model& target() const { return *target_; }
+  DSparkDrafter& drafter() { return *drafter_; }
+  cpu::ThreadPool& pool() { return pool_; }
+
+ private:
+  explicit DSparkHarness(std::unique_ptr<Model> target)
+      : target_(std::move(target)), pool_(2), kv_(target_->config(), kBlockSize, kBlocks) {}
+
+  std::unique_ptr<Model> target_;
+  cpu::ThreadPool pool_;
+  KvStorage kv_;
+  std::unique_ptr<DSparkDrafter> drafter_;
+};
+
+}  // namespace dspark::spec::test

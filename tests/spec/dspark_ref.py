@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""The DSpark drafter against an independent NumPy reference (dspark-spec.md sections 2-5).
+
+dspark_ref_tool runs the tiny qwen3 target over four prompts (context of 1, 6, 15 and 28
+positions, paged block tables), commits the captured features to the drafter and proposes for
+all four in one call, greedily and sampled (T = 0.7), dumping the features it committed, the
+drafts, confidences, q and the base logits U. This script reads the checkpoint itself
+(config.json and the BF16 safetensors) and recomputes, in float64 from the same features:
+context ctx = RMSNorm(fc . features), each draft layer's context K/V, the non-causal block pass
+over [anchor, MASK x 3], U = lm_head(RMSNorm(x)), the Markov-corrected logits L_k (previous
+token = the drafter's own draft, so one near tie cannot derail the rest of the chain), the
+confidence sigmoid(w . [h_k ; W1[prev]] + b) and, for sampled drafts, q = the top 64 of
+softmax(L_k / T) renormalised.
+
+dspark keeps K/V in fp16 and sums in fp32; the reference rounds K/V to fp16 too. Tolerances
+(printed each run; measured on this machine in brackets): U max |diff| <= 1e-4 * (1 + max |U|)
+[4.7e-6]; confidences <= 2e-5 [1.2e-6]; q probabilities <= 1e-4 [1.3e-5] with the same ids;
+greedy tokens equal the reference argmax of L_k exactly unless its top-2 margin is below
+TIE = 1e-3 (counted as near ties; measured 0); chains are one path of min(B, budget) = 4 nodes.
+Exit 0 pass, 1 fail, 77 skip (numpy missing) unless DSPARK_REQUIRE_MODELS=1.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import py_util  # noqa: E402
+
+TIE = 1e-3
+TOP_Q = 64
+
+
+def read_safetensors(path):
+    """name -> float64 array; BF16/F16/F32 decoded here (numpy has no bfloat16)."""
+    import numpy as np
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        lo, hi = info["data_offsets"]
+        raw = data[base + lo:base + hi]
+        if info["dtype"] == "BF16":
+            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            arr = bits.view(np.float32)
+        elif info["dtype"] == "F16":
+            arr = np.frombuffer(raw, dtype="<f2")
+        elif info["dtype"] == "F32":
+            arr = np.frombuffer(raw, dtype="<f4")
+        else:
+            raise ValueError(f"{name}: dtype {info['dtype']}")
+        out[name] = arr.astype(np.float64).reshape(info["shape"])
+    return out
+
+
+class Reference:
+    def __init__(self, folder):
+        import numpy as np
+        with open(os.path.join(folder, "config.json")) as f:
+            self.cfg = json.load(f)
+        self.w = read_safetensors(os.path.join(folder, "model.safetensors"))
+        c = self.cfg
+        self.d = c["hidden_size"]
+        self.n_heads = c["num_attention_heads"]
+        self.n_kv = c["num_key_value_heads"]
+        self.hd = c.get("head_dim", self.d // self.n_heads)
+        self.eps = c["rms_norm_eps"]
+        self.B = c["block_size"]
+        self.mask = c["mask_token_id"]
+        self.r = c["markov_rank"]
+        self.n_layers = c["num_hidden_layers"]
+        half = self.hd // 2
+        self.inv_freq = c["rope_theta"] ** (-np.arange(half, dtype=np.float64) * 2.0 / self.hd)
+
+    def rms(self, x, weight):
+        import numpy as np
+        return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + self.eps) * weight
+
+    def rope(self, x, positions):
+        """x: [n, heads, hd], rotate-half (Hugging Face) layout."""
+        import numpy as np
+        ang = np.asarray(positions, dtype=np.float64)[:, None] * self.inv_freq[None, :]
+        cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        half = self.hd // 2
+        a, b = x[..., :half], x[..., half:]
+        return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
+
+    def kv(self, layer, x, positions):
+        """K (normed, rotated) and V of rows x, rounded to fp16 as dspark stores them."""
+        import numpy as np
+        p = f"layers.{layer}.self_attn."
+        n = x.shape[0]
+        k = (x @ self.w[p + "k_proj.weight"].T).reshape(n, self.n_kv, self.hd)
+        k = self.rope(self.rms(k, self.w[p + "k_norm.weight"]), positions)
+        v = (x @ self.w[p + "v_proj.weight"].T).reshape(n, self.n_kv, self.hd)
+        f16 = lambda a: a.astype(np.float16).astype(np.float64)  # noqa: E731
+        return f16(k), f16(v)
+
+    def block(self, features, anchor, start):
+        """h [B, d] after the final norm and U [B, V] for one request."""
+        import numpy as np
+        ctx = features.reshape(start, -1) @ self.w["fc.weight"].T
+        ctx = self.rms(ctx, self.w["hidden_norm.weight"])
+        positions = np.arange(start, start + self.B)
+        x = self.w["embed_tokens.weight"][[anchor] + [self.mask] * (self.B - 1)].copy()
+        group = self.n_heads // self.n_kv
+        for layer in range(self.n_layers):
+            p = f"layers.{layer}."
+            k_ctx, v_ctx = self.kv(layer, ctx, np.arange(start))
+            xn = self.rms(x, self.w[p + "input_layernorm.weight"])
+            q = (xn @ self.w[p + "self_attn.q_proj.weight"].T).reshape(self.B, self.n_heads,
+                                                                        self.hd)
+            q = self.rope(self.rms(q, self.w[p + "self_attn.q_norm.weight"]), positions)
+            k_blk, v_blk = self.kv(layer, xn, positions)
+            k = np.concatenate([k_ctx, k_blk])  # every query sees all of them: non-causal
+            v = np.concatenate([v_ctx, v_blk])
+            out = np.zeros((self.B, self.n_heads, self.hd))
+            for head in range(self.n_heads):
+                s = q[:, head, :] @ k[:, head // group, :].T / np.sqrt(self.hd)
+                s = np.exp(s - s.max(axis=1, keepdims=True))
+                out[:, head, :] = (s / s.sum(axis=1, keepdims=True)) @ v[:, head // group, :]
+            x = x + out.reshape(self.B, -1) @ self.w[p + "self_attn.o_proj.weight"].T
+            xn = self.rms(x, self.w[p + "post_attention_layernorm.weight"])
+            gate = xn @ self.w[p + "mlp.gate_proj.weight"].T
+            up = xn @ self.w[p + "mlp.up_proj.weight"].T
+            x = x + (gate / (1 + np.exp(-gate)) * up) @ self.w[p + "mlp.down_proj.weight"].T
+        h = self.rms(x, self.w["norm.weight"])
+        return h, h @ self.w["lm_head.weight"].T
+
+    def heads(self, h, U, anchor, drafts):
+        """Markov-corrected logits L [n, V] and confidences [n], prev = anchor, then drafts."""
+        import numpy as np
+        w1, w2 = self.w["markov_head.markov_w1.weight"], self.w["markov_head.markov_w2.weight"]
+        wc, bc = self.w["confidence_head.proj.weight"][0], self.w["confidence_head.proj.bias"][0]
+        prevs = [anchor] + list(drafts[:-1])
+        L = np.stack([U[k] + w2 @ w1[prev] for k, prev in enumerate(prevs)])
+        z = np.array([wc @ np.concatenate([h[k], w1[prev]]) + bc for k, prev in enumerate(prevs)])
+        return L, 1.0 / (1.0 + np.exp(-z))
+
+
+def compare(ref, case, temperature, n_layers, stats):
+    import numpy as np
+    failures = []
+    tokens = case["tokens"]
+    start, anchor = len(tokens) - 1, tokens[-1]
+    features = np.asarray(case["features"], dtype=np.float64).reshape(start, n_layers, ref.d)
+    h, U = ref.block(features, anchor, start)
+    name = f"context {start}"
+    for mode in ("greedy", "sampled"):
+        t = case[mode]
+        n = len(t["tokens"])
+        if n != min(ref.B, 8) or t["parent"] != list(range(-1, n - 1)):
+            failures.append(f"{name} {mode}: chain {t['parent']} of {n} nodes")
+            continue
+        got_u = np.asarray(t["logits"]).reshape(n, -1)
+        L, conf = ref.heads(h, U, anchor, t["tokens"])
+        scale = 1.0 + np.abs(U[:n]).max()
+        du = np.abs(got_u - U[:n]).max() / scale
+        stats["logits"] = max(stats["logits"], du)
+        if du > 1e-4:
+            failures.append(f"{name} {mode}: U differs by {du:.2e} (relative to {scale:.1f})")
+        dc = np.abs(np.asarray(t["confidence"]) - conf).max()
+        stats["confidence"] = max(stats["confidence"], dc)
+        if dc > 2e-5:
+            failures.append(f"{name} {mode}: confidences {t['confidence']} vs {conf.tolist()}")
+        for k, tok in enumerate(t["tokens"]):
+            row = L[k]
+            if mode == "greedy":
+                best = int(np.argmax(row))
+                if tok != best:
+                    margin = row[best] - row[tok]
+                    if margin >= TIE:
+                        failures.append(f"{name} greedy node {k}: drafted {tok}, reference "
+                                        f"argmax {best} (margin {margin:.2e})")
+                    else:
+                        stats["near_ties"] += 1
+                if t["q_index"][k] != -1:
+                    failures.append(f"{name} greedy node {k}: q_index {t['q_index'][k]}")
+                continue
+            q = t["q"][t["q_index"][k]]
+            scaled = row / temperature
+            p = np.exp(scaled - scaled.max())
+            top = np.argsort(-row, kind="stable")[:TOP_Q]
+            want = p[top] / p[top].sum()
+            if sorted(q["ids"]) != sorted(top.tolist()):
+                failures.append(f"{name} sampled node {k}: q ids are not the reference's top "
+                                f"{TOP_Q}")
+                continue
+            got = dict(zip(q["ids"], q["probs"]))
+            dq = max(abs(got[int(i)] - w) for i, w in zip(top, want))
+            stats["q"] = max(stats["q"], dq)
+            if dq > 1e-4:
+                failures.append(f"{name} sampled node {k}: q differs by {dq:.2e}")
+            if tok not in got or got[tok] <= 0:
+                failures.append(f"{name} sampled node {k}: token {tok} has no mass in q")
+    return failures
+
+
+def main():
+    args = py_util.parse_args()
+    try:
+        import numpy  # noqa: F401
+    except ImportError as e:
+        py_util.skip(f"missing Python package: {e}")
+    exe = py_util.built(args, os.path.join("tests", "spec", "dspark_ref_tool"))
+    tiny = os.path.join(args.build_dir, "tiny_models")
+    subprocess.run([sys.executable, os.path.join(args.source_dir, "scripts",
+                                                 "make_tiny_models.py"), tiny], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "drafts.json")
+        subprocess.run([exe, out], check=True)
+        with open(out) as f:
+            dump = json.load(f)
+    ref = Reference(os.path.join(tiny, "dspark-qwen3"))
+    stats = {"logits": 0.0, "confidence": 0.0, "q": 0.0, "near_ties": 0}
+    failures = []
+    for case in dump["cases"]:
+        failures += compare(ref, case, dump["sample_temperature"], len(dump["feature_layers"]),
+                            stats)
+    print(f"measured: U max |diff| / (1 + max |U|) {stats['logits']:.2e}, confidence "
+          f"{stats['confidence']:.2e}, q {stats['q']:.2e}, near ties {stats['near_ties']}")
+    for f in failures:
+        print(f"FAIL: {f}")
+    print("PASS" if not failures else f"{len(failures)} failure(s)")
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
