@@ -88,6 +88,8 @@ struct TensorInfo {
   int64_t cols() const;  // last dimension
 };
 
+std::string shape_text(const std::vector<int64_t>& shape);  // "[d0, d1]", for messages
+
 enum class FileFormat { Gguf, Safetensors };
 
 class ModelFile {

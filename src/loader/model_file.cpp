@@ -107,6 +107,12 @@ int64_t TensorInfo::cols() const {
   return shape.empty() ? 1 : shape.back();
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 Status loader::ModelFileImpl::add_tensor(TensorInfo tensor) {
   if (!tensor_index_.try_emplace(tensor.name, tensors_.size()).second) {
     return Error{"duplicate tensor name '" + tensor.name + "'"};

@@ -12,12 +12,6 @@ namespace {
 using model_detail::Tensor;
 using model_detail::tensor_name;
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 class Binder {
  public:
   Binder(const ModelFile& file, const ModelConfig& c) : file_(file), c_(c) {}

@@ -11,12 +11,6 @@ namespace {
 
 constexpr const char* kArchitecture = "Qwen3DSparkModel";
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 // Reads config.json keys with the file's path in every message.
 class ConfigReader {
  public:

@@ -15,14 +15,8 @@ namespace {
 using testing::Driver;
 using testing::expected_output;
 using testing::make_kv;
+using testing::make_sched;
 using testing::prompt_of;
-
-Scheduler make_sched(kv::BlockManager& kv, int32_t budget, int32_t max_seqs,
-                     std::optional<int32_t> chunk = std::nullopt) {
-  auto s = Scheduler::create(SchedulerConfig{budget, max_seqs, chunk}, kv);
-  EXPECT_TRUE(s.ok());
-  return std::move(*s);
-}
 
 void add_group(Scheduler& s, RequestId first, int32_t n, const std::vector<int32_t>& prompt,
                int32_t max_new_tokens) {

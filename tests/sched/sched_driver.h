@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -22,6 +23,13 @@ inline kv::BlockManager make_kv(int32_t n_blocks, int32_t block_size, bool prefi
   auto kv = kv::BlockManager::create(kv::KvConfig{block_size, n_blocks, prefix_caching});
   EXPECT_TRUE(kv.ok());
   return std::move(*kv);
+}
+
+inline Scheduler make_sched(kv::BlockManager& kv, int32_t budget, int32_t max_seqs,
+                            std::optional<int32_t> chunk = std::nullopt) {
+  auto s = Scheduler::create(SchedulerConfig{budget, max_seqs, chunk}, kv);
+  EXPECT_TRUE(s.ok());
+  return std::move(*s);
 }
 
 struct Driver {

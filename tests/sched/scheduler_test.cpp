@@ -11,14 +11,8 @@ namespace {
 using testing::Driver;
 using testing::expected_output;
 using testing::make_kv;
+using testing::make_sched;
 using testing::prompt_of;
-
-Scheduler make_sched(kv::BlockManager& kv, int32_t budget, int32_t max_seqs,
-                     std::optional<int32_t> chunk = std::nullopt) {
-  auto s = Scheduler::create(SchedulerConfig{budget, max_seqs, chunk}, kv);
-  EXPECT_TRUE(s.ok());
-  return std::move(*s);
-}
 
 TEST(Scheduler, RejectsBadConfigAndRequests) {
   auto kv = make_kv(8, 4);

@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "chi_square.h"
+#include "draft_input.h"
 #include "model/tiny_models.h"
 #include "param_name.h"
 #include "spec/draft_model_drafter.h"
@@ -44,14 +45,7 @@ std::unique_ptr<DraftModelDrafter> make(std::shared_ptr<const Model> m, cpu::Thr
 
 DraftInput input(RequestId id, const std::vector<int32_t>& tokens, int32_t max_nodes,
                  int32_t max_depth, const SamplingParams* params = nullptr) {
-  DraftInput in;
-  in.id = id;
-  in.tokens = tokens;
-  in.n_prompt = int32_t(tokens.size());
-  in.max_nodes = max_nodes;
-  in.max_depth = max_depth;
-  in.params = params;
-  return in;
+  return test::draft_input(id, tokens, max_nodes, max_depth, params);
 }
 
 // One request's tree.

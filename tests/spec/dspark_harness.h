@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "draft_input.h"
 #include "dspark/model.h"
 #include "dspark/spec.h"
 #include "spec/dspark_drafter.h"
@@ -86,15 +87,7 @@ class DSparkHarness {
   static DraftInput input(RequestId id, const std::vector<int32_t>& tokens,
                           const std::vector<int32_t>& table, int32_t max_nodes, int32_t max_depth,
                           const SamplingParams* params = nullptr) {
-    DraftInput in;
-    in.id = id;
-    in.tokens = tokens;
-    in.n_prompt = int32_t(tokens.size());
-    in.max_nodes = max_nodes;
-    in.max_depth = max_depth;
-    in.params = params;
-    in.block_table = table;
-    return in;
+    return dspark::test::draft_input(id, tokens, max_nodes, max_depth, params, table);
   }
 
   const Model& target() const { return *target_; }
