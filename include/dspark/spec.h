@@ -128,6 +128,12 @@ class Drafter {
     (void)slots, (void)positions, (void)features;
     return Status::Ok();
   }
+  // Tokens of the request the drafter must forward before its next draft, given that it has
+  // n_committed committed tokens (a draft model's catch-up; 0 for drafters without a cache).
+  virtual int64_t pending_tokens(RequestId id, int64_t n_committed) const {
+    (void)id, (void)n_committed;
+    return 0;
+  }
   // Mirrors KvStorage::copy_slots on the target's KV (copy-on-write of a shared block).
   virtual void copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) {
     (void)from_slot, (void)to_slot, (void)n;
@@ -288,12 +294,18 @@ struct DepthInput {
   // [max_depth] expected survival of the best drafted node at each depth (recent calibrated
   // confidences).
   std::span<const double> survival;
+  // A drafter that must first catch up on history it has not seen (a draft model meeting a
+  // request's prompt): those seconds are paid once and then serve the request's remaining
+  // steps, so each step is charged catch_up_seconds / (remaining_tokens / tokens per step).
+  double catch_up_seconds = 0.0;
+  double remaining_tokens = 0.0;  // mean tokens the drafting requests may still generate
 };
 // The draft depth D in [0, max_depth] with the most expected committed tokens per second,
 // counting the drafter's own time: (base_commits + n_drafting * sum_{j<=D} survival_j) /
-// (SPS latency of base_tokens + n_drafting * D + drafting seconds at D); ties go to the
-// shallower depth. It reads only past steps, so the step's own drafts never influence how deep
-// they are drafted (the admission controller then decides, with its early stop, what to verify).
+// (SPS latency of base_tokens + n_drafting * D + drafting seconds at D + the amortised
+// catch-up); ties go to the shallower depth. It reads only past steps, so the step's own drafts
+// never influence how deep they are drafted (the admission controller then decides, with its early
+// stop, what to verify).
 int32_t choose_draft_depth(const DepthInput& input, const SpsTable& sps,
                            const DraftCostTable& cost);
 

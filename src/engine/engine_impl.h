@@ -107,6 +107,8 @@ struct Engine::Impl {
   // drafter's learnt cost: how deep the next steps draft (spec::choose_draft_depth).
   std::vector<double> spec_forecast;
   std::unique_ptr<spec::DraftCostTable> draft_cost;
+  // The draft model's forward latency by tokens (start-up profile): prices its catch-up.
+  std::unique_ptr<spec::SpsTable> draft_level;
 
   std::thread thread;
 

@@ -157,11 +157,11 @@ Status Engine::Impl::profile_draft_model(const std::vector<int32_t>& sizes) {
     if (!t.ok()) return Error{"engine: draft model profile: " + t.error().message};
     seconds.push_back(*t);
   }
-  const spec::SpsTable level(sizes, seconds);
+  draft_level = std::make_unique<spec::SpsTable>(sizes, seconds);
   for (int32_t b = 0; b < spec::DraftCostTable::kBuckets; ++b) {
     const int32_t n_requests = int32_t{1} << b;
     for (int32_t d = 1; d <= sc.max_depth; ++d) {
-      draft_cost->observe(n_requests, d, d * level.latency(n_requests * sc.draft_top_k));
+      draft_cost->observe(n_requests, d, d * draft_level->latency(n_requests * sc.draft_top_k));
     }
   }
   return Status::Ok();
@@ -193,6 +193,20 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
     di.max_depth = sc.max_depth;
     di.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
     di.survival = spec_forecast;
+    if (draft_level) {
+      int64_t pending = 0;
+      double remaining = 0;
+      for (size_t i : index) {
+        const LiveRequest& r = requests.at(plan.requests[i].id);
+        pending += drafter->pending_tokens(r.id, static_cast<int64_t>(r.tokens.size()));
+        remaining += r.sampler.params().max_tokens - static_cast<double>(r.output.size());
+      }
+      di.catch_up_seconds =
+          pending > 0
+              ? draft_level->latency(static_cast<int32_t>(std::min<int64_t>(pending, 1 << 30)))
+              : 0.0;
+      di.remaining_tokens = remaining / double(index.size());
+    }
     draft_depth = spec::choose_draft_depth(di, *sps, *draft_cost);
     if (draft_depth == 0) return;  // drafting would cost more than it gains
   }

@@ -39,15 +39,19 @@ int32_t choose_draft_depth(const DepthInput& in, const SpsTable& sps, const Draf
   if (in.n_drafting < 1) return 0;
   const int32_t max_depth = std::min<int32_t>(in.max_depth, int32_t(in.survival.size()));
   double commits = in.base_commits;
+  double per_request = 1.0;  // tokens a drafting request commits per step
   const double plain = sps.latency(in.base_tokens);
   double best = plain > 0.0 ? commits / plain : 0.0;
   int32_t best_depth = 0;
   for (int32_t d = 1; d <= max_depth; ++d) {
     const int64_t tokens = int64_t{in.n_drafting} * d;
     if (tokens > in.max_draft_tokens) break;
-    commits += in.n_drafting * std::clamp(in.survival[size_t(d - 1)], 0.0, 1.0);
-    const double seconds =
-        sps.latency(in.base_tokens + static_cast<int32_t>(tokens)) + cost.seconds(in.n_drafting, d);
+    const double survival = std::clamp(in.survival[size_t(d - 1)], 0.0, 1.0);
+    commits += in.n_drafting * survival;
+    per_request += survival;
+    const double steps_left = std::max(1.0, in.remaining_tokens / per_request);
+    const double seconds = sps.latency(in.base_tokens + static_cast<int32_t>(tokens)) +
+                           cost.seconds(in.n_drafting, d) + in.catch_up_seconds / steps_left;
     if (seconds <= 0.0) continue;
     if (commits / seconds > best) {
       best = commits / seconds;

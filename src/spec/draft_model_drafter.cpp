@@ -114,6 +114,12 @@ void DraftModelDrafter::release(RequestId id) {
   drop(id);
 }
 
+int64_t DraftModelDrafter::pending_tokens(RequestId id, int64_t n_committed) const {
+  const auto held = tokens_.find(id);
+  const int64_t have = held == tokens_.end() ? 0 : static_cast<int64_t>(held->second.size());
+  return std::max<int64_t>(0, n_committed - have);
+}
+
 Status DraftModelDrafter::check_idle() const {
   if (blocks_.n_requests() != 0 || !tokens_.empty()) {
     return Error{"draft-model drafter: " + std::to_string(blocks_.n_requests()) +

@@ -24,6 +24,7 @@ class DraftModelDrafter final : public Drafter {
   const char* name() const override { return "draft-model"; }
   Status propose(std::span<const DraftInput> inputs, std::vector<DraftTree>& out) override;
   void release(RequestId id) override;
+  int64_t pending_tokens(RequestId id, int64_t n_committed) const override;
 
   // No request holds KV (every block is free or cached and unreferenced) and the block
   // manager's invariants hold; the error names what is still held.

@@ -74,6 +74,23 @@ TEST(ChooseDraftDepth, DrafterCostMovesTheOptimum) {
   EXPECT_EQ(choose_draft_depth(one_request({0.9, 0.8, 0.5, 0.1}), table(), slow), 0);
 }
 
+TEST(ChooseDraftDepth, CatchUpIsAmortisedOverTheRemainingSteps) {
+  const DraftCostTable free(4);
+  const std::vector<double> survival = {0.9, 0.8, 0.5, 0.1};
+  DepthInput in = one_request(survival);
+  // 10 s of catch-up over 64 tokens: depth 3 commits 3.2 per step, 20 steps, +0.5 s a step:
+  // 3.2 / 1.9 = 1.68 beats depth 2 (2.7 / (1.3 + 10 / 23.7) = 1.57) and plain (1.0).
+  in.catch_up_seconds = 10.0;
+  in.remaining_tokens = 64;
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 3);
+  // 100 s over the same 64 tokens never pays (depth 3: 3.2 / 6.4 = 0.5 against 1.0).
+  in.catch_up_seconds = 100.0;
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 0);
+  // ... but does over 6,400 tokens (depth 3: 3.2 / 1.45 = 2.2).
+  in.remaining_tokens = 6400;
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 3);
+}
+
 TEST(ChooseDraftDepth, LoadAndBudget) {
   const DraftCostTable free(4);
   const std::vector<double> survival = {0.9, 0.8, 0.5, 0.1};
