@@ -21,51 +21,28 @@ Exit 0 pass, 1 fail, 77 skip (numpy missing) unless DSPARK_REQUIRE_MODELS=1.
 """
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "model"))
 import py_util  # noqa: E402
 
 TIE = 1e-3
 TOP_Q = 64
 
 
-def read_safetensors(path):
-    """name -> float64 array; BF16/F16/F32 decoded here (numpy has no bfloat16)."""
-    import numpy as np
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = info["data_offsets"]
-        raw = data[base + lo:base + hi]
-        if info["dtype"] == "BF16":
-            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-            arr = bits.view(np.float32)
-        elif info["dtype"] == "F16":
-            arr = np.frombuffer(raw, dtype="<f2")
-        elif info["dtype"] == "F32":
-            arr = np.frombuffer(raw, dtype="<f4")
-        else:
-            raise ValueError(f"{name}: dtype {info['dtype']}")
-        out[name] = arr.astype(np.float64).reshape(info["shape"])
-    return out
-
-
 class Reference:
     def __init__(self, folder):
         import numpy as np
+        import reference_forward  # tests/model: the model references' safetensors/norm/RoPE
+        self.rf = reference_forward
         with open(os.path.join(folder, "config.json")) as f:
             self.cfg = json.load(f)
-        self.w = read_safetensors(os.path.join(folder, "model.safetensors"))
+        self.w = reference_forward.read_safetensors_file(
+            os.path.join(folder, "model.safetensors"), np.float64)
         c = self.cfg
         self.d = c["hidden_size"]
         self.n_heads = c["num_attention_heads"]
@@ -80,17 +57,12 @@ class Reference:
         self.inv_freq = c["rope_theta"] ** (-np.arange(half, dtype=np.float64) * 2.0 / self.hd)
 
     def rms(self, x, weight):
-        import numpy as np
-        return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + self.eps) * weight
+        return self.rf.rms_norm(x, weight, self.eps)
 
     def rope(self, x, positions):
         """x: [n, heads, hd], rotate-half (Hugging Face) layout."""
         import numpy as np
-        ang = np.asarray(positions, dtype=np.float64)[:, None] * self.inv_freq[None, :]
-        cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-        half = self.hd // 2
-        a, b = x[..., :half], x[..., half:]
-        return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
+        return self.rf.apply_rope(x, np.asarray(positions), self.inv_freq, 1.0, self.hd, False)
 
     def kv(self, layer, x, positions):
         """K (normed, rotated) and V of rows x, rounded to fp16 as dspark stores them."""
