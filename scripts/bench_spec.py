@@ -85,7 +85,8 @@ def main():
     ap.add_argument("--methods", default="ngram,draft-model")
     ap.add_argument("--fixed-depths", default="2,4",
                     help="fixed verification depths to compare with the controller")
-    ap.add_argument("--n-predict", type=int, default=96)
+    ap.add_argument("--n-predict", type=int, default=256,
+                    help="tokens per request at most; the default lets both prompts' answers finish")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", help="also write the raw results here")

@@ -200,11 +200,12 @@ Result<std::unique_ptr<Drafter>> make_dspark_drafter(const DSparkDrafterConfig& 
 // Online sequential temperature scaling (dspark-spec.md section 5): position k's raw confidence
 // c is mapped to sigmoid(logit(c) / T_k), with T_1..T_k fitted in order so that the product of
 // calibrated confidences along a verified path matches the observed rate at which the whole
-// prefix was accepted (ECE over 20 bins). Refits every refit_every observed rounds.
+// prefix was accepted (ECE over 20 bins). Refits every refit_every observed rounds, and before
+// that at 32, 64, 128, ... rounds.
 class Calibrator {
  public:
-  explicit Calibrator(int32_t max_depth, int32_t refit_every = 64);
-  float calibrate(int32_t depth, float raw) const;  // depth >= 1
+  explicit Calibrator(int32_t max_depth, int32_t refit_every = 64);  // 0: only refit() fits
+  float calibrate(int32_t depth, float raw) const;                   // depth >= 1
   // One verified chain: raw confidences of the verified nodes along the walked path
   // ([n_verified], depth 1 first) and how many were accepted.
   void observe(std::span<const float> raw_path, int32_t n_accepted);
@@ -299,11 +300,18 @@ struct DepthInput {
   // steps, so each step is charged catch_up_seconds / (remaining_tokens / tokens per step).
   double catch_up_seconds = 0.0;
   double remaining_tokens = 0.0;  // mean tokens the drafting requests may still generate
+  // Drafting that costs less than this (seconds, catch-up included) at the deepest depth the
+  // budget allows is free: it goes that deep, and the admission controller alone decides what
+  // is verified. 0: never free.
+  double free_draft_seconds = 0.0;
 };
 // The draft depth D in [0, max_depth] with the most expected committed tokens per second,
 // counting the drafter's own time: (base_commits + n_drafting * sum_{j<=D} survival_j) /
 // (SPS latency of base_tokens + n_drafting * D + drafting seconds at D + the amortised
-// catch-up); ties go to the shallower depth. It reads only past steps, so the step's own drafts
+// catch-up); ties go to the shallower depth. A free drafter (see free_draft_seconds) drafts as
+// deep as allowed instead, which also keeps the survival forecast fresh: a forecast read only
+// after drafting would stay at its last low value once drafting stopped. It reads only past
+// steps, so the step's own drafts
 // never influence how deep they are drafted (the admission controller then decides, with its early
 // stop, what to verify).
 int32_t choose_draft_depth(const DepthInput& input, const SpsTable& sps,

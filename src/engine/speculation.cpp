@@ -16,6 +16,11 @@ constexpr float kGreedyTemperature = 1e-5f;   // sample.h: at or below this, sam
 constexpr double kDepthAverageWeight = 0.05;  // moving average of the verified depth
 constexpr int32_t kRefitEvery = 1024;         // verified rounds between calibration refits
 constexpr double kForecastWeight = 0.1;       // moving average of the survival forecast
+constexpr double kFreeDraftShare = 0.01;      // drafting under this share of a step is free
+constexpr int64_t kProbeRounds = 4;           // verified rounds before all requests may draft
+// Prior of the observed acceptance per depth: worth this many verified rounds at this rate.
+constexpr double kPriorRounds = 8.0;
+constexpr double kPriorAcceptance = 0.5;
 
 bool is_greedy(const SamplingParams& p) {
   return p.temperature <= kGreedyTemperature;
@@ -167,6 +172,76 @@ Status Engine::Impl::profile_draft_model(const std::vector<int32_t>& sizes) {
   return Status::Ok();
 }
 
+std::vector<double> Engine::Impl::cautious_survival() const {
+  std::vector<double> out(spec_forecast.size());  // [max_depth]
+  double alive = 1.0;
+  for (size_t d = 0; d < out.size(); ++d) {
+    const bool known = d < spec_totals.verified_at.size();
+    const double verified = known ? double(spec_totals.verified_at[d]) : 0.0;
+    const double accepted = known ? double(spec_totals.accepted_at[d]) : 0.0;
+    alive *= (accepted + kPriorRounds * kPriorAcceptance) / (verified + kPriorRounds);
+    out[d] = std::min(alive, spec_forecast[d]);
+  }
+  return out;
+}
+
+int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, std::vector<size_t>& index,
+                                   int32_t n_sampling) {
+  const SpecConfig& sc = config.spec;
+  const auto pending_of = [&](size_t i) {
+    const LiveRequest& r = requests.at(plan.requests[i].id);
+    return drafter->pending_tokens(r.id, static_cast<int64_t>(r.tokens.size()));
+  };
+  spec::DepthInput di;
+  di.base_tokens = plan.n_tokens;
+  di.base_commits = n_sampling;
+  di.n_drafting = static_cast<int32_t>(index.size());
+  di.max_depth = sc.max_depth;
+  di.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
+  di.survival = spec_forecast;
+  di.free_draft_seconds = kFreeDraftShare * sps->latency(plan.n_tokens);
+  if (draft_level) {
+    int64_t pending = 0;
+    double remaining = 0;
+    for (size_t i : index) {
+      const LiveRequest& r = requests.at(plan.requests[i].id);
+      pending += pending_of(i);
+      remaining += r.sampler.params().max_tokens - static_cast<double>(r.output.size());
+    }
+    di.catch_up_seconds =
+        pending > 0
+            ? draft_level->latency(static_cast<int32_t>(std::min<int64_t>(pending, 1 << 30)))
+            : 0.0;
+    di.remaining_tokens = remaining / double(index.size());
+    // A catch-up pays off over the steps that go on drafting. When, at the coming load (every
+    // running and waiting request decoding), drafting would not pay even caught up, those
+    // steps are few (this step is cheap because prompts are still prefilling): charge it all
+    // to this step. A catch-up cannot be taken back, so this check takes the lower of the
+    // forecast (optimistic where untried) and the acceptance seen so far (shrunk toward a coin
+    // flip while there is little of it).
+    if (pending > 0) {
+      const sched::SchedulerStats load = scheduler->stats();
+      const int32_t coming = std::clamp(load.n_running + load.n_waiting, 1, config.max_num_seqs);
+      const std::vector<double> cautious = cautious_survival();
+      spec::DepthInput steady = di;
+      steady.survival = cautious;
+      steady.base_tokens = steady.base_commits = steady.n_drafting = coming;
+      steady.max_draft_tokens = std::max(0, config.max_num_batched_tokens - coming);
+      steady.catch_up_seconds = 0.0;
+      steady.free_draft_seconds = kFreeDraftShare * sps->latency(coming);
+      if (spec::choose_draft_depth(steady, *sps, *draft_cost) == 0) di.remaining_tokens = 0.0;
+    }
+  }
+  const int32_t depth = spec::choose_draft_depth(di, *sps, *draft_cost);
+  // Until a few drafts have been verified the forecast is a guess: one request (the cheapest to
+  // catch up) tries it, so a loaded server does not pay every request's catch-up on a guess.
+  if (depth > 0 && spec_totals.n_rounds < kProbeRounds && index.size() > 1) {
+    index = {*std::min_element(index.begin(), index.end(),
+                               [&](size_t a, size_t b) { return pending_of(a) < pending_of(b); })};
+  }
+  return depth;
+}
+
 void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work) {
   work.assign(plan.requests.size(), SpecWork{});
   if (!drafter) return;
@@ -186,28 +261,7 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
   if (index.empty()) return;
   int32_t draft_depth = sc.max_depth;
   if (!sc.fixed_depth) {
-    spec::DepthInput di;
-    di.base_tokens = plan.n_tokens;
-    di.base_commits = n_sampling;
-    di.n_drafting = static_cast<int32_t>(index.size());
-    di.max_depth = sc.max_depth;
-    di.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
-    di.survival = spec_forecast;
-    if (draft_level) {
-      int64_t pending = 0;
-      double remaining = 0;
-      for (size_t i : index) {
-        const LiveRequest& r = requests.at(plan.requests[i].id);
-        pending += drafter->pending_tokens(r.id, static_cast<int64_t>(r.tokens.size()));
-        remaining += r.sampler.params().max_tokens - static_cast<double>(r.output.size());
-      }
-      di.catch_up_seconds =
-          pending > 0
-              ? draft_level->latency(static_cast<int32_t>(std::min<int64_t>(pending, 1 << 30)))
-              : 0.0;
-      di.remaining_tokens = remaining / double(index.size());
-    }
-    draft_depth = spec::choose_draft_depth(di, *sps, *draft_cost);
+    draft_depth = choose_depth(plan, index, n_sampling);
     if (draft_depth == 0) return;  // drafting would cost more than it gains
   }
   std::vector<spec::DraftInput> inputs;

@@ -54,7 +54,7 @@ class EceBins {
 
 Calibrator::Calibrator(int32_t max_depth, int32_t refit_every)
     : max_depth_(std::max(1, max_depth)),
-      refit_every_(std::max(1, refit_every)),
+      refit_every_(std::max(0, refit_every)),
       temperature_(static_cast<size_t>(max_depth_), 1.0),
       raw_(static_cast<size_t>(kCapacity) * static_cast<size_t>(max_depth_), 0.0f),
       n_verified_(kCapacity, 0),
@@ -78,7 +78,12 @@ void Calibrator::observe(std::span<const float> raw_path, int32_t n_accepted) {
   next_slot_ = (next_slot_ + 1) % kCapacity;
   n_recorded_ = std::min(n_recorded_ + 1, kCapacity);
   n_rounds_ += 1;
-  if (++since_refit_ >= refit_every_) refit();
+  // Early rounds also refit at each power of two from kMinRounds, so a short session is
+  // calibrated long before its first refit_every rounds are in.
+  if (refit_every_ == 0) return;
+  const bool early =
+      n_rounds_ < refit_every_ && n_rounds_ >= kMinRounds && (n_rounds_ & (n_rounds_ - 1)) == 0;
+  if (++since_refit_ >= refit_every_ || early) refit();
 }
 
 double Calibrator::survival(int32_t round, int32_t k, const std::vector<double>& temps) const {

@@ -38,6 +38,12 @@ double DraftCostTable::seconds(int32_t n_requests, int32_t depth) const {
 int32_t choose_draft_depth(const DepthInput& in, const SpsTable& sps, const DraftCostTable& cost) {
   if (in.n_drafting < 1) return 0;
   const int32_t max_depth = std::min<int32_t>(in.max_depth, int32_t(in.survival.size()));
+  const auto deepest = static_cast<int32_t>(
+      std::min<int64_t>(max_depth, int64_t{in.max_draft_tokens} / in.n_drafting));
+  if (deepest >= 1 &&
+      cost.seconds(in.n_drafting, deepest) + in.catch_up_seconds < in.free_draft_seconds) {
+    return deepest;
+  }
   double commits = in.base_commits;
   double per_request = 1.0;  // tokens a drafting request commits per step
   const double plain = sps.latency(in.base_tokens);

@@ -50,7 +50,7 @@ TEST(Calibrator, StartsAsIdentity) {
 }
 
 TEST(Calibrator, FitsOverConfidentDrafterNearTemperatureTwo) {
-  Calibrator cal(kDepth, 1 << 30);  // refit only when asked
+  Calibrator cal(kDepth, 0);  // refit only when asked
   feed(cal, Calibrator::kCapacity, 2.0, 1);
   const double raw_ece = cal.ece();
   const auto t0 = std::chrono::steady_clock::now();
@@ -71,7 +71,7 @@ TEST(Calibrator, FitsOverConfidentDrafterNearTemperatureTwo) {
 }
 
 TEST(Calibrator, CalibratedDrafterStaysNearIdentity) {
-  Calibrator cal(kDepth, 1 << 30);
+  Calibrator cal(kDepth, 0);
   feed(cal, Calibrator::kCapacity, 1.0, 2);
   const double raw_ece = cal.ece();
   cal.refit();
@@ -82,7 +82,7 @@ TEST(Calibrator, CalibratedDrafterStaysNearIdentity) {
 }
 
 TEST(Calibrator, IsRankPreserving) {
-  Calibrator cal(kDepth, 1 << 30);
+  Calibrator cal(kDepth, 0);
   feed(cal, 2000, 2.0, 3);
   cal.refit();
   for (int32_t k = 1; k <= kDepth; ++k) {
@@ -97,12 +97,22 @@ TEST(Calibrator, IsRankPreserving) {
   }
 }
 
-TEST(Calibrator, RefitsEveryNRoundsWithBoundedMemory) {
+TEST(Calibrator, RefitsEarlyThenEveryNRoundsWithBoundedMemory) {
   Calibrator cal(kDepth, 64);
-  feed(cal, 63, 2.0, 4);
+  feed(cal, Calibrator::kMinRounds - 1, 2.0, 4);
   EXPECT_EQ(cal.temperature(1), 1.0);  // no refit yet
   feed(cal, 1, 2.0, 5);
-  EXPECT_NE(cal.temperature(1), 1.0);  // the 64th round refits
+  EXPECT_NE(cal.temperature(1), 1.0);  // the 32nd round refits early
+  // Past refit_every rounds, only every refit_every-th round refits (here at 32 early, then at
+  // 96, 160, ...): 64 rounds of a drafter that became well calibrated (T = 1) move the fit
+  // only on the last of them.
+  Calibrator late(kDepth, 64);
+  feed(late, 96, 2.0, 8);
+  const double fitted = late.temperature(1);
+  feed(late, 63, 1.0, 9);
+  EXPECT_EQ(late.temperature(1), fitted);
+  feed(late, 1, 1.0, 10);
+  EXPECT_LT(late.temperature(1), fitted);
   // More rounds than the ring holds: memory stays at kCapacity rounds, the count goes on.
   Calibrator ring(kDepth, 1024);
   feed(ring, 3 * Calibrator::kCapacity, 2.0, 6);

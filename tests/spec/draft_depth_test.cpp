@@ -57,6 +57,32 @@ TEST(ChooseDraftDepth, FreeDrafterTakesTheBestDepth) {
   EXPECT_EQ(choose_draft_depth(one_request({0.9, 0.8, 0.5, 0.1}), table(), free), 3);
 }
 
+TEST(ChooseDraftDepth, FreeDraftingGoesAsDeepAsAllowed) {
+  // Depth 3 is the verify optimum (above); drafting all 4 levels for under 0.01 s is free, so
+  // all 4 are drafted and admission decides, even with a forecast that says drafting never pays.
+  DraftCostTable cost(4);
+  for (int32_t d = 1; d <= 4; ++d) cost.observe(1, d, 0.002 * d);
+  const std::vector<double> survival = {0.9, 0.8, 0.5, 0.1};
+  DepthInput in = one_request(survival);
+  in.free_draft_seconds = 0.01;
+  EXPECT_EQ(choose_draft_depth(in, table(), cost), 4);
+  const std::vector<double> hopeless = {0.0, 0.0, 0.0, 0.0};
+  in.survival = hopeless;
+  EXPECT_EQ(choose_draft_depth(in, table(), cost), 4);
+  // The budget still caps it: 2 requests, 5 tokens left -> 2 levels.
+  in.n_drafting = 2;
+  in.max_draft_tokens = 5;
+  EXPECT_EQ(choose_draft_depth(in, table(), cost), 2);
+  // Not free once the drafting (catch-up included) reaches the threshold: back to the optimum.
+  in = one_request(survival);
+  in.free_draft_seconds = 0.008;  // 4 levels cost exactly 0.008: not under it
+  EXPECT_EQ(choose_draft_depth(in, table(), cost), 3);
+  in.free_draft_seconds = 0.01;
+  in.catch_up_seconds = 0.005;
+  in.remaining_tokens = 1e9;  // amortised to nothing in the optimum, but not free
+  EXPECT_EQ(choose_draft_depth(in, table(), cost), 3);
+}
+
 TEST(ChooseDraftDepth, DrafterCostMovesTheOptimum) {
   // 0.5 s per step at depth 1 (and, unmeasured, deeper): 1.9/1.7 = 1.12, 2.7/1.8 = 1.5,
   // 3.2/1.9 = 1.68, 3.3/2.05 = 1.61 against 1.0: depth 3.
