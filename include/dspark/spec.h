@@ -300,6 +300,14 @@ struct DepthInput {
   // steps, so each step is charged catch_up_seconds / (remaining_tokens / tokens per step).
   double catch_up_seconds = 0.0;
   double remaining_tokens = 0.0;  // mean tokens the drafting requests may still generate
+  // The catch-up is amortised only if drafting would still pay, caught up, once the coming
+  // load decodes: coming_requests requests (running and waiting; 0: no check) judged on
+  // cautious_survival ([max_depth], see cautious_survival()) must beat plain decoding by
+  // catch_up_margin. Otherwise those steps may be few (a step is cheap to verify in while
+  // prompts prefill, not after), and this step pays it all.
+  int32_t coming_requests = 0;
+  std::span<const double> cautious_survival;
+  double catch_up_margin = 0.1;
   // Drafting that costs less than this (seconds, catch-up included) at the deepest depth the
   // budget allows is free: it goes that deep, and the admission controller alone decides what
   // is verified. 0: never free.
@@ -311,11 +319,19 @@ struct DepthInput {
 // catch-up); ties go to the shallower depth. A free drafter (see free_draft_seconds) drafts as
 // deep as allowed instead, which also keeps the survival forecast fresh: a forecast read only
 // after drafting would stay at its last low value once drafting stopped. It reads only past
-// steps, so the step's own drafts
-// never influence how deep they are drafted (the admission controller then decides, with its early
-// stop, what to verify).
+// steps, so the step's own drafts never influence how deep they are drafted (the admission
+// controller then decides, with its early stop, what to verify).
 int32_t choose_draft_depth(const DepthInput& input, const SpsTable& sps,
                            const DraftCostTable& cost);
+
+// For decisions that cannot be taken back (a catch-up): per depth, the lower of the forecast
+// ([max_depth], optimistic where untried) and the survival seen in verified rounds
+// (verified_at / accepted_at as in SpecStats, each depth's acceptance rate shrunk toward
+// prior_acceptance as if prior_rounds more rounds had been seen at it).
+std::vector<double> cautious_survival(std::span<const double> forecast,
+                                      std::span<const int64_t> verified_at,
+                                      std::span<const int64_t> accepted_at,
+                                      double prior_rounds = 8.0, double prior_acceptance = 0.5);
 
 // ---------------------------------------------------------------------------------------------
 // Prefix scheduler (controller)

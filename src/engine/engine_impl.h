@@ -134,14 +134,13 @@ struct Engine::Impl {
   // Drafts for the plan's decoding requests (as deep as spec::choose_draft_depth says), admits
   // nodes with the controller and reserves their scratch KV; work is indexed like plan.requests.
   void plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work);
-  // The step's draft depth (spec::choose_draft_depth on the forecast, the drafter's costs and
-  // the coming load); may narrow index (positions in plan.requests of the requests that could
-  // draft) to the ones that should.
-  int32_t choose_depth(const sched::StepPlan& plan, std::vector<size_t>& index, int32_t n_sampling);
-  // [max_depth] per depth, the lower of the survival forecast and the survival seen in
-  // verified rounds (shrunk toward a prior while there are few): for decisions that cannot be
-  // taken back.
-  std::vector<double> cautious_survival() const;
+  // The step's draft depth for the requests at index (positions in plan.requests):
+  // spec::choose_draft_depth on the forecast, the drafter's costs and the coming load.
+  int32_t choose_depth(const sched::StepPlan& plan, const std::vector<size_t>& index,
+                       int32_t n_sampling);
+  // Seconds a draft model needs to forward the history it has not seen of the requests at
+  // index (positions in plan.requests); 0 for other drafters.
+  double catch_up_seconds(const sched::StepPlan& plan, const std::vector<size_t>& index) const;
   // Acceptance over the verified tree: the accepted drafts and the bonus token.
   Produced accept_speculation(LiveRequest& r, const SpecWork& w, const ForwardOutput& out);
   // Commits the KV of the first n_keep accepted drafts, frees the other scratch slots and

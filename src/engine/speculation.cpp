@@ -17,10 +17,7 @@ constexpr double kDepthAverageWeight = 0.05;  // moving average of the verified 
 constexpr int32_t kRefitEvery = 1024;         // verified rounds between calibration refits
 constexpr double kForecastWeight = 0.1;       // moving average of the survival forecast
 constexpr double kFreeDraftShare = 0.01;      // drafting under this share of a step is free
-constexpr int64_t kProbeRounds = 4;           // verified rounds before all requests may draft
-// Prior of the observed acceptance per depth: worth this many verified rounds at this rate.
-constexpr double kPriorRounds = 8.0;
-constexpr double kPriorAcceptance = 0.5;
+constexpr int64_t kProbeRounds = 4;           // verified rounds before a catch-up under load
 
 bool is_greedy(const SamplingParams& p) {
   return p.temperature <= kGreedyTemperature;
@@ -172,27 +169,26 @@ Status Engine::Impl::profile_draft_model(const std::vector<int32_t>& sizes) {
   return Status::Ok();
 }
 
-std::vector<double> Engine::Impl::cautious_survival() const {
-  std::vector<double> out(spec_forecast.size());  // [max_depth]
-  double alive = 1.0;
-  for (size_t d = 0; d < out.size(); ++d) {
-    const bool known = d < spec_totals.verified_at.size();
-    const double verified = known ? double(spec_totals.verified_at[d]) : 0.0;
-    const double accepted = known ? double(spec_totals.accepted_at[d]) : 0.0;
-    alive *= (accepted + kPriorRounds * kPriorAcceptance) / (verified + kPriorRounds);
-    out[d] = std::min(alive, spec_forecast[d]);
+double Engine::Impl::catch_up_seconds(const sched::StepPlan& plan,
+                                      const std::vector<size_t>& index) const {
+  if (!draft_level) return 0.0;
+  int64_t pending = 0;
+  for (size_t i : index) {
+    const LiveRequest& r = requests.at(plan.requests[i].id);
+    pending += drafter->pending_tokens(r.id, static_cast<int64_t>(r.tokens.size()));
   }
-  return out;
+  return pending > 0
+             ? draft_level->latency(static_cast<int32_t>(std::min<int64_t>(pending, 1 << 30)))
+             : 0.0;
 }
 
-int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, std::vector<size_t>& index,
+int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, const std::vector<size_t>& index,
                                    int32_t n_sampling) {
   const SpecConfig& sc = config.spec;
-  const auto pending_of = [&](size_t i) {
-    const LiveRequest& r = requests.at(plan.requests[i].id);
-    return drafter->pending_tokens(r.id, static_cast<int64_t>(r.tokens.size()));
-  };
+  const std::vector<double> cautious =
+      spec::cautious_survival(spec_forecast, spec_totals.verified_at, spec_totals.accepted_at);
   spec::DepthInput di;
+  di.cautious_survival = cautious;
   di.base_tokens = plan.n_tokens;
   di.base_commits = n_sampling;
   di.n_drafting = static_cast<int32_t>(index.size());
@@ -201,45 +197,27 @@ int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, std::vector<size
   di.survival = spec_forecast;
   di.free_draft_seconds = kFreeDraftShare * sps->latency(plan.n_tokens);
   if (draft_level) {
-    int64_t pending = 0;
     double remaining = 0;
     for (size_t i : index) {
       const LiveRequest& r = requests.at(plan.requests[i].id);
-      pending += pending_of(i);
       remaining += r.sampler.params().max_tokens - static_cast<double>(r.output.size());
     }
-    di.catch_up_seconds =
-        pending > 0
-            ? draft_level->latency(static_cast<int32_t>(std::min<int64_t>(pending, 1 << 30)))
-            : 0.0;
+    di.catch_up_seconds = catch_up_seconds(plan, index);
     di.remaining_tokens = remaining / double(index.size());
-    // A catch-up pays off over the steps that go on drafting. When, at the coming load (every
-    // running and waiting request decoding), drafting would not pay even caught up, those
-    // steps are few (this step is cheap because prompts are still prefilling): charge it all
-    // to this step. A catch-up cannot be taken back, so this check takes the lower of the
-    // forecast (optimistic where untried) and the acceptance seen so far (shrunk toward a coin
-    // flip while there is little of it).
-    if (pending > 0) {
+    if (di.catch_up_seconds > 0.0) {
       const sched::SchedulerStats load = scheduler->stats();
       const int32_t coming = std::clamp(load.n_running + load.n_waiting, 1, config.max_num_seqs);
-      const std::vector<double> cautious = cautious_survival();
-      spec::DepthInput steady = di;
-      steady.survival = cautious;
-      steady.base_tokens = steady.base_commits = steady.n_drafting = coming;
-      steady.max_draft_tokens = std::max(0, config.max_num_batched_tokens - coming);
-      steady.catch_up_seconds = 0.0;
-      steady.free_draft_seconds = kFreeDraftShare * sps->latency(coming);
-      if (spec::choose_draft_depth(steady, *sps, *draft_cost) == 0) di.remaining_tokens = 0.0;
+      // Until a few drafts have been verified the acceptance is a guess. A catch-up on a guess
+      // is tried only where it is cheapest, on an otherwise idle server; after that it must
+      // pay at the coming load.
+      if (spec_totals.n_rounds < kProbeRounds) {
+        if (coming > 1) return 0;
+      } else {
+        di.coming_requests = coming;
+      }
     }
   }
-  const int32_t depth = spec::choose_draft_depth(di, *sps, *draft_cost);
-  // Until a few drafts have been verified the forecast is a guess: one request (the cheapest to
-  // catch up) tries it, so a loaded server does not pay every request's catch-up on a guess.
-  if (depth > 0 && spec_totals.n_rounds < kProbeRounds && index.size() > 1) {
-    index = {*std::min_element(index.begin(), index.end(),
-                               [&](size_t a, size_t b) { return pending_of(a) < pending_of(b); })};
-  }
-  return depth;
+  return spec::choose_draft_depth(di, *sps, *draft_cost);
 }
 
 void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work) {

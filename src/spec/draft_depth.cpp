@@ -35,6 +35,45 @@ double DraftCostTable::seconds(int32_t n_requests, int32_t depth) const {
   return 0.0;
 }
 
+namespace {
+
+struct DepthChoice {
+  int32_t depth = 0;
+  double gain = 1.0;  // expected commits per second at depth over plain decoding's
+};
+
+// The argmax over depths of expected commits per second, the catch-up spread over
+// remaining_tokens of the drafting requests.
+DepthChoice best_depth(const DepthInput& in, const SpsTable& sps, const DraftCostTable& cost,
+                       double remaining_tokens) {
+  const int32_t max_depth = std::min<int32_t>(in.max_depth, int32_t(in.survival.size()));
+  double commits = in.base_commits;
+  double per_request = 1.0;  // tokens a drafting request commits per step
+  const double plain_latency = sps.latency(in.base_tokens);
+  const double plain = plain_latency > 0.0 ? commits / plain_latency : 0.0;
+  double best = plain;
+  DepthChoice choice;
+  for (int32_t d = 1; d <= max_depth; ++d) {
+    const int64_t tokens = int64_t{in.n_drafting} * d;
+    if (tokens > in.max_draft_tokens) break;
+    const double survival = std::clamp(in.survival[size_t(d - 1)], 0.0, 1.0);
+    commits += in.n_drafting * survival;
+    per_request += survival;
+    const double steps_left = std::max(1.0, remaining_tokens / per_request);
+    const double seconds = sps.latency(in.base_tokens + static_cast<int32_t>(tokens)) +
+                           cost.seconds(in.n_drafting, d) + in.catch_up_seconds / steps_left;
+    if (seconds <= 0.0) continue;
+    if (commits / seconds > best) {
+      best = commits / seconds;
+      choice.depth = d;
+    }
+  }
+  choice.gain = plain > 0.0 ? best / plain : 1.0;
+  return choice;
+}
+
+}  // namespace
+
 int32_t choose_draft_depth(const DepthInput& in, const SpsTable& sps, const DraftCostTable& cost) {
   if (in.n_drafting < 1) return 0;
   const int32_t max_depth = std::min<int32_t>(in.max_depth, int32_t(in.survival.size()));
@@ -44,27 +83,34 @@ int32_t choose_draft_depth(const DepthInput& in, const SpsTable& sps, const Draf
       cost.seconds(in.n_drafting, deepest) + in.catch_up_seconds < in.free_draft_seconds) {
     return deepest;
   }
-  double commits = in.base_commits;
-  double per_request = 1.0;  // tokens a drafting request commits per step
-  const double plain = sps.latency(in.base_tokens);
-  double best = plain > 0.0 ? commits / plain : 0.0;
-  int32_t best_depth = 0;
-  for (int32_t d = 1; d <= max_depth; ++d) {
-    const int64_t tokens = int64_t{in.n_drafting} * d;
-    if (tokens > in.max_draft_tokens) break;
-    const double survival = std::clamp(in.survival[size_t(d - 1)], 0.0, 1.0);
-    commits += in.n_drafting * survival;
-    per_request += survival;
-    const double steps_left = std::max(1.0, in.remaining_tokens / per_request);
-    const double seconds = sps.latency(in.base_tokens + static_cast<int32_t>(tokens)) +
-                           cost.seconds(in.n_drafting, d) + in.catch_up_seconds / steps_left;
-    if (seconds <= 0.0) continue;
-    if (commits / seconds > best) {
-      best = commits / seconds;
-      best_depth = d;
+  double remaining_tokens = in.remaining_tokens;
+  if (in.catch_up_seconds > 0.0 && in.coming_requests > 0) {
+    DepthInput steady = in;
+    steady.survival = in.cautious_survival;
+    steady.base_tokens = steady.base_commits = steady.n_drafting = in.coming_requests;
+    steady.max_draft_tokens =
+        std::max(0, in.max_draft_tokens + in.base_tokens - in.coming_requests);
+    steady.catch_up_seconds = 0.0;
+    if (best_depth(steady, sps, cost, 0.0).gain < 1.0 + in.catch_up_margin) {
+      remaining_tokens = 0.0;
     }
   }
-  return best_depth;
+  return best_depth(in, sps, cost, remaining_tokens).depth;
+}
+
+std::vector<double> cautious_survival(std::span<const double> forecast,
+                                      std::span<const int64_t> verified_at,
+                                      std::span<const int64_t> accepted_at, double prior_rounds,
+                                      double prior_acceptance) {
+  std::vector<double> out(forecast.size());  // [max_depth]
+  double alive = 1.0;
+  for (size_t d = 0; d < out.size(); ++d) {
+    const double verified = d < verified_at.size() ? double(verified_at[d]) : 0.0;
+    const double accepted = d < accepted_at.size() ? double(accepted_at[d]) : 0.0;
+    alive *= (accepted + prior_rounds * prior_acceptance) / (verified + prior_rounds);
+    out[d] = std::min(alive, forecast[d]);
+  }
+  return out;
 }
 
 }  // namespace dspark::spec

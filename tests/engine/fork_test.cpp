@@ -153,9 +153,12 @@ TEST_P(ForkTest, AbortOfThePrefillingLeaderHandsOver) {
 }
 
 TEST_P(ForkTest, AbortOfADecodingMemberLeavesTheOthers) {
-  const engine::Request r = greedy(token_run(25, vocab_, 10), 100);
+  // 1,000 tokens: the abort must land before member 1 finishes, and the tiny model decodes a
+  // hundred tokens in a few milliseconds, a time a loaded machine can keep the test thread off
+  // a core.
+  const engine::Request r = greedy(token_run(25, vocab_, 10), 1000);
   const Completion ref = alone(r);
-  auto e = make(256, GetParam());
+  auto e = make(900, GetParam());
   auto streams = submit_n(*e, r, 3);
   ASSERT_EQ(streams.size(), 3u);
   const engine::Event first = streams[1]->next();  // member 1 decodes now

@@ -117,6 +117,63 @@ TEST(ChooseDraftDepth, CatchUpIsAmortisedOverTheRemainingSteps) {
   EXPECT_EQ(choose_draft_depth(in, table(), free), 3);
 }
 
+TEST(ChooseDraftDepth, CatchUpOnlyAmortisedWhereDraftingWillGoOn) {
+  // One request decoding next to a prefill chunk (8 base tokens, 2.0 s on the compute-bound
+  // table) with 5 s of catch-up. Amortised over many tokens the catch-up costs nothing: plain
+  // 1 / 2.0 = 0.5/s, depth 1 1.9 / 2.25 = 0.84, 2 2.7 / 2.5 = 1.08, 3 3.2 / 2.75 = 1.16,
+  // 4 3.3 / 3.0 = 1.1: depth 3.
+  const SpsTable loaded({1, 2, 4, 8, 16, 32}, {1.0, 1.2, 1.4, 2.0, 4.0, 8.0});
+  const DraftCostTable free(4);
+  const std::vector<double> survival = {0.9, 0.8, 0.5, 0.1};
+  DepthInput in = one_request(survival);
+  in.base_tokens = 8;
+  in.catch_up_seconds = 5.0;
+  in.remaining_tokens = 1e9;
+  in.cautious_survival = survival;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 3);
+  // One request coming: caught up it drafts at depth 3 (above), so the catch-up is amortised.
+  in.coming_requests = 1;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 3);
+  // Eight coming: at that load drafting does not pay (LoadAndBudget), so this step pays the
+  // 5 s: 1.9 / 7.25 = 0.26 at best against 0.5 plain.
+  in.coming_requests = 8;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 0);
+  // The check reads the cautious survival: hopeless there, hopeless for one request too.
+  const std::vector<double> hopeless = {0.0, 0.0, 0.0, 0.0};
+  in.coming_requests = 1;
+  in.cautious_survival = hopeless;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 0);
+  // Paying but by less than the margin: 1.25 / 1.2 = 1.04 x plain at depth 1 with survival
+  // 0.25 is not worth an investment of 5 s, unless no margin is asked for.
+  const std::vector<double> thin = {0.25, 0.0, 0.0, 0.0};
+  in.cautious_survival = thin;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 0);
+  in.catch_up_margin = 0.0;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 3);
+  // Without a catch-up there is nothing to check.
+  in.cautious_survival = hopeless;
+  in.catch_up_seconds = 0.0;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 3);
+}
+
+TEST(CautiousSurvival, LowerOfForecastAndShrunkObservedRates) {
+  // Depth 1: 8 of 10 accepted, with 8 prior rounds at 0.5: 12 / 18. Depth 2: 4 of 8 -> 8 / 16,
+  // so 12/18 * 1/2. Depth 3 never verified: the prior alone, 1/2 again; the forecast is lower.
+  const std::vector<double> forecast = {1.0, 1.0, 0.1};
+  const std::vector<int64_t> verified = {10, 8};
+  const std::vector<int64_t> accepted = {8, 4};
+  const std::vector<double> s = cautious_survival(forecast, verified, accepted);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_DOUBLE_EQ(s[0], 12.0 / 18.0);
+  EXPECT_DOUBLE_EQ(s[1], 12.0 / 18.0 * 0.5);
+  EXPECT_DOUBLE_EQ(s[2], 0.1);
+  // No rounds at all: the prior's survival 0.5^d, under an optimistic forecast.
+  const std::vector<double> optimistic = {1.0, 1.0};
+  const std::vector<double> prior = cautious_survival(optimistic, {}, {});
+  EXPECT_DOUBLE_EQ(prior[0], 0.5);
+  EXPECT_DOUBLE_EQ(prior[1], 0.25);
+}
+
 TEST(ChooseDraftDepth, LoadAndBudget) {
   const DraftCostTable free(4);
   const std::vector<double> survival = {0.9, 0.8, 0.5, 0.1};
