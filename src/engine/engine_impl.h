@@ -138,8 +138,8 @@ struct Engine::Impl {
   // spec::choose_draft_depth on the forecast, the drafter's costs and the coming load.
   int32_t choose_depth(const sched::StepPlan& plan, const std::vector<size_t>& index,
                        int32_t n_sampling);
-  // Seconds a draft model needs to forward the history it has not seen of the requests at
-  // index (positions in plan.requests); 0 for other drafters.
+  // Seconds a draft model needs to forward the backlog of history it has not seen of the
+  // requests at index (positions in plan.requests); 0 for other drafters.
   double catch_up_seconds(const sched::StepPlan& plan, const std::vector<size_t>& index) const;
   // Acceptance over the verified tree: the accepted drafts and the bonus token.
   Produced accept_speculation(LiveRequest& r, const SpecWork& w, const ForwardOutput& out);

@@ -172,10 +172,15 @@ Status Engine::Impl::profile_draft_model(const std::vector<int32_t>& sizes) {
 double Engine::Impl::catch_up_seconds(const sched::StepPlan& plan,
                                       const std::vector<size_t>& index) const {
   if (!draft_level) return 0.0;
+  // A drafting request always has up to max_depth + 1 new tokens (accepted drafts and the
+  // bonus) to forward first; the drafter's measured time per step includes those, so only a
+  // longer backlog (a prompt, tokens decoded without drafting) is a catch-up.
+  const int64_t per_round = int64_t{config.spec.max_depth} + 1;
   int64_t pending = 0;
   for (size_t i : index) {
     const LiveRequest& r = requests.at(plan.requests[i].id);
-    pending += drafter->pending_tokens(r.id, static_cast<int64_t>(r.tokens.size()));
+    pending += std::max<int64_t>(
+        0, drafter->pending_tokens(r.id, static_cast<int64_t>(r.tokens.size())) - per_round);
   }
   return pending > 0
              ? draft_level->latency(static_cast<int32_t>(std::min<int64_t>(pending, 1 << 30)))
