@@ -4,10 +4,12 @@
 // plain *_reference twin used by the tests.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "dspark/loader.h"
@@ -29,6 +31,49 @@ Isa active_isa();
 // Caps the level the kernels use (tests run each path); returns the level now active, the lower
 // of cap and what the CPU has. Not to be called while kernels run on other threads.
 Isa set_isa_cap(Isa cap);
+
+// Opt-in time per op kind (dspark bench --profile). While off, an instrumented op costs one
+// relaxed load of a flag; while on, two clock reads and a table update on the calling thread.
+// Ops time themselves on the thread that calls them (the forward's), wall clock, so the pool's
+// share of an op is inside the op's time; "pool wait" is the part of those times the caller
+// spent waiting for the workers after finishing its own tasks.
+namespace profile {
+namespace detail {
+extern std::atomic<bool> on;
+void record(const char* kind, int64_t a, int64_t b, int64_t ns);
+int64_t now_ns();
+}  // namespace detail
+
+inline bool enabled() {
+  return detail::on.load(std::memory_order_relaxed);
+}
+void set_enabled(bool on);
+
+struct Entry {
+  std::string name;  // kind, with its shape where it has one: "matmul Q4_1 576->1536"
+  int64_t calls = 0;
+  double seconds = 0.0;
+};
+// The entries recorded since the last take(), in first-seen order; clears them.
+std::vector<Entry> take();
+
+// Times its scope as `kind` (a string literal); a, b (> 0) name a shape: for "matmul" a is
+// the weight type (DType) and b packs rows and cols as rows << 32 | cols.
+class Scope {
+ public:
+  explicit Scope(const char* kind, int64_t a = 0, int64_t b = 0)
+      : kind_(enabled() ? kind : nullptr), a_(a), b_(b), start_(kind_ ? detail::now_ns() : 0) {}
+  ~Scope() {
+    if (kind_ != nullptr) detail::record(kind_, a_, b_, detail::now_ns() - start_);
+  }
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+
+ private:
+  const char* kind_;
+  int64_t a_, b_, start_;
+};
+}  // namespace profile
 
 // Fixed set of worker threads. run() splits n_tasks over the threads and returns when all are
 // done; the caller's thread takes part. Low overhead (spinning briefly before sleeping), since
@@ -78,6 +123,13 @@ WeightView pack_for_matmul(const WeightView& w, bool release_source);
 // Reads each weight once for all n_tok tokens.
 void matmul(const WeightView& w, const float* x /*[n_tok, w.cols]*/, int64_t n_tok,
             float* y /*[n_tok, w.rows]*/, ThreadPool& pool);
+// matmul of several matrices over the same x (q, k and v; gate and up): ys[i] gets exactly what
+// matmul(*ws[i], x, n_tok, ys[i], pool) gives, but the activations are quantized once and all
+// the matrices' rows are split over the pool in one run (when they read the same activation
+// format, as matrices of one weight family do; else they run one by one).
+void matmul_shared_input(const WeightView* const ws[], float* const ys[] /*[n_tok, ws[i]->rows]*/,
+                         int n_mats, const float* x /*[n_tok, cols]*/, int64_t n_tok,
+                         ThreadPool& pool);
 // Whether matmul and get_row handle this weight type: every type the loader can dequantize
 // (F32, F16, BF16, Q4_0..Q8_0 and Q4_K..Q6_K have their own kernels; others are converted to
 // fp32 row by row). The model checks at load time; matmul fills y with NaN for other types.

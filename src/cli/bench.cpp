@@ -1,9 +1,11 @@
 // dspark bench: batch-1 decode speed against the memory-bandwidth bound, and the cost of one
 // forward over n tokens relative to one token (what makes verifying drafts cheap). All numbers
-// are medians over repeats, measured in the same run as the machine's read bandwidth.
+// are medians over repeats, measured in the same run as the machine's read bandwidth. With
+// --profile, also the time per op kind inside forwards over 1, 8 and 16 tokens.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "args.h"
@@ -28,7 +30,69 @@ double now_s() {
 struct BenchOptions {
   std::string model_path;
   int64_t threads = 0, repeats = 5, decode_tokens = 64, context = 128;
+  bool profile = false;
 };
+
+// The tokens of a benchmark forward over n tokens: ordinary ids, a fixed pattern.
+std::vector<int32_t> forward_tokens(int n, int64_t vocab) {
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) tokens[size_t(i)] = int32_t((i * 31 + 7) % vocab);
+  return tokens;
+}
+
+// Time per op kind in forwards over n tokens for each n of `widths` (repeats forwards each,
+// after the context), printed as one table: ms per forward, one column per width.
+Status print_profile(SequenceRunner& runner, const std::vector<int>& widths, int64_t repeats,
+                     int64_t context, int64_t vocab) {
+  struct Row {
+    std::string name;
+    std::vector<double> ms;
+  };
+  std::vector<Row> rows;
+  std::vector<double> total_ms;
+  std::vector<float> logits;
+  for (size_t w = 0; w < widths.size(); ++w) {
+    const std::vector<int32_t> tokens = forward_tokens(widths[w], vocab);
+    runner.truncate(context);
+    DSPARK_RETURN_IF_ERROR(runner.append(tokens, widths[w], logits));  // warm-up, not timed
+    cpu::profile::take();
+    double total = 0.0;
+    for (int64_t r = 0; r < repeats; ++r) {
+      runner.truncate(context);
+      cpu::profile::set_enabled(true);
+      const double t0 = now_s();
+      const Status s = runner.append(tokens, widths[w], logits);
+      total += now_s() - t0;
+      cpu::profile::set_enabled(false);
+      DSPARK_RETURN_IF_ERROR(s);
+    }
+    total_ms.push_back(total * 1e3 / double(repeats));
+    for (const cpu::profile::Entry& e : cpu::profile::take()) {
+      auto it =
+          std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.name == e.name; });
+      if (it == rows.end()) it = rows.insert(rows.end(), Row{e.name, {}});
+      it->ms.resize(widths.size(), 0.0);
+      it->ms[w] = e.seconds * 1e3 / double(repeats);
+    }
+  }
+  std::printf(
+      "\nper-op time, ms per forward (mean of %ld; the ops' wall time on the calling "
+      "thread;\n'pool wait' is part of the ops' times, the rest are disjoint)\n",
+      long(repeats));
+  std::printf("%-34s", "op");
+  for (int n : widths) std::printf(" %9s", ("n=" + std::to_string(n)).c_str());
+  std::printf("\n");
+  for (Row& r : rows) {
+    r.ms.resize(widths.size(), 0.0);
+    std::printf("%-34s", r.name.c_str());
+    for (double v : r.ms) std::printf(" %9.3f", v);
+    std::printf("\n");
+  }
+  std::printf("%-34s", "forward (profiled)");
+  for (double v : total_ms) std::printf(" %9.3f", v);
+  std::printf("\n");
+  return Status::Ok();
+}
 
 Status bench(const BenchOptions& o) {
   auto loaded = load_model(o.model_path, false);
@@ -70,8 +134,7 @@ Status bench(const BenchOptions& o) {
   std::vector<double> forward_ms;
   for (int n : widths) {
     std::vector<double> times;
-    std::vector<int32_t> tokens(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) tokens[size_t(i)] = int32_t((i * 31 + 7) % vocab);
+    const std::vector<int32_t> tokens = forward_tokens(n, vocab);
     for (int64_t r = 0; r < o.repeats + 1; ++r) {
       runner.truncate(o.context);
       t0 = now_s();
@@ -96,6 +159,7 @@ Status bench(const BenchOptions& o) {
   for (size_t i = 0; i < widths.size(); ++i) {
     std::printf("%8d %12.2f %12.2f\n", widths[i], forward_ms[i], forward_ms[i] / forward_ms[0]);
   }
+  if (o.profile) return print_profile(runner, {1, 8, 16}, o.repeats, o.context, vocab);
   return Status::Ok();
 }
 
@@ -108,6 +172,7 @@ int run_bench(int argc, char** argv) {
       .option("repeats", "r", "R", "repeats per measurement (medians are reported)", "5")
       .option("decode-tokens", "n", "N", "tokens per decode run", "64")
       .option("context", "c", "N", "tokens of context before decoding", "128")
+      .option("profile", "p", "", "also print the time per op kind for 1, 8 and 16 tokens")
       .option("help", "h", "", "show this help");
   const std::string summary =
       "Measure decode speed against the memory-bandwidth bound and the cost of batched forwards.";
@@ -135,6 +200,7 @@ int run_bench(int argc, char** argv) {
   o.repeats = *repeats;
   o.decode_tokens = *decode;
   o.context = *context;
+  o.profile = args.has("profile");
   if (Status s = bench(o); !s.ok()) {
     std::fprintf(stderr, "dspark bench: %s\n", s.message().c_str());
     return 1;

@@ -44,9 +44,11 @@ void Model::run_layer(int l, const ForwardBatch& batch, KvStorage& kv, Scratch& 
 
   // Attention block.
   cpu::rmsnorm(s.x.data(), L.attn_norm.data(), n, d, eps, s.xn.data());
-  cpu::matmul(L.q, s.xn.data(), n, s.q.data(), pool);
-  cpu::matmul(L.k, s.xn.data(), n, s.k.data(), pool);
-  cpu::matmul(L.v, s.xn.data(), n, s.v.data(), pool);
+  {
+    const cpu::WeightView* qkv[] = {&L.q, &L.k, &L.v};
+    float* const out[] = {s.q.data(), s.k.data(), s.v.data()};
+    cpu::matmul_shared_input(qkv, out, 3, s.xn.data(), n, pool);
+  }
   if (c.qkv_bias) {
     add_bias(s.q.data(), L.q_bias, n);
     add_bias(s.k.data(), L.k_bias, n);
@@ -79,13 +81,19 @@ void Model::run_layer(int l, const ForwardBatch& batch, KvStorage& kv, Scratch& 
 
   // Feed-forward block (SwiGLU).
   cpu::rmsnorm(s.x.data(), L.ffn_norm.data(), n, d, eps, s.xn.data());
-  cpu::matmul(L.gate, s.xn.data(), n, s.gate.data(), pool);
-  cpu::matmul(L.up, s.xn.data(), n, s.up.data(), pool);
+  {
+    const cpu::WeightView* gate_up[] = {&L.gate, &L.up};
+    float* const out[] = {s.gate.data(), s.up.data()};
+    cpu::matmul_shared_input(gate_up, out, 2, s.xn.data(), n, pool);
+  }
   float* gate = s.gate.data();
   const float* up = s.up.data();
-  pool.run(n, [&](int64_t t, int) {
-    cpu::silu_mul(gate + t * d_ff, up + t * d_ff, d_ff, gate + t * d_ff);
-  });
+  {
+    cpu::profile::Scope timing("silu_mul");
+    pool.run(n, [&](int64_t t, int) {
+      cpu::silu_mul(gate + t * d_ff, up + t * d_ff, d_ff, gate + t * d_ff);
+    });
+  }
   cpu::matmul(L.down, s.gate.data(), n, s.proj.data(), pool);
   cpu::add_inplace(s.x.data(), s.proj.data(), n * d);
 }
@@ -124,7 +132,10 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
         capture(s.x.data(), n, d, i, n_capture, out.hidden.data());
     }
   };
-  for (int64_t t = 0; t < n; ++t) cpu::get_row(token_embd_, batch.tokens[t], s.x.data() + t * d);
+  {
+    cpu::profile::Scope timing("embedding rows");
+    for (int64_t t = 0; t < n; ++t) cpu::get_row(token_embd_, batch.tokens[t], s.x.data() + t * d);
+  }
   capture_layer(-1);
   for (int l = 0; l < c.n_layers; ++l) {
     run_layer(l, batch, kv, s, pool);

@@ -1,5 +1,5 @@
-// Benchmark (not a test): matmul throughput per weight type at batch 1 and the cost of a batch
-// of 8 tokens relative to 1, against the machine's measured read bandwidth. Each case cycles
+// Benchmark (not a test): matmul throughput per weight type at batch 1 and the cost of batches
+// of 8 and 16 tokens relative to 1, against the machine's measured read bandwidth. Each case cycles
 // through enough copies of its matrix (> 4x the L3 cache) that weights come from memory.
 // Weights are packed as the model packs them at load; for the types with a packed layout the
 // last column gives t(8)/t(1) in the file's layout too.
@@ -62,8 +62,8 @@ int run(int argc, char** argv) {
   const double bw = measure_read_bandwidth(pool);
   std::printf("isa %s, %d threads, measured read bandwidth %.1f GB/s\n", isa_name(), pool.size(),
               bw / 1e9);
-  std::printf("%-5s %-13s %-22s %9s %8s %7s %10s %12s\n", "type", "shape", "note", "us/call",
-              "GB/s", "of bw", "t(8)/t(1)", "file layout");
+  std::printf("%-5s %-13s %-22s %9s %8s %7s %10s %10s %12s\n", "type", "shape", "note", "us/call",
+              "GB/s", "of bw", "t(8)/t(1)", "t(16)/t(1)", "file layout");
   const Case cases[] = {
       {DType::Q4_1, 576, 1536, "smollm ffn_down"},
       {DType::Q4_1, 1536, 576, "smollm ffn_gate/up"},
@@ -100,10 +100,11 @@ int run(int argc, char** argv) {
     for (const WeightView& w : copies) packed.push_back(pack_for_matmul(w, false));
     const double t1 = time_matmul(packed, 1, pool, budget);
     const double t8 = time_matmul(packed, 8, pool, budget);
+    const double t16 = time_matmul(packed, 16, pool, budget);
     const double gbs = double(bytes) / t1 / 1e9;
     const std::string shape = std::to_string(c.rows) + "x" + std::to_string(c.cols);
-    std::printf("%-5s %-13s %-22s %9.1f %8.1f %6.0f%% %10.2f", dtype_info(c.type)->name,
-                shape.c_str(), c.note, t1 * 1e6, gbs, 100.0 * gbs * 1e9 / bw, t8 / t1);
+    std::printf("%-5s %-13s %-22s %9.1f %8.1f %6.0f%% %10.2f %10.2f", dtype_info(c.type)->name,
+                shape.c_str(), c.note, t1 * 1e6, gbs, 100.0 * gbs * 1e9 / bw, t8 / t1, t16 / t1);
     if (packed[0].packed != nullptr) {
       packed.clear();  // frees the packed copies
       std::printf(" %12.2f",

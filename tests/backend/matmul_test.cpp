@@ -158,6 +158,54 @@ TEST_P(MatmulTypeTest, BatchInvariant) {
   }
 }
 
+// matmul_shared_input gives every matrix exactly what matmul gives it alone: matrices of one
+// family (one quantization shared), of different activation formats (run one by one), packed
+// or not, unsupported ones (NaN), and more matrices than one fused run takes.
+TEST(Matmul, SharedInputMatchesSeparate) {
+  for (Isa isa : available_isas()) {
+    IsaScope scope(isa);
+    ThreadPool pool(2);
+    const int64_t cols = 768;  // a multiple of both 32 and 256
+    const std::vector<std::vector<DType>> sets = {
+        {DType::Q4_1, DType::Q4_1, DType::Q4_1},
+        {DType::Q8_0, DType::Q4_0, DType::Q5_1},
+        {DType::Q4_K, DType::Q6_K},
+        {DType::Q4_1, DType::Q6_K, DType::F16},
+        {DType::Q5_0, DType::Q2_K},
+        {DType::Q4_1, DType::Q4_1, DType::Q4_1, DType::Q4_1, DType::Q4_1, DType::Q4_1},
+    };
+    uint32_t seed = 300;
+    for (const auto& types : sets) {
+      std::vector<testing::RandomWeight> owned;
+      std::vector<WeightView> views;
+      for (size_t i = 0; i < types.size(); ++i) {
+        const int64_t rows = i % 3 == 0 ? 45 : i % 3 == 1 ? 16 : 3;
+        owned.push_back(random_weight(types[i], rows, cols, seed++));
+        views.push_back(i % 2 == 0 ? pack_for_matmul(owned.back().view, false) : owned.back().view);
+      }
+      for (int64_t n_tok : {1, 5, 16}) {
+        const auto x = random_floats(size_t(n_tok * cols), seed++);
+        std::vector<std::vector<float>> fused(types.size()), alone(types.size());
+        std::vector<const WeightView*> ws;
+        std::vector<float*> ys;
+        for (size_t i = 0; i < types.size(); ++i) {
+          fused[i].assign(size_t(n_tok * views[i].rows), 0.0f);
+          alone[i].assign(fused[i].size(), 0.0f);
+          matmul(views[i], x.data(), n_tok, alone[i].data(), pool);
+          ws.push_back(&views[i]);
+          ys.push_back(fused[i].data());
+        }
+        matmul_shared_input(ws.data(), ys.data(), int(ws.size()), x.data(), n_tok, pool);
+        for (size_t i = 0; i < types.size(); ++i) {
+          EXPECT_EQ(0, std::memcmp(fused[i].data(), alone[i].data(), fused[i].size() * 4))
+              << testing::isa_label(isa) << " matrix " << i << " (" << dtype_info(types[i])->name
+              << ") n_tok " << n_tok;
+        }
+      }
+    }
+  }
+}
+
 std::vector<std::tuple<DType, Isa>> all_cases() {
   std::vector<std::tuple<DType, Isa>> out;
   for (DType t : kTypes) {

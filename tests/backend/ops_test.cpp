@@ -15,23 +15,30 @@ using testing::IsaScope;
 using testing::random_floats;
 
 TEST(Ops, RmsnormMatchesFormula) {
-  const int64_t n = 3, d = 77;
-  const auto x = random_floats(n * d, 1, -3.0f, 3.0f);
-  const auto w = random_floats(d, 2);
-  std::vector<float> y(n * d);
-  rmsnorm(x.data(), w.data(), n, d, 1e-5f, y.data());
-  for (int64_t i = 0; i < n; ++i) {
-    double ss = 0;
-    for (int64_t c = 0; c < d; ++c) ss += double(x[i * d + c]) * x[i * d + c];
-    const double inv = 1.0 / std::sqrt(ss / d + 1e-5);
-    for (int64_t c = 0; c < d; ++c) {
-      EXPECT_NEAR(y[i * d + c], x[i * d + c] * inv * w[c], 1e-6 * std::fabs(inv) * 3 + 1e-7);
+  const int64_t n = 3;
+  for (Isa isa : available_isas()) {
+    IsaScope scope(isa);
+    // Widths below, at and past the SIMD kernel's 32- and 8-value steps.
+    for (int64_t d : {5, 32, 77, 576}) {
+      const auto x = random_floats(n * d, 1, -3.0f, 3.0f);
+      const auto w = random_floats(d, 2);
+      std::vector<float> y(n * d);
+      rmsnorm(x.data(), w.data(), n, d, 1e-5f, y.data());
+      for (int64_t i = 0; i < n; ++i) {
+        double ss = 0;
+        for (int64_t c = 0; c < d; ++c) ss += double(x[i * d + c]) * x[i * d + c];
+        const double inv = 1.0 / std::sqrt(ss / d + 1e-5);
+        for (int64_t c = 0; c < d; ++c) {
+          EXPECT_NEAR(y[i * d + c], x[i * d + c] * inv * w[c], 1e-6 * std::fabs(inv) * 3 + 1e-7)
+              << testing::isa_label(isa) << " d " << d;
+        }
+      }
+      // In place gives the same result.
+      auto z = x;
+      rmsnorm(z.data(), w.data(), n, d, 1e-5f, z.data());
+      EXPECT_EQ(z, y) << testing::isa_label(isa) << " d " << d;
     }
   }
-  // In place gives the same result.
-  auto z = x;
-  rmsnorm(z.data(), w.data(), n, d, 1e-5f, z.data());
-  EXPECT_EQ(z, y);
 }
 
 TEST(Ops, SiluMulMatchesFormula) {
@@ -90,22 +97,31 @@ std::vector<double> plain_freqs(int rot_dims, double theta) {
   return f;
 }
 
+// On every ISA path: close to the formula, and the SIMD paths bit-identical to the scalar one
+// (they repeat its products and sums).
 void check_rope(const RopeParams& p, int64_t head_dim, const std::vector<double>& freqs,
                 double mscale) {
   const int64_t n_tok = 3, n_heads = 2;
   const std::vector<int32_t> pos = {0, 7, 131071};
-  auto x = random_floats(n_tok * n_heads * head_dim, 11);
-  const auto orig = x;
-  rope(x.data(), pos.data(), n_tok, n_heads, head_dim, p);
-  for (int64_t t = 0; t < n_tok; ++t) {
-    for (int64_t h = 0; h < n_heads; ++h) {
-      const int64_t off = (t * n_heads + h) * head_dim;
-      const std::vector<float> v(orig.begin() + off, orig.begin() + off + head_dim);
-      const auto ref = rope_formula(v, pos[t], p.layout, p.rot_dims, freqs, mscale);
-      for (int64_t d = 0; d < head_dim; ++d) {
-        EXPECT_NEAR(x[off + d], ref[d], 2e-6) << "token " << t << " dim " << d;
+  const auto orig = random_floats(n_tok * n_heads * head_dim, 11);
+  std::vector<float> scalar;
+  for (Isa isa : available_isas()) {
+    IsaScope scope(isa);
+    auto x = orig;
+    rope(x.data(), pos.data(), n_tok, n_heads, head_dim, p);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      for (int64_t h = 0; h < n_heads; ++h) {
+        const int64_t off = (t * n_heads + h) * head_dim;
+        const std::vector<float> v(orig.begin() + off, orig.begin() + off + head_dim);
+        const auto ref = rope_formula(v, pos[t], p.layout, p.rot_dims, freqs, mscale);
+        for (int64_t d = 0; d < head_dim; ++d) {
+          EXPECT_NEAR(x[off + d], ref[d], 2e-6)
+              << testing::isa_label(isa) << " token " << t << " dim " << d;
+        }
       }
     }
+    if (isa == Isa::Scalar) scalar = x;
+    EXPECT_EQ(x, scalar) << testing::isa_label(isa);
   }
 }
 
@@ -119,6 +135,8 @@ TEST(Rope, PlainBothLayoutsAndPartialRotation) {
     p.rot_dims = 32;  // only the leading dims rotate
     p.theta = 1e6f;
     check_rope(p, 64, plain_freqs(32, 1e6), 1.0);
+    p.rot_dims = 20;  // not a whole SIMD step of pairs or halves
+    check_rope(p, 26, plain_freqs(20, 1e6), 1.0);
   }
 }
 

@@ -64,7 +64,34 @@ void attend_group_scalar(const AttentionArgs& a, int64_t t, int64_t kv_head, flo
 
 namespace {
 
-// The split kernel: per (token, kv head, chunk) partial results, then an in-order merge.
+// Output of head h of token t from its chunks' partials (in list order): each chunk's sums
+// rescaled by exp(m_c - max m), then divided by the total. A token with one chunk gets
+// exp(0) = 1 and so the partial divided by its own sum, whichever pool run calls this.
+void merge_head(const AttentionArgs& a, int64_t t, int64_t h, const float* part /*[chunks, ...]*/,
+                int64_t c_begin, int64_t c_end, int64_t per_chunk) {
+  const int64_t hd = a.head_dim;
+  float* out = a.out + (t * a.n_heads + h) * hd;
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    const float* p = part + c * per_chunk + h * (2 + hd);
+    if (p[1] > 0.0f) m = std::max(m, p[0]);
+  }
+  std::fill(out, out + hd, 0.0f);
+  float l = 0.0f;
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    const float* p = part + c * per_chunk + h * (2 + hd);
+    if (!(p[1] > 0.0f)) continue;
+    const float f = std::exp(p[0] - m);
+    l += p[1] * f;
+    for (int64_t d = 0; d < hd; ++d) out[d] += p[2 + d] * f;
+  }
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
+}
+
+// The split kernel: per (token, kv head, chunk) partial results, then an in-order merge. A
+// token with a single chunk (up to kKeyChunk keys, the usual case) is merged by the task that
+// computed it, which saves the second pool run when no token has more.
 void attention_chunked(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t group = a.n_heads / a.n_kv_heads, hd = a.head_dim;
   // first[t] = index of token t's first chunk; every token has at least one (maybe empty).
@@ -92,27 +119,17 @@ void attention_chunked(const AttentionArgs& a, ThreadPool& pool) {
     const int64_t t = token_p[cg];
     attend_chunk_avx512(a, t, kvh, cg - first_p[t], scratch.data(),
                         part + cg * per_chunk + kvh * group * (2 + hd));
+    if (first_p[t + 1] - first_p[t] == 1) {
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        merge_head(a, t, h, part, cg, cg + 1, per_chunk);
+      }
+    }
   });
-  // Merge each token's chunks in order: rescale by exp(m_c - max m), then divide by the sum.
+  if (n_chunks == a.n_tok) return;
   pool.run(a.n_tok, [&](int64_t t, int) {
+    if (first_p[t + 1] - first_p[t] == 1) return;  // merged above
     for (int64_t h = 0; h < a.n_heads; ++h) {
-      float* out = a.out + (t * a.n_heads + h) * hd;
-      float m = -std::numeric_limits<float>::infinity();
-      for (int64_t c = first_p[t]; c < first_p[t + 1]; ++c) {
-        const float* p = part + c * per_chunk + h * (2 + hd);
-        if (p[1] > 0.0f) m = std::max(m, p[0]);
-      }
-      std::fill(out, out + hd, 0.0f);
-      float l = 0.0f;
-      for (int64_t c = first_p[t]; c < first_p[t + 1]; ++c) {
-        const float* p = part + c * per_chunk + h * (2 + hd);
-        if (!(p[1] > 0.0f)) continue;
-        const float f = std::exp(p[0] - m);
-        l += p[1] * f;
-        for (int64_t d = 0; d < hd; ++d) out[d] += p[2 + d] * f;
-      }
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
+      merge_head(a, t, h, part, first_p[t], first_p[t + 1], per_chunk);
     }
   });
 }
@@ -125,6 +142,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     return;
   }
   if (a.n_tok == 0) return;
+  profile::Scope timing("attention");
   if (active_isa() == Isa::Avx512 && attend_chunked_avx512_supports(a.head_dim)) {
     attention_chunked(a, pool);
     return;
@@ -177,6 +195,7 @@ void attention_reference(const AttentionArgs& a) {
 
 void store_kv_f16(const float* kv, const int32_t* slots, int64_t n_tok, int64_t row_elems,
                   uint16_t* cache) {
+  profile::Scope timing("store kv");
   if (active_isa() == Isa::Avx512) {
     store_kv_f16_avx512(kv, slots, n_tok, row_elems, cache);
     return;

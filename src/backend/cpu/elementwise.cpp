@@ -8,6 +8,11 @@
 namespace dspark::cpu {
 
 void rmsnorm(const float* x, const float* weight, int64_t n, int64_t d, float eps, float* y) {
+  profile::Scope timing("rmsnorm");
+  if (active_isa() == Isa::Avx512) {
+    rmsnorm_avx512(x, weight, n, d, eps, y);
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     const float* xr = x + i * d;
     float* yr = y + i * d;
@@ -31,6 +36,7 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* y) {
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
+  profile::Scope timing("add");
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 

@@ -130,58 +130,128 @@ bool matmul_supported(DType type) {
   return info != nullptr && info->dequantizable;
 }
 
-void matmul(const WeightView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  if (n_tok <= 0 || w.rows <= 0) return;
-  const KernelSet& ks = active_kernels();
+namespace {
+
+// One matrix of a matmul call, ready to run: its kernel and its share of the pool's tasks.
+struct Job {
+  const WeightView* w = nullptr;
+  MatmulArgs args;
+  const MatmulKernel* mk = nullptr;
+  bool via_f32 = false;  // no kernel for the type: rows converted to fp32 first
+  int64_t tiles_per_task = 0, n_tasks = 0;
+};
+
+// False (y filled with NaN) for a type the kernels cannot read.
+bool prepare(const WeightView& w, float* y, int64_t n_tok, int pool_size, Job* job) {
   const DTypeInfo* info = dtype_info(w.type);
   if (info == nullptr || !info->dequantizable || w.cols % info->block_elems != 0) {
     std::fill(y, y + n_tok * w.rows, std::numeric_limits<float>::quiet_NaN());
-    return;
+    return false;
   }
-  MatmulArgs args;
-  args.w = static_cast<const uint8_t*>(w.data);
-  args.row_bytes = w.row_bytes;
-  args.packed = w.packed.get();
-  args.cols = w.cols;
-  args.y = y;
-  args.y_stride = w.rows;
-  const MatmulKernel* mk = pick(ks, w.type);
-  // Types without their own kernel: each row dequantized to fp32, then the fp32 kernel.
-  const bool via_f32 = mk == nullptr;
-  if (via_f32) mk = &ks.f32;
-  if (mk->act.quantize == nullptr) {
-    args.x = x;
-  } else {
-    args.acts = quantize_acts(mk->act, x, n_tok, w.cols, pool);
-  }
-  const RowsKernel kernel = mk->rows;
+  const KernelSet& ks = active_kernels();
+  job->w = &w;
+  job->args.w = static_cast<const uint8_t*>(w.data);
+  job->args.row_bytes = w.row_bytes;
+  job->args.packed = w.packed.get();
+  job->args.cols = w.cols;
+  job->args.y = y;
+  job->args.y_stride = w.rows;
+  job->mk = pick(ks, w.type);
+  job->via_f32 = job->mk == nullptr;
+  if (job->via_f32) job->mk = &ks.f32;
   // About four tasks per thread for balance, whole row tiles each.
   const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile;
-  const int64_t tiles_per_task = std::max<int64_t>(1, n_tiles / (4 * pool.size()));
-  const int64_t n_tasks = (n_tiles + tiles_per_task - 1) / tiles_per_task;
-  pool.run(n_tasks, [&](int64_t task, int) {
-    const int64_t r_begin = task * tiles_per_task * kRowTile;
-    const int64_t r_end = std::min(w.rows, r_begin + tiles_per_task * kRowTile);
-    if (via_f32) {
-      thread_local std::vector<float> row;
-      row.resize(static_cast<size_t>(w.cols));
-      MatmulArgs one = args;
-      one.w = reinterpret_cast<const uint8_t*>(row.data());
-      one.row_bytes = 0;  // every row index reads the converted row
-      for (int64_t r = r_begin; r < r_end; ++r) {
-        dequantize_row(w.type, args.w + r * args.row_bytes, row.data(), w.cols);
-        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
-          kernel(one, r, r + 1, t0, std::min(n_tok, t0 + kTokTile));
-        }
-      }
-      return;
-    }
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowTile) {
-      const int64_t r1 = std::min(r_end, r0 + kRowTile);
+  job->tiles_per_task = std::max<int64_t>(1, n_tiles / (4 * pool_size));
+  job->n_tasks = (n_tiles + job->tiles_per_task - 1) / job->tiles_per_task;
+  return true;
+}
+
+// Task `task` of a job: its rows for all n_tok tokens.
+void run_task(const Job& job, int64_t n_tok, int64_t task) {
+  const WeightView& w = *job.w;
+  const RowsKernel kernel = job.mk->rows;
+  const int64_t r_begin = task * job.tiles_per_task * kRowTile;
+  const int64_t r_end = std::min(w.rows, r_begin + job.tiles_per_task * kRowTile);
+  if (job.via_f32) {
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(w.cols));
+    MatmulArgs one = job.args;
+    one.w = reinterpret_cast<const uint8_t*>(row.data());
+    one.row_bytes = 0;  // every row index reads the converted row
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      dequantize_row(w.type, job.args.w + r * job.args.row_bytes, row.data(), w.cols);
       for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
-        kernel(args, r0, r1, t0, std::min(n_tok, t0 + kTokTile));
+        kernel(one, r, r + 1, t0, std::min(n_tok, t0 + kTokTile));
       }
     }
+    return;
+  }
+  for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowTile) {
+    const int64_t r1 = std::min(r_end, r0 + kRowTile);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
+      kernel(job.args, r0, r1, t0, std::min(n_tok, t0 + kTokTile));
+    }
+  }
+}
+
+// Whether jobs a and b read the same activations: the same input width and format.
+bool same_activations(const Job& a, const Job& b) {
+  return a.args.cols == b.args.cols && a.mk->act.quantize == b.mk->act.quantize &&
+         a.mk->act.lengths == b.mk->act.lengths;
+}
+
+}  // namespace
+
+void matmul(const WeightView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  const WeightView* ws[] = {&w};
+  float* ys[] = {y};
+  matmul_shared_input(ws, ys, 1, x, n_tok, pool);
+}
+
+void matmul_shared_input(const WeightView* const ws[], float* const ys[], int n_mats,
+                         const float* x, int64_t n_tok, ThreadPool& pool) {
+  if (n_tok <= 0 || n_mats <= 0) return;
+  constexpr int kMaxMats = 4;
+  if (n_mats > kMaxMats) {  // more than the fused path holds: in fused groups of kMaxMats
+    matmul_shared_input(ws, ys, kMaxMats, x, n_tok, pool);
+    matmul_shared_input(ws + kMaxMats, ys + kMaxMats, n_mats - kMaxMats, x, n_tok, pool);
+    return;
+  }
+  Job jobs[kMaxMats];
+  int n_jobs = 0;
+  int64_t out_rows = 0;
+  for (int i = 0; i < n_mats; ++i) {
+    if (ws[i]->rows > 0 && prepare(*ws[i], ys[i], n_tok, pool.size(), &jobs[n_jobs])) {
+      out_rows += ws[i]->rows;
+      ++n_jobs;
+    }
+  }
+  if (n_jobs == 0) return;
+  // One quantization serves all matrices only if they read the same format; else each runs
+  // on its own.
+  for (int i = 1; i < n_jobs; ++i) {
+    if (same_activations(jobs[0], jobs[i])) continue;
+    for (int j = 0; j < n_jobs; ++j) {
+      float* y = jobs[j].args.y;
+      matmul_shared_input(&jobs[j].w, &y, 1, x, n_tok, pool);
+    }
+    return;
+  }
+  const ActFormat& fmt = jobs[0].mk->act;
+  if (fmt.quantize == nullptr) {
+    for (int i = 0; i < n_jobs; ++i) jobs[i].args.x = x;
+  } else {
+    profile::Scope timing("quantize activations");
+    const QuantizedActs acts = quantize_acts(fmt, x, n_tok, jobs[0].args.cols, pool);
+    for (int i = 0; i < n_jobs; ++i) jobs[i].args.acts = acts;
+  }
+  profile::Scope timing("matmul", int64_t(jobs[0].w->type), out_rows << 32 | jobs[0].args.cols);
+  int64_t first_task[kMaxMats + 1] = {0};
+  for (int i = 0; i < n_jobs; ++i) first_task[i + 1] = first_task[i] + jobs[i].n_tasks;
+  pool.run(first_task[n_jobs], [&](int64_t task, int) {
+    int i = 0;
+    while (task >= first_task[i + 1]) ++i;
+    run_task(jobs[i], n_tok, task - first_task[i]);
   });
 }
 

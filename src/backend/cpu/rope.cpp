@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dspark/backend_cpu.h"
+#include "rope_simd.h"
 
 namespace dspark::cpu {
 namespace {
@@ -120,7 +121,13 @@ void rope(float* x, const int32_t* positions, int64_t n_tok, int64_t n_heads, in
           const RopeParams& params) {
   const int64_t half = params.rot_dims / 2;
   if (n_tok <= 0 || half <= 0 || params.rot_dims > head_dim) return;
+  profile::Scope timing("rope");
   const RopeTable& t = table_for(params, positions, n_tok);
+  if (active_isa() == Isa::Avx512) {
+    rope_rotate_avx512(x, t.cos.data(), t.sin.data(), n_tok, n_heads, head_dim, half,
+                       params.layout);
+    return;
+  }
   for (int64_t i = 0; i < n_tok; ++i) {
     const float* c = t.cos.data() + i * half;
     const float* s = t.sin.data() + i * half;

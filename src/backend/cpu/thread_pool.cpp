@@ -168,6 +168,7 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t, int)>& f
   p.generation.fetch_add(1, std::memory_order_seq_cst);
   p.wake_sleepers();
   p.work(0);
+  profile::Scope waiting("pool wait");
   wait_until([&] { return p.done_tasks.load(std::memory_order_acquire) == n_tasks; });
   p.job_open.store(false, std::memory_order_seq_cst);
   wait_until([&] { return p.in_job.load(std::memory_order_seq_cst) == 0; });
