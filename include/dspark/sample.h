@@ -67,6 +67,13 @@ struct TokenHistory {
 void apply_logits_processors(const SamplingParams& params, const TokenHistory& history,
                              float* logits /*[vocab]*/, int64_t vocab);
 
+// Whether the parameters make the processed distribution one-hot (temperature at or below 1e-5,
+// or top_k 1).
+bool is_greedy(const SamplingParams& params);
+// The first id of the largest logit [vocab], NaN counting as -inf; -1 when every logit is -inf
+// or NaN. The token greedy parameters pick.
+int64_t greedy_token(const float* logits /*[vocab]*/, int64_t vocab);
+
 // Steps 5-8: probs [vocab] sums to 1, filtered ids are exactly 0. NaN logits count as -inf; if
 // every logit is -inf the distribution is uniform (there is nothing better to say).
 void processed_distribution(const SamplingParams& params, const float* logits /*[vocab]*/,
@@ -97,7 +104,8 @@ class Sampler {
   // The next number of the request's generator, in [0, 1) (speculative acceptance draws its
   // uniforms here, so a seeded request stays reproducible).
   double uniform() { return next_uniform(); }
-  // The distribution the last sample() call drew from: probs [vocab].
+  // The distribution the last sample() call drew from: probs [vocab]; empty after a greedy
+  // one, which takes the argmax without building it.
   const std::vector<float>& last_distribution() const { return probs_; }
   const SamplingParams& params() const { return params_; }
 

@@ -12,16 +12,11 @@ namespace dspark::engine {
 
 namespace {
 
-constexpr float kGreedyTemperature = 1e-5f;   // sample.h: at or below this, sampling is argmax
 constexpr double kDepthAverageWeight = 0.05;  // moving average of the verified depth
 constexpr int32_t kRefitEvery = 1024;         // verified rounds between calibration refits
 constexpr double kForecastWeight = 0.1;       // moving average of the survival forecast
 constexpr double kFreeDraftShare = 0.01;      // drafting under this share of a step is free
 constexpr int64_t kProbeRounds = 4;           // verified rounds before a catch-up under load
-
-bool is_greedy(const SamplingParams& p) {
-  return p.temperature <= kGreedyTemperature;
-}
 
 // Seconds of one forward over n tokens of one sequence written from slot 0 (all blocks are free
 // at start-up), logits on every row (ids below logit_vocab, 0: all) as in a verification step or

@@ -19,10 +19,11 @@ float clean(float logit) {
 
 }  // namespace
 
-void processed_distribution(const SamplingParams& params, const float* logits, int64_t vocab,
-                            std::vector<float>* probs) {
-  probs->assign(size_t(std::max<int64_t>(vocab, 0)), 0.0f);
-  if (vocab <= 0) return;
+bool is_greedy(const SamplingParams& params) {
+  return params.temperature <= kGreedyTemperature || params.top_k == 1;
+}
+
+int64_t greedy_token(const float* logits, int64_t vocab) {
   float max_logit = -std::numeric_limits<float>::infinity();
   int64_t argmax = -1;
   for (int64_t i = 0; i < vocab; ++i) {
@@ -31,17 +32,26 @@ void processed_distribution(const SamplingParams& params, const float* logits, i
       argmax = i;
     }
   }
+  return argmax;
+}
+
+void processed_distribution(const SamplingParams& params, const float* logits, int64_t vocab,
+                            std::vector<float>* probs) {
+  probs->assign(size_t(std::max<int64_t>(vocab, 0)), 0.0f);
+  if (vocab <= 0) return;
+  const int64_t argmax = greedy_token(logits, vocab);
   auto& p = *probs;
   if (argmax < 0) {
     std::fill(p.begin(), p.end(), 1.0f / float(vocab));
     return;
   }
-  if (params.temperature <= kGreedyTemperature || params.top_k == 1) {
+  if (is_greedy(params)) {
     p[size_t(argmax)] = 1.0f;
     return;
   }
 
   // Weights relative to the maximum (which gets exactly 1), so min-p needs no normalisation.
+  const float max_logit = logits[argmax];
   const double inv_t = 1.0 / double(params.temperature);
   for (int64_t i = 0; i < vocab; ++i) {
     p[size_t(i)] = float(std::exp((double(clean(logits[i])) - double(max_logit)) * inv_t));

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <vector>
@@ -165,6 +167,38 @@ TEST(Sampler, GreedyHonoursPenaltiesAndBias) {
   p.logit_bias = {{2, 5.0f}};
   Sampler biased(p);
   EXPECT_EQ(biased.sample(logits.data(), 3), 2);
+}
+
+// Greedy parameters take the argmax directly; the token is the one-hot processed distribution's
+// (NaN as -inf, first maximum), and the generator advances by one draw as through sample_from.
+TEST(Sampler, GreedyShortcutMatchesTheProcessedDistribution) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> logits(64);
+    for (float& l : logits) l = normal(rng);
+    if (trial % 3 == 0) logits[size_t(trial % 64)] = nan;
+    if (trial % 5 == 0) logits[size_t((trial * 7) % 64)] = inf;
+    if (trial % 7 == 0) logits[size_t((trial * 3) % 64)] = logits[size_t((trial * 5) % 64)];
+    SamplingParams p;
+    p.seed = uint64_t(trial);
+    if (trial % 2 == 0) p.top_k = 1, p.temperature = 0.8f;
+    std::vector<float> probs;
+    processed_distribution(p, logits.data(), 64, &probs);
+    const auto expected = std::max_element(probs.begin(), probs.end()) - probs.begin();
+    Sampler sampler(p), fresh(p);
+    EXPECT_EQ(sampler.sample(logits.data(), 64), expected) << "trial " << trial;
+    (void)fresh.uniform();
+    EXPECT_EQ(sampler.uniform(), fresh.uniform()) << "trial " << trial;
+  }
+  // Nothing finite to take: the uniform fallback still draws a valid id.
+  const std::vector<float> all_nan(8, nan);
+  Sampler sampler{SamplingParams{}};
+  const int32_t id = sampler.sample(all_nan.data(), 8);
+  EXPECT_GE(id, 0);
+  EXPECT_LT(id, 8);
 }
 
 TEST(Sampler, SampleFromDrawsOnlyPossibleIds) {
