@@ -194,6 +194,10 @@ struct AttentionArgs {
   const int32_t* key_slots = nullptr;    //   key_slots[key_offsets[t] .. key_offsets[t+1])
   float* out = nullptr;                  // [n_tok, n_heads, head_dim]
 };
+// The args of a model's attention over its KV cache, scaled by 1 / sqrt(head_dim).
+AttentionArgs attention_args(int64_t n_tok, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                             const float* q, const uint16_t* k_cache, const uint16_t* v_cache,
+                             const int64_t* key_offsets, const int32_t* key_slots, float* out);
 void attention(const AttentionArgs& args, ThreadPool& pool);
 void attention_reference(const AttentionArgs& args);
 

@@ -185,10 +185,8 @@ double Engine::Impl::catch_up_seconds(const sched::StepPlan& plan,
 int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, const std::vector<size_t>& index,
                                    int32_t n_sampling) {
   const SpecConfig& sc = config.spec;
-  const std::vector<double> cautious =
-      spec::cautious_survival(spec_forecast, spec_totals.verified_at, spec_totals.accepted_at);
+  std::vector<double> cautious;  // [max_depth], only when a catch-up is to be judged
   spec::DepthInput di;
-  di.cautious_survival = cautious;
   di.base_tokens = plan.n_tokens;
   di.base_commits = n_sampling;
   di.n_drafting = static_cast<int32_t>(index.size());
@@ -213,6 +211,9 @@ int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, const std::vecto
       if (spec_totals.n_rounds < kProbeRounds) {
         if (coming > 1) return 0;
       } else {
+        cautious = spec::cautious_survival(spec_forecast, spec_totals.verified_at,
+                                           spec_totals.accepted_at);
+        di.cautious_survival = cautious;
         di.coming_requests = coming;
       }
     }

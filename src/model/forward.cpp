@@ -1,7 +1,6 @@
 // Model::forward: embeddings, the transformer layers over the CPU kernels, final norm and the
 // logits of the requested rows.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "batch_plan.h"
@@ -63,19 +62,9 @@ void Model::run_layer(int l, const ForwardBatch& batch, KvStorage& kv, Scratch& 
   cpu::store_kv_f16(s.k.data(), batch.kv_slots.data(), n, kv_dim, kv.k(l));
   cpu::store_kv_f16(s.v.data(), batch.kv_slots.data(), n, kv_dim, kv.v(l));
 
-  cpu::AttentionArgs a;
-  a.n_tok = n;
-  a.n_heads = c.n_heads;
-  a.n_kv_heads = c.n_kv_heads;
-  a.head_dim = hd;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  a.q = s.q.data();
-  a.k_cache = kv.k(l);
-  a.v_cache = kv.v(l);
-  a.key_offsets = s.key_offsets.data();
-  a.key_slots = s.key_slots.data();
-  a.out = s.attn.data();
-  cpu::attention(a, pool);
+  cpu::attention(cpu::attention_args(n, c.n_heads, c.n_kv_heads, hd, s.q.data(), kv.k(l), kv.v(l),
+                                     s.key_offsets.data(), s.key_slots.data(), s.attn.data()),
+                 pool);
   cpu::matmul(L.o, s.attn.data(), n, s.proj.data(), pool);
   cpu::add_inplace(s.x.data(), s.proj.data(), n * d);
 

@@ -1,7 +1,6 @@
 // DSpark draft layers: context K/V projection and the non-causal block pass.
 #include "dspark_forward.h"
 
-#include <cmath>
 
 namespace dspark::spec::dspark_detail {
 
@@ -73,19 +72,9 @@ void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch
     // (non-causal) after its context.
     store_kv(ck, l, s.xn.data(), b.positions.data(), b.slots.data(), n, kv, s, pool);
 
-    cpu::AttentionArgs a;
-    a.n_tok = n;
-    a.n_heads = c.n_heads;
-    a.n_kv_heads = c.n_kv_heads;
-    a.head_dim = hd;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    a.q = s.q.data();
-    a.k_cache = kv.k(l);
-    a.v_cache = kv.v(l);
-    a.key_offsets = b.key_offsets.data();
-    a.key_slots = b.key_slots.data();
-    a.out = s.attn.data();
-    cpu::attention(a, pool);
+    cpu::attention(cpu::attention_args(n, c.n_heads, c.n_kv_heads, hd, s.q.data(), kv.k(l), kv.v(l),
+                                       b.key_offsets.data(), b.key_slots.data(), s.attn.data()),
+                   pool);
     cpu::matmul(L.o, s.attn.data(), n, s.proj.data(), pool);
     cpu::add_inplace(x, s.proj.data(), n * d);
 
