@@ -59,6 +59,27 @@ struct SpecStats {
   double mean_accepted_length() const;
 };
 
+// Engines sharing one StepTurns take turns at their steps: an engine waits before each step
+// while another one waiting has the turn, and passes the turn on after it. Two configurations
+// run side by side in one process then see the same machine step by step, which a machine whose
+// speed drifts from one run to the next cannot give (paired benchmarks; `dspark generate
+// --compare-plain`). An engine with nothing to do never waits nor holds the others up.
+class StepTurns {
+ public:
+  explicit StepTurns(int n_players);
+  int n_players() const { return static_cast<int>(waiting_.size()); }
+  // Blocks until player (0 <= player < n_players) has the turn.
+  void begin(int player);
+  // Hands the turn to the next waiting player (in player order), or frees it.
+  void end(int player);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<char> waiting_;  // [n_players]
+  int turn_ = -1;              // who holds the turn; -1: free
+};
+
 struct EngineConfig {
   std::shared_ptr<const Model> model;
   std::shared_ptr<const Tokenizer> tokenizer;  // its vocabulary must not exceed the model's
@@ -71,6 +92,8 @@ struct EngineConfig {
   int threads = 0;                            // forward threads; 0: physical cores
   int64_t max_context = 0;  // tokens a request may hold (prompt + max_tokens); 0: the model's
   SpecConfig spec;
+  std::shared_ptr<StepTurns> turns;  // optional: take turns at steps with other engines
+  int turn_player = 0;               // this engine's player number in turns
 };
 
 struct Request {
@@ -146,6 +169,7 @@ struct EngineStats {
   int64_t n_forward_tokens = 0;
   int64_t n_prompt_tokens = 0;     // prompt tokens of admitted requests
   int64_t n_generated_tokens = 0;  // tokens streamed to requests
+  double step_seconds = 0.0;       // wall time spent in steps (excludes waiting for work/turns)
   SpecMethod spec_method = SpecMethod::kNone;
   SpecStats spec;
   double spec_mean_depth = 0.0;       // drafted tokens verified per speculating request, recent

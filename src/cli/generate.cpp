@@ -21,7 +21,7 @@ namespace {
 struct GenerateOptions {
   std::string prompt;
   int64_t n_predict = 0, parallel = 1;
-  bool parse_special = true, ignore_eos = false, quiet = false;
+  bool parse_special = true, ignore_eos = false, quiet = false, compare_plain = false;
   SamplingParams sampling;
 };
 
@@ -61,7 +61,39 @@ Result<GenerateOptions> read_options(const Args& args) {
   o.parse_special = !args.has("no-special");
   o.ignore_eos = args.has("ignore-eos");
   o.quiet = args.has("quiet");
+  o.compare_plain = args.has("compare-plain");
   return o;
+}
+
+// Reads the plain engine's completions, checks that greedy outputs match the speculative ones
+// token for token, and prints both engines' speeds over their own step time.
+Status compare_with_plain(const GenerateOptions& o, engine::Engine& plain,
+                          const std::vector<std::shared_ptr<engine::Stream>>& plain_streams,
+                          engine::Engine& spec,
+                          const std::vector<std::vector<int32_t>>& spec_outputs) {
+  const bool greedy = is_greedy(o.sampling);
+  for (size_t i = 0; i < plain_streams.size(); ++i) {
+    const engine::Completion c = plain_streams[i]->collect();
+    if (c.final.reason == engine::FinishReason::kError) return Error{"plain: " + c.final.message};
+    if (!greedy || c.tokens == spec_outputs[i]) continue;
+    size_t k = 0;
+    while (k < c.tokens.size() && k < spec_outputs[i].size() && c.tokens[k] == spec_outputs[i][k]) {
+      ++k;
+    }
+    return Error{"request " + std::to_string(i) +
+                 ": the speculative output differs from plain decoding at token " +
+                 std::to_string(k)};
+  }
+  const engine::EngineStats p = plain.stats(), s = spec.stats();
+  const double plain_tps = p.step_seconds > 0 ? double(p.n_generated_tokens) / p.step_seconds : 0;
+  const double spec_tps = s.step_seconds > 0 ? double(s.n_generated_tokens) / s.step_seconds : 0;
+  std::fprintf(stderr,
+               "compare: plain %.1f tok/s in %.2f s of steps, speculative %.1f tok/s in %.2f s "
+               "(steps taken in turns), speed-up %.3f, %s\n",
+               plain_tps, p.step_seconds, spec_tps, s.step_seconds,
+               plain_tps > 0 ? spec_tps / plain_tps : 0.0,
+               greedy ? "outputs identical" : "sampled outputs not compared");
+  return Status::Ok();
 }
 
 Status generate(const GenerateOptions& o, const Args& args) {
@@ -83,31 +115,60 @@ Status generate(const GenerateOptions& o, const Args& args) {
 
   engine::EngineConfig config = setup->config;
   config.max_num_seqs = std::max<int32_t>(config.max_num_seqs, int32_t(o.parallel));
+  // --compare-plain: a plain engine on the same model runs the same requests, the two taking
+  // turns step by step, so both speeds are measured on the same machine state.
+  std::unique_ptr<engine::Engine> plain;
+  if (o.compare_plain) {
+    if (config.spec.method == engine::SpecMethod::kNone) {
+      return Error{"--compare-plain compares speculation with plain decoding: give --spec-method"};
+    }
+    config.turns = std::make_shared<engine::StepTurns>(2);
+    engine::EngineConfig plain_config = config;
+    plain_config.spec = engine::SpecConfig{};
+    plain_config.turn_player = 1;
+    auto made = engine::Engine::create(plain_config);
+    if (!made.ok()) return made.error();
+    plain = std::move(made).value();
+  }
   auto created = engine::Engine::create(config);
   if (!created.ok()) return created.error();
   engine::Engine& eng = *created.value();
 
   // N copies of the prompt; each gets its own seed so sampled runs differ.
-  std::vector<std::shared_ptr<engine::Stream>> streams;
+  auto submit_all = [&](engine::Engine& e) -> Result<std::vector<std::shared_ptr<engine::Stream>>> {
+    std::vector<std::shared_ptr<engine::Stream>> streams;
+    for (int64_t i = 0; i < o.parallel; ++i) {
+      engine::Request request;
+      request.prompt = prompt;
+      request.params = o.sampling;
+      request.params.seed = o.sampling.seed + uint64_t(i);
+      request.params.max_tokens = int32_t(n_predict);
+      request.params.ignore_eos = o.ignore_eos;
+      auto stream = e.submit(std::move(request));
+      if (!stream.ok()) return stream.error();
+      streams.push_back(stream.value());
+    }
+    return streams;
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < o.parallel; ++i) {
-    engine::Request request;
-    request.prompt = prompt;
-    request.params = o.sampling;
-    request.params.seed = o.sampling.seed + uint64_t(i);
-    request.params.max_tokens = int32_t(n_predict);
-    request.params.ignore_eos = o.ignore_eos;
-    auto stream = eng.submit(std::move(request));
-    if (!stream.ok()) return stream.error();
-    streams.push_back(stream.value());
+  auto submitted = submit_all(eng);
+  if (!submitted.ok()) return submitted.error();
+  const std::vector<std::shared_ptr<engine::Stream>>& streams = *submitted;
+  std::vector<std::shared_ptr<engine::Stream>> plain_streams;
+  if (plain) {
+    auto p = submit_all(*plain);
+    if (!p.ok()) return p.error();
+    plain_streams = std::move(p).value();
   }
 
   // One request streams live; several are printed whole, in order, as each completes.
   std::vector<engine::FinalRecord> finals;
+  std::vector<std::vector<int32_t>> outputs(streams.size());  // [n_requests][n_completion]
   for (size_t i = 0; i < streams.size(); ++i) {
     if (streams.size() > 1) std::printf("--- [%zu]\n", i);
     for (;;) {
       engine::Event event = streams[i]->next();
+      outputs[i].insert(outputs[i].end(), event.tokens.begin(), event.tokens.end());
       std::fwrite(event.text.data(), 1, event.text.size(), stdout);
       std::fflush(stdout);
       if (event.final) {
@@ -154,6 +215,7 @@ Status generate(const GenerateOptions& o, const Args& args) {
   std::fprintf(stderr, "total: %zu requests, %ld tokens in %.2f s = %.1f tok/s, isa %s\n",
                finals.size(), long(total_generated), wall_s,
                wall_s > 0 ? double(total_generated) / wall_s : 0.0, cpu::isa_name());
+  if (plain) return compare_with_plain(o, *plain, plain_streams, eng, outputs);
   return Status::Ok();
 }
 
@@ -174,6 +236,9 @@ int run_generate(int argc, char** argv) {
       .option("no-special", "", "", "treat special-token text in the prompt as plain text")
       .option("ignore-eos", "", "", "keep generating past end-of-sequence tokens")
       .option("quiet", "q", "", "no progress bar or model summary")
+      .option("compare-plain", "", "",
+              "also run the requests without speculation, the two engines taking turns step by "
+              "step, and print both speeds (greedy outputs must match)")
       .option("help", "h", "", "show this help");
   const std::string summary = "Generate text from a prompt, streaming it to stdout.";
   if (Status s = args.parse(argc, argv); !s.ok()) {

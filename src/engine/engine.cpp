@@ -55,6 +55,10 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   if (!config.tokenizer) return Error{"engine: no tokenizer"};
   if (config.block_size < 1) return Error{"engine: block_size " + str(config.block_size) + " < 1"};
   if (config.kv_blocks < 1) return Error{"engine: kv_blocks " + str(config.kv_blocks) + " < 1"};
+  if (config.turns && (config.turn_player < 0 || config.turn_player >= config.turns->n_players())) {
+    return Error{"engine: turn_player " + str(config.turn_player) + " outside the " +
+                 str(config.turns->n_players()) + " players of its turns"};
+  }
   if (config.tokenizer->vocab_size() > config.model->config().vocab_size) {
     return Error{"engine: tokenizer vocabulary (" + str(config.tokenizer->vocab_size()) +
                  ") larger than the model's (" + str(config.model->config().vocab_size) + ")"};
@@ -166,6 +170,7 @@ EngineStats Engine::stats() {
   s.n_forward_tokens = impl_->n_forward_tokens;
   s.n_prompt_tokens = impl_->n_prompt_tokens;
   s.n_generated_tokens = impl_->n_generated_tokens;
+  s.step_seconds = impl_->step_seconds;
   s.spec_method = impl_->config.spec.method;
   s.spec = impl_->spec_totals;
   s.spec_mean_depth = impl_->spec_mean_depth;
@@ -187,6 +192,9 @@ void Engine::Impl::run() {
       new_aborts.swap(aborts);
       stop_now = stopping;
     }
+    // Wait for the turn before taking state_mu, so stats() is not held up meanwhile.
+    const bool may_step = !stop_now && (!requests.empty() || !new_requests.empty());
+    if (may_step && config.turns) config.turns->begin(config.turn_player);
     {
       std::lock_guard<std::mutex> lock(state_mu);
       for (Pending& p : new_requests) admit(std::move(p));
@@ -197,9 +205,12 @@ void Engine::Impl::run() {
         std::sort(ids.begin(), ids.end());
         for (RequestId id : ids) abort_live(id, FinishReason::kAbort, "");
       } else if (!requests.empty()) {
+        const auto t0 = Clock::now();
         step();
+        step_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
       }
     }
+    if (may_step && config.turns) config.turns->end(config.turn_player);
     idle_cv.notify_all();
     if (stop_now) return;
   }

@@ -94,6 +94,7 @@ struct Engine::Impl {
   std::unordered_map<RequestId, LiveRequest> requests;
   int64_t n_steps = 0, n_forward_tokens = 0;
   int64_t n_prompt_tokens = 0, n_generated_tokens = 0;
+  double step_seconds = 0.0;  // EngineStats::step_seconds
 
   // Speculative decoding (engine thread only; totals read under state_mu).
   std::unique_ptr<spec::Drafter> drafter;  // null: plain decoding
@@ -141,7 +142,8 @@ struct Engine::Impl {
   // Seconds a draft model needs to forward the backlog of history it has not seen of the
   // requests at index (positions in plan.requests); 0 for other drafters.
   double catch_up_seconds(const sched::StepPlan& plan, const std::vector<size_t>& index) const;
-  // Acceptance over the verified tree: the accepted drafts and the bonus token.
+  // Acceptance over the verified tree: the accepted drafts and the bonus token. Touches only r
+  // (its sampler), so requests may run it in parallel.
   Produced accept_speculation(LiveRequest& r, const SpecWork& w, const ForwardOutput& out);
   // Commits the KV of the first n_keep accepted drafts, frees the other scratch slots and
   // updates the statistics and calibration.
@@ -156,6 +158,8 @@ struct Engine::Impl {
                          std::span<const int32_t> rows, std::span<const int64_t> slots);
   spec::TargetDist target_dist(LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
                                std::vector<std::vector<float>>& cache);
+  spec::TargetToken target_token(const LiveRequest& r, const SpecWork& w,
+                                 const ForwardOutput& out) const;
 };
 
 }  // namespace dspark::engine

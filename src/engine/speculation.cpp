@@ -367,12 +367,31 @@ spec::TargetDist Engine::Impl::target_dist(LiveRequest& r, const SpecWork& w,
   };
 }
 
+spec::TargetToken Engine::Impl::target_token(const LiveRequest& r, const SpecWork& w,
+                                             const ForwardOutput& out) const {
+  const int64_t vocab = config.model->config().vocab_size;
+  return [this, &r, &w, &out, vocab](int32_t node) -> int32_t {
+    std::vector<int32_t> history = r.output;
+    const size_t n_output = history.size();
+    for (int32_t n = node; n >= 0; n = w.tree.parent[n]) history.push_back(w.tree.tokens[n]);
+    std::reverse(history.begin() + std::ptrdiff_t(n_output), history.end());
+    const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;
+    std::vector<float> adjusted(logits, logits + vocab);
+    apply_logits_processors(r.sampler.params(), TokenHistory{r.prompt, history, eos_ids},
+                            adjusted.data(), vocab);
+    // Every logit -inf: the processed distribution is uniform and its argmax the first id.
+    return static_cast<int32_t>(std::max<int64_t>(greedy_token(adjusted.data(), vocab), 0));
+  };
+}
+
 Produced Engine::Impl::accept_speculation(LiveRequest& r, const SpecWork& w,
                                           const ForwardOutput& out) {
   std::vector<std::vector<float>> cache(size_t(w.tree.size()) + 1);
-  const spec::Acceptance acc =
-      spec::accept(w.tree, is_greedy(r.sampler.params()), target_dist(r, w, out, cache),
-                   [&r] { return r.sampler.uniform(); });
+  // Greedy needs only each node's argmax: no vocabulary-sized distribution per walked node.
+  const spec::Acceptance acc = is_greedy(r.sampler.params())
+                                   ? spec::accept_greedy(w.tree, target_token(r, w, out))
+                                   : spec::accept(w.tree, false, target_dist(r, w, out, cache),
+                                                  [&r] { return r.sampler.uniform(); });
   Produced p;
   int32_t row = w.anchor_row;
   for (int32_t node : acc.path) {

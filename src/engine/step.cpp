@@ -170,35 +170,33 @@ void Engine::Impl::step() {
   }
 
   const int64_t vocab = config.model->config().vocab_size;
-  // Plain samples first, in parallel: each request's sampler (its generator and buffers) and
-  // history are its own, so every request draws what a serial loop would, and a step of many
-  // requests does not pass their vocabulary-sized rows one by one on this thread.
-  std::vector<LiveRequest*> plain(plan.requests.size(), nullptr);  // [n_requests]
-  std::vector<int32_t> plain_token(plan.requests.size(), -1);      // [n_requests]
+  // Samples and acceptance first, in parallel: each request's sampler (its generator and
+  // buffers) and history are its own, so every request draws what a serial loop would, and a
+  // step of many requests does not pass their vocabulary-sized rows one by one on this thread.
+  std::vector<LiveRequest*> sampling(plan.requests.size(), nullptr);  // [n_requests]
+  std::vector<Produced> produced_by(plan.requests.size());            // [n_requests]
   for (size_t i = 0; i < plan.requests.size(); ++i) {
-    if (plan.requests[i].samples && work[i].tree.size() == 0) {
-      plain[i] = &requests.at(plan.requests[i].id);
-    }
+    if (plan.requests[i].samples) sampling[i] = &requests.at(plan.requests[i].id);
   }
-  pool->run(static_cast<int64_t>(plain.size()), [&](int64_t i, int) {
-    LiveRequest* r = plain[size_t(i)];
+  pool->run(static_cast<int64_t>(sampling.size()), [&](int64_t i, int) {
+    LiveRequest* r = sampling[size_t(i)];
     if (r == nullptr) return;
+    Produced& p = produced_by[size_t(i)];
+    if (work[size_t(i)].tree.size() > 0) {
+      p = accept_speculation(*r, work[size_t(i)], out);
+      return;
+    }
     const float* logits = out.logits.data() + int64_t{sample_row[size_t(i)]} * vocab;  // [vocab]
-    plain_token[size_t(i)] =
-        r->sampler.sample(logits, vocab, TokenHistory{r->prompt, r->output, eos_ids});
+    p.tokens.push_back(
+        r->sampler.sample(logits, vocab, TokenHistory{r->prompt, r->output, eos_ids}));
+    p.rows.push_back(sample_row[size_t(i)]);
   });
   std::vector<sched::SampledToken> sampled;
   for (size_t i = 0; i < plan.requests.size(); ++i) {
     const sched::ScheduledRequest& sr = plan.requests[i];
     if (!sr.samples) continue;
-    LiveRequest& r = requests.at(sr.id);
-    Produced produced;
-    if (work[i].tree.size() > 0) {
-      produced = accept_speculation(r, work[i], out);
-    } else {
-      produced.tokens.push_back(plain_token[i]);
-      produced.rows.push_back(sample_row[i]);
-    }
+    LiveRequest& r = *sampling[i];
+    const Produced& produced = produced_by[i];
     const size_t kept = emit(r, produced, out);
     if (work[i].tree.size() > 0) {
       Status done = finish_speculation(r, work[i], produced, kept);

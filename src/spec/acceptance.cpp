@@ -110,12 +110,14 @@ GroupQ& group_for(std::vector<GroupQ>& groups, const DraftTree& tree, int32_t q_
   return groups.back();
 }
 
-Acceptance accept_greedy(const DraftTree& tree, const TargetDist& target) {
+}  // namespace
+
+Acceptance accept_greedy(const DraftTree& tree, const TargetToken& target) {
   const auto kids = children_of(tree);
   Acceptance out;
   int32_t node = -1;
   while (true) {
-    const int32_t best = argmax(target(node));
+    const int32_t best = target(node);
     int32_t next = -1;
     for (const int32_t child : kids[static_cast<size_t>(node + 1)]) {
       if (tree.tokens[static_cast<size_t>(child)] == best) {
@@ -131,6 +133,8 @@ Acceptance accept_greedy(const DraftTree& tree, const TargetDist& target) {
     node = next;
   }
 }
+
+namespace {
 
 Acceptance accept_sampling(const DraftTree& tree, const TargetDist& target,
                            const std::function<double()>& uniform) {
@@ -183,7 +187,8 @@ Acceptance accept_sampling(const DraftTree& tree, const TargetDist& target,
 
 Acceptance accept(const DraftTree& tree, bool greedy, const TargetDist& target,
                   const std::function<double()>& uniform) {
-  return greedy ? accept_greedy(tree, target) : accept_sampling(tree, target, uniform);
+  if (greedy) return accept_greedy(tree, [&target](int32_t node) { return argmax(target(node)); });
+  return accept_sampling(tree, target, uniform);
 }
 
 }  // namespace dspark::spec

@@ -1,4 +1,4 @@
-// Online sequential temperature scaling of drafter confidences (dspark-spec.md section 5).
+// Online per-depth Platt scaling of drafter confidences (dspark-spec.md section 5).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -21,11 +21,11 @@ double sigmoid(double z) {
   return 1.0 / (1.0 + std::exp(-z));
 }
 
-double grid_temperature(int32_t i) {
-  // log2 T from -2 to 3 in equal steps; the step count divides so that T = 1 is a grid point.
-  const double step = 5.0 / (Calibrator::kGridPoints - 1);
-  return std::exp2(-2.0 + step * i);
-}
+// Weight of a prior pulling each fit toward the identity (T 1, b 0), in observations: keeps the
+// fit finite when the labels are separable (every round accepted, say) and is negligible
+// against the kMinRounds rounds a fit needs.
+constexpr double kPriorWeight = 1.0;
+constexpr int32_t kMaxNewtonSteps = 50;
 
 // 20-bin expected calibration error accumulated one (prediction, label) pair at a time.
 class EceBins {
@@ -55,14 +55,15 @@ class EceBins {
 Calibrator::Calibrator(int32_t max_depth, int32_t refit_every)
     : max_depth_(std::max(1, max_depth)),
       refit_every_(std::max(0, refit_every)),
-      temperature_(static_cast<size_t>(max_depth_), 1.0),
+      scale_(static_cast<size_t>(max_depth_), 1.0),
+      bias_(static_cast<size_t>(max_depth_), 0.0),
       raw_(static_cast<size_t>(kCapacity) * static_cast<size_t>(max_depth_), 0.0f),
       n_verified_(kCapacity, 0),
       n_accepted_(kCapacity, 0) {}
 
 float Calibrator::calibrate(int32_t depth, float raw) const {
-  const int32_t k = std::clamp(depth, 1, max_depth_);
-  return static_cast<float>(sigmoid(logit(raw) / temperature_[static_cast<size_t>(k - 1)]));
+  const auto k = static_cast<size_t>(std::clamp(depth, 1, max_depth_) - 1);
+  return static_cast<float>(sigmoid(scale_[k] * logit(raw) + bias_[k]));
 }
 
 void Calibrator::observe(std::span<const float> raw_path, int32_t n_accepted) {
@@ -86,10 +87,10 @@ void Calibrator::observe(std::span<const float> raw_path, int32_t n_accepted) {
   if (++since_refit_ >= refit_every_ || early) refit();
 }
 
-double Calibrator::survival(int32_t round, int32_t k, const std::vector<double>& temps) const {
+double Calibrator::survival(int32_t round, int32_t k) const {
   const float* raw = &raw_[static_cast<size_t>(round) * static_cast<size_t>(max_depth_)];
   double s = 1.0;
-  for (int32_t i = 0; i < k; ++i) s *= sigmoid(logit(raw[i]) / temps[static_cast<size_t>(i)]);
+  for (int32_t i = 0; i < k; ++i) s *= calibrate(i + 1, raw[i]);
   return s;
 }
 
@@ -98,64 +99,72 @@ double Calibrator::ece() const {
   for (int32_t r = 0; r < n_recorded_; ++r) {
     const int32_t n = n_verified_[static_cast<size_t>(r)];
     for (int32_t k = 1; k <= n; ++k) {
-      bins.add(survival(r, k, temperature_), n_accepted_[static_cast<size_t>(r)] >= k);
+      bins.add(survival(r, k), n_accepted_[static_cast<size_t>(r)] >= k);
     }
   }
   return bins.ece();
 }
 
+void Calibrator::fit_depth(std::span<const double> x, std::span<const uint8_t> label, double& scale,
+                           double& bias) const {
+  // Newton's method on the mean log-loss plus the prior; the loss is convex in (scale, bias),
+  // and steps are capped at 1 so a far start cannot overshoot.
+  double a = scale, b = bias;
+  for (int32_t step = 0; step < kMaxNewtonSteps; ++step) {
+    double ga = kPriorWeight * (a - 1.0), gb = kPriorWeight * b;
+    double haa = kPriorWeight, hab = 0.0, hbb = kPriorWeight;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double p = sigmoid(a * x[i] + b);
+      const double r = p - (label[i] ? 1.0 : 0.0);
+      const double w = p * (1.0 - p);
+      ga += r * x[i];
+      gb += r;
+      haa += w * x[i] * x[i];
+      hab += w * x[i];
+      hbb += w;
+    }
+    const double det = haa * hbb - hab * hab;
+    if (!(det > 0.0)) break;
+    double da = (hbb * ga - hab * gb) / det;
+    double db = (haa * gb - hab * ga) / det;
+    const double size = std::max(std::abs(da), std::abs(db));
+    if (size > 1.0) {
+      da /= size;
+      db /= size;
+    }
+    a = std::clamp(a - da, 1.0 / kMaxTemperature, 1.0 / kMinTemperature);
+    b = std::clamp(b - db, -kMaxBias, kMaxBias);
+    if (size < 1e-7) break;
+  }
+  scale = a;
+  bias = b;
+}
+
 void Calibrator::refit() {
   since_refit_ = 0;
-  // prefix[r]: calibrated survival of round r through the depths fitted so far.
-  std::vector<double> prefix(static_cast<size_t>(n_recorded_), 1.0);
-  // The rounds that verified depth k, gathered contiguously for the grid search.
-  std::vector<int32_t> rounds;  // [n_k] round index
-  std::vector<float> logits;    // [n_k] logit of the raw confidence at depth k
-  std::vector<double> before;   // [n_k] survival through depth k - 1
-  std::vector<uint8_t> label;   // [n_k] the first k nodes were all accepted
+  std::vector<double> x;       // [n_k] logit of the raw confidence at depth k
+  std::vector<uint8_t> label;  // [n_k] the node at depth k was accepted
   for (int32_t k = 1; k <= max_depth_; ++k) {
-    rounds.clear();
-    logits.clear();
-    before.clear();
+    x.clear();
     label.clear();
     for (int32_t r = 0; r < n_recorded_; ++r) {
       const auto at = static_cast<size_t>(r);
-      if (n_verified_[at] < k) continue;
-      rounds.push_back(r);
-      const size_t cell = at * static_cast<size_t>(max_depth_) + static_cast<size_t>(k - 1);
-      logits.push_back(static_cast<float>(logit(raw_[cell])));
-      before.push_back(prefix[at]);
+      // Depth k's acceptance given its parent's: only rounds that accepted depth k - 1.
+      if (n_verified_[at] < k || n_accepted_[at] < k - 1) continue;
+      x.push_back(logit(raw_[at * static_cast<size_t>(max_depth_) + static_cast<size_t>(k - 1)]));
       label.push_back(n_accepted_[at] >= k ? 1 : 0);
     }
-    double& t_k = temperature_[static_cast<size_t>(k - 1)];
-    if (static_cast<int32_t>(rounds.size()) >= kMinRounds) {
-      double best_ece = INFINITY;
-      for (int32_t g = 0; g < kGridPoints; ++g) {
-        const double t = grid_temperature(g);
-        const auto inv_t = static_cast<float>(1.0 / t);
-        EceBins bins;
-        for (size_t i = 0; i < rounds.size(); ++i) {
-          // Float exp: the grid search dominates refit time and ECE needs no more precision.
-          const float s = 1.0f / (1.0f + std::exp(-logits[i] * inv_t));
-          bins.add(before[i] * s, label[i] != 0);
-        }
-        const double e = bins.ece();
-        // Equal errors prefer the temperature nearest 1 (least change).
-        if (e < best_ece - 1e-12 ||
-            (e <= best_ece + 1e-12 && std::abs(std::log(t)) < std::abs(std::log(t_k)))) {
-          best_ece = std::min(best_ece, e);
-          t_k = t;
-        }
-      }
-    }
-    for (size_t i = 0; i < rounds.size(); ++i) {
-      prefix[static_cast<size_t>(rounds[i])] *= sigmoid(logits[i] / t_k);
-    }
+    if (static_cast<int32_t>(x.size()) < kMinRounds) continue;
+    fit_depth(x, label, scale_[static_cast<size_t>(k - 1)], bias_[static_cast<size_t>(k - 1)]);
   }
 }
 
 double Calibrator::temperature(int32_t depth) const {
-  return temperature_[static_cast<size_t>(std::clamp(depth, 1, max_depth_) - 1)];
+  return 1.0 / scale_[static_cast<size_t>(std::clamp(depth, 1, max_depth_) - 1)];
+}
+
+double Calibrator::bias(int32_t depth) const {
+  return bias_[static_cast<size_t>(std::clamp(depth, 1, max_depth_) - 1)];
 }
 
 int64_t Calibrator::n_rounds() const {

@@ -68,6 +68,24 @@ TEST(AcceptGreedy, StopsAtFirstMismatch) {
   EXPECT_EQ(none.bonus, 5);
 }
 
+TEST(AcceptGreedy, TokensAloneWalkTheSamePath) {
+  // accept_greedy reads only each walked node's token: the path of the distributions' argmaxes.
+  std::map<int32_t, int32_t> token = {{-1, 4}, {1, 8}, {3, 1}, {4, 6}};
+  std::vector<int32_t> asked;
+  const Acceptance a = accept_greedy(hand_tree(), [&](int32_t node) {
+    asked.push_back(node);
+    return token.at(node);
+  });
+  EXPECT_EQ(a.path, (std::vector<int32_t>{1, 3, 4}));
+  EXPECT_EQ(a.bonus, 6);
+  EXPECT_EQ(asked, (std::vector<int32_t>{-1, 1, 3, 4}));
+
+  token = {{-1, 3}, {0, 2}};
+  const Acceptance b = accept_greedy(hand_tree(), [&](int32_t node) { return token.at(node); });
+  EXPECT_EQ(b.path, (std::vector<int32_t>{0}));
+  EXPECT_EQ(b.bonus, 2);
+}
+
 TEST(AcceptGreedy, EmptyTreeGivesArgmaxWithFirstMaximumOnTies) {
   NodeTarget target;
   std::vector<float> p(kVocab, 0.05f);
