@@ -1,7 +1,6 @@
 // DSpark draft layers: context K/V projection and the non-causal block pass.
 #include "dspark_forward.h"
 
-
 namespace dspark::spec::dspark_detail {
 
 namespace {
@@ -30,8 +29,11 @@ void store_kv(const Checkpoint& ck, int l, const float* in /*[n, d_model]*/,
   const ModelConfig& c = ck.layers_config;
   const DraftLayer& L = ck.layers[size_t(l)];
   const int64_t kv_dim = int64_t{c.n_kv_heads} * c.head_dim;
-  cpu::matmul(L.k, in, n, s.k.data(), pool);
-  cpu::matmul(L.v, in, n, s.v.data(), pool);
+  {
+    const cpu::WeightView* k_v[] = {&L.k, &L.v};
+    float* const out[] = {s.k.data(), s.v.data()};
+    cpu::matmul_shared_input(k_v, out, 2, in, n, pool);  // one quantization of in, one pool run
+  }
   cpu::rmsnorm(s.k.data(), L.k_norm.data(), n * c.n_kv_heads, c.head_dim, c.rms_eps, s.k.data());
   cpu::rope(s.k.data(), positions, n, c.n_kv_heads, c.head_dim, c.rope);
   cpu::store_kv_f16(s.k.data(), slots, n, kv_dim, kv.k(l));
@@ -79,8 +81,11 @@ void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch
     cpu::add_inplace(x, s.proj.data(), n * d);
 
     cpu::rmsnorm(x, L.ffn_norm.data(), n, d, c.rms_eps, s.xn.data());
-    cpu::matmul(L.gate, s.xn.data(), n, s.gate.data(), pool);
-    cpu::matmul(L.up, s.xn.data(), n, s.up.data(), pool);
+    {
+      const cpu::WeightView* gate_up[] = {&L.gate, &L.up};
+      float* const out[] = {s.gate.data(), s.up.data()};
+      cpu::matmul_shared_input(gate_up, out, 2, s.xn.data(), n, pool);
+    }
     cpu::silu_mul(s.gate.data(), s.up.data(), n * d_ff, s.gate.data());
     cpu::matmul(L.down, s.gate.data(), n, s.proj.data(), pool);
     cpu::add_inplace(x, s.proj.data(), n * d);
