@@ -39,6 +39,14 @@ def models_dir(args):
     return os.environ.get("DSPARK_MODELS_DIR") or os.path.join(args.source_dir, "models")
 
 
+def report(failures):
+    """Prints each failure and PASS or the count; returns the exit code (0 pass, 1 fail)."""
+    for f in failures:
+        print(f"FAIL: {f}")
+    print("PASS" if not failures else f"{len(failures)} failure(s)")
+    return 0 if not failures else 1
+
+
 def built(args, relative):
     """<build-dir>/relative; exits 1 when it is not built (a broken build never skips)."""
     path = os.path.join(args.build_dir, relative)

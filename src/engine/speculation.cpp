@@ -346,41 +346,40 @@ Status Engine::Impl::commit_features(const ForwardBatch& batch, const ForwardOut
   return drafter->commit_features(slots, positions, features);
 }
 
+std::vector<float> Engine::Impl::processed_logits(const LiveRequest& r, const SpecWork& w,
+                                                  const ForwardOutput& out, int32_t node) const {
+  const int64_t vocab = config.model->config().vocab_size;
+  // The history the target would have seen: the output so far plus the path to the node.
+  std::vector<int32_t> history = r.output;
+  const size_t n_output = history.size();
+  for (int32_t n = node; n >= 0; n = w.tree.parent[n]) history.push_back(w.tree.tokens[n]);
+  std::reverse(history.begin() + std::ptrdiff_t(n_output), history.end());
+  const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;
+  std::vector<float> adjusted(logits, logits + vocab);  // [vocab]
+  apply_logits_processors(r.sampler.params(), TokenHistory{r.prompt, history, eos_ids},
+                          adjusted.data(), vocab);
+  return adjusted;
+}
+
 spec::TargetDist Engine::Impl::target_dist(LiveRequest& r, const SpecWork& w,
                                            const ForwardOutput& out,
                                            std::vector<std::vector<float>>& cache) {
-  const int64_t vocab = config.model->config().vocab_size;
-  return [this, &r, &w, &out, &cache, vocab](int32_t node) -> const std::vector<float>& {
+  return [this, &r, &w, &out, &cache](int32_t node) -> const std::vector<float>& {
     std::vector<float>& probs = cache[node + 1];
     if (!probs.empty()) return probs;
-    // The history the target would have seen: the output so far plus the path to the node.
-    std::vector<int32_t> path;
-    for (int32_t n = node; n >= 0; n = w.tree.parent[n]) path.push_back(w.tree.tokens[n]);
-    std::vector<int32_t> history = r.output;
-    history.insert(history.end(), path.rbegin(), path.rend());
-    const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;
-    std::vector<float> adjusted(logits, logits + vocab);
-    apply_logits_processors(r.sampler.params(), TokenHistory{r.prompt, history, eos_ids},
-                            adjusted.data(), vocab);
-    processed_distribution(r.sampler.params(), adjusted.data(), vocab, &probs);
+    const std::vector<float> adjusted = processed_logits(r, w, out, node);
+    processed_distribution(r.sampler.params(), adjusted.data(), int64_t(adjusted.size()), &probs);
     return probs;
   };
 }
 
 spec::TargetToken Engine::Impl::target_token(const LiveRequest& r, const SpecWork& w,
                                              const ForwardOutput& out) const {
-  const int64_t vocab = config.model->config().vocab_size;
-  return [this, &r, &w, &out, vocab](int32_t node) -> int32_t {
-    std::vector<int32_t> history = r.output;
-    const size_t n_output = history.size();
-    for (int32_t n = node; n >= 0; n = w.tree.parent[n]) history.push_back(w.tree.tokens[n]);
-    std::reverse(history.begin() + std::ptrdiff_t(n_output), history.end());
-    const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;
-    std::vector<float> adjusted(logits, logits + vocab);
-    apply_logits_processors(r.sampler.params(), TokenHistory{r.prompt, history, eos_ids},
-                            adjusted.data(), vocab);
+  return [this, &r, &w, &out](int32_t node) -> int32_t {
+    const std::vector<float> adjusted = processed_logits(r, w, out, node);
     // Every logit -inf: the processed distribution is uniform and its argmax the first id.
-    return static_cast<int32_t>(std::max<int64_t>(greedy_token(adjusted.data(), vocab), 0));
+    return static_cast<int32_t>(
+        std::max<int64_t>(greedy_token(adjusted.data(), int64_t(adjusted.size())), 0));
   };
 }
 

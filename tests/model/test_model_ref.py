@@ -335,10 +335,7 @@ def main():
         failures = run_real(exe, models_dir)
         if failures is None:
             py_util.skip(f"none of {', '.join(REAL_MODELS)} in {models_dir}")
-    for f in failures:
-        print(f"FAIL: {f}")
-    print("PASS" if not failures else f"{len(failures)} failure(s)")
-    return 0 if not failures else 1
+    return py_util.report(failures)
 
 
 if __name__ == "__main__":

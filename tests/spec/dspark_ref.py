@@ -198,10 +198,7 @@ def main():
                             stats)
     print(f"measured: U max |diff| / (1 + max |U|) {stats['logits']:.2e}, confidence "
           f"{stats['confidence']:.2e}, q {stats['q']:.2e}, near ties {stats['near_ties']}")
-    for f in failures:
-        print(f"FAIL: {f}")
-    print("PASS" if not failures else f"{len(failures)} failure(s)")
-    return 0 if not failures else 1
+    return py_util.report(failures)
 
 
 if __name__ == "__main__":
