@@ -257,8 +257,10 @@ class Calibrator {
 // ---------------------------------------------------------------------------------------------
 // Steps per second at B forward tokens
 
-// SPS(B) for B = 1..max_tokens: profiled at start-up, then each live step's latency updates its
-// bucket (exponential moving average); read by linear interpolation between profiled sizes.
+// SPS(B) for B = 1..max_tokens: profiled at start-up, then each live step's latency, scaled to
+// the nearest profiled size by the table's own ratio, updates that size (exponential moving
+// average); steps beyond the largest size are ignored. Read by linear interpolation between
+// profiled sizes.
 class SpsTable {
  public:
   // sizes: ascending token counts profiled; seconds: step latency at each size. Entries with a

@@ -40,13 +40,20 @@ double SpsTable::sps(int32_t n_tokens) const {
 
 void SpsTable::observe(int32_t n_tokens, double seconds) {
   if (sizes_.empty() || !std::isfinite(seconds) || seconds <= 0.0) return;
+  // Beyond the profile there is no shape to map a step onto: a 500-token prefill step would
+  // pass for the largest size and make it look several times dearer.
+  if (n_tokens > sizes_.back()) return;
   // Nearest profiled size; a tie goes to the smaller one.
   const auto upper = std::lower_bound(sizes_.begin(), sizes_.end(), n_tokens);
   size_t at = static_cast<size_t>(upper - sizes_.begin());
   if (at == sizes_.size() || (at > 0 && n_tokens - sizes_[at - 1] <= sizes_[at] - n_tokens)) {
     at -= 1;
   }
-  seconds_[at] = (1.0 - kAlpha) * seconds_[at] + kAlpha * seconds;
+  // The step tells how fast the machine runs now, the table how its sizes compare: the bucket
+  // takes the step's latency scaled to its own size, so steps between sizes do not bias it.
+  const double predicted = latency(n_tokens);
+  const double scaled = predicted > 0.0 ? seconds * seconds_[at] / predicted : seconds;
+  seconds_[at] = (1.0 - kAlpha) * seconds_[at] + kAlpha * scaled;
 }
 
 const std::vector<int32_t>& SpsTable::sizes() const {

@@ -41,14 +41,24 @@ TEST(SpsTable, ExtrapolatesBeyondLastAndClampsBelowFirst) {
 
 TEST(SpsTable, ObserveUpdatesNearestBucketWithEma) {
   SpsTable t = table();
-  t.observe(5, 0.026);  // nearest size 4
-  EXPECT_NEAR(t.latency(4), 0.9 * 0.016 + 0.1 * 0.026, 1e-12);
+  // Size 5 is predicted at 0.020 (between 4 at 0.016 and 8 at 0.032); a step 30% slower than
+  // that moves size 4 toward 0.016 * 1.3.
+  t.observe(5, 0.026);
+  const double at4 = 0.9 * 0.016 + 0.1 * 0.026 * 0.016 / 0.020;
+  EXPECT_NEAR(t.latency(4), at4, 1e-12);
   EXPECT_NEAR(t.latency(8), 0.032, 1e-12);
-  t.observe(6, 0.016);  // equidistant from 4 and 8: the smaller size
-  EXPECT_NEAR(t.latency(4), 0.9 * (0.9 * 0.016 + 0.1 * 0.026) + 0.1 * 0.016, 1e-12);
+  // Equidistant from 4 and 8: the smaller size, scaled by the current table.
+  const double predicted6 = at4 + (0.032 - at4) / 2;
+  t.observe(6, 0.030);
+  EXPECT_NEAR(t.latency(4), 0.9 * at4 + 0.1 * 0.030 * at4 / predicted6, 1e-12);
   EXPECT_NEAR(t.latency(8), 0.032, 1e-12);
-  t.observe(100, 0.1);  // beyond the last size: the last bucket
-  EXPECT_NEAR(t.latency(8), 0.9 * 0.032 + 0.1 * 0.1, 1e-12);
+  // At a profiled size the step's latency is taken as it is.
+  t.observe(8, 0.040);
+  EXPECT_NEAR(t.latency(8), 0.9 * 0.032 + 0.1 * 0.040, 1e-12);
+  // Beyond the last size (a long prefill step): ignored.
+  const double last = t.latency(8);
+  t.observe(100, 0.5);
+  EXPECT_DOUBLE_EQ(t.latency(8), last);
   t.observe(0, 0.02);  // below the first size: the first bucket
   EXPECT_NEAR(t.latency(1), 0.9 * 0.010 + 0.1 * 0.02, 1e-12);
   // Bad measurements are ignored.
