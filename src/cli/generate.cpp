@@ -76,13 +76,11 @@ Status compare_with_plain(const GenerateOptions& o, engine::Engine& plain,
     const engine::Completion c = plain_streams[i]->collect();
     if (c.final.reason == engine::FinishReason::kError) return Error{"plain: " + c.final.message};
     if (!greedy || c.tokens == spec_outputs[i]) continue;
-    size_t k = 0;
-    while (k < c.tokens.size() && k < spec_outputs[i].size() && c.tokens[k] == spec_outputs[i][k]) {
-      ++k;
-    }
+    const auto diverge = std::mismatch(c.tokens.begin(), c.tokens.end(), spec_outputs[i].begin(),
+                                       spec_outputs[i].end());
     return Error{"request " + std::to_string(i) +
                  ": the speculative output differs from plain decoding at token " +
-                 std::to_string(k)};
+                 std::to_string(diverge.first - c.tokens.begin())};
   }
   const engine::EngineStats p = plain.stats(), s = spec.stats();
   const double plain_tps = p.step_seconds > 0 ? double(p.n_generated_tokens) / p.step_seconds : 0;

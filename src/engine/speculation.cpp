@@ -385,12 +385,15 @@ spec::TargetToken Engine::Impl::target_token(const LiveRequest& r, const SpecWor
 
 Produced Engine::Impl::accept_speculation(LiveRequest& r, const SpecWork& w,
                                           const ForwardOutput& out) {
-  std::vector<std::vector<float>> cache(size_t(w.tree.size()) + 1);
   // Greedy needs only each node's argmax: no vocabulary-sized distribution per walked node.
-  const spec::Acceptance acc = is_greedy(r.sampler.params())
-                                   ? spec::accept_greedy(w.tree, target_token(r, w, out))
-                                   : spec::accept(w.tree, false, target_dist(r, w, out, cache),
-                                                  [&r] { return r.sampler.uniform(); });
+  spec::Acceptance acc;
+  if (is_greedy(r.sampler.params())) {
+    acc = spec::accept_greedy(w.tree, target_token(r, w, out));
+  } else {
+    std::vector<std::vector<float>> cache(size_t(w.tree.size()) + 1);  // [nodes + 1][vocab]
+    acc = spec::accept(w.tree, false, target_dist(r, w, out, cache),
+                       [&r] { return r.sampler.uniform(); });
+  }
   Produced p;
   int32_t row = w.anchor_row;
   for (int32_t node : acc.path) {
