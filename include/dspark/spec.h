@@ -235,12 +235,6 @@ class Calibrator {
   static constexpr double kMinTemperature = 0.25, kMaxTemperature = 8.0, kMaxBias = 10.0;
 
  private:
-  // Calibrated survival after depth k (1-based) of recorded round r.
-  double survival(int32_t round, int32_t k) const;
-  // Logistic regression of label on scale * x + bias, started at the current fit.
-  void fit_depth(std::span<const double> x, std::span<const uint8_t> label, double& scale,
-                 double& bias) const;
-
   int32_t max_depth_;
   int32_t refit_every_;
   std::vector<double> scale_;        // [max_depth] 1 / T_k

@@ -50,6 +50,42 @@ class EceBins {
   int64_t n_ = 0;
 };
 
+// Logistic regression of label on scale * x + bias, started at the current fit.
+void fit_depth(std::span<const double> x, std::span<const uint8_t> label, double& scale,
+               double& bias) {
+  // Newton's method on the mean log-loss plus the prior; the loss is convex in (scale, bias),
+  // and steps are capped at 1 so a far start cannot overshoot.
+  double a = scale, b = bias;
+  for (int32_t step = 0; step < kMaxNewtonSteps; ++step) {
+    double ga = kPriorWeight * (a - 1.0), gb = kPriorWeight * b;
+    double haa = kPriorWeight, hab = 0.0, hbb = kPriorWeight;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double p = sigmoid(a * x[i] + b);
+      const double r = p - (label[i] ? 1.0 : 0.0);
+      const double w = p * (1.0 - p);
+      ga += r * x[i];
+      gb += r;
+      haa += w * x[i] * x[i];
+      hab += w * x[i];
+      hbb += w;
+    }
+    const double det = haa * hbb - hab * hab;
+    if (!(det > 0.0)) break;
+    double da = (hbb * ga - hab * gb) / det;
+    double db = (haa * gb - hab * ga) / det;
+    const double size = std::max(std::abs(da), std::abs(db));
+    if (size > 1.0) {
+      da /= size;
+      db /= size;
+    }
+    a = std::clamp(a - da, 1.0 / Calibrator::kMaxTemperature, 1.0 / Calibrator::kMinTemperature);
+    b = std::clamp(b - db, -Calibrator::kMaxBias, Calibrator::kMaxBias);
+    if (size < 1e-7) break;
+  }
+  scale = a;
+  bias = b;
+}
+
 }  // namespace
 
 Calibrator::Calibrator(int32_t max_depth, int32_t refit_every)
@@ -87,57 +123,18 @@ void Calibrator::observe(std::span<const float> raw_path, int32_t n_accepted) {
   if (++since_refit_ >= refit_every_ || early) refit();
 }
 
-double Calibrator::survival(int32_t round, int32_t k) const {
-  const float* raw = &raw_[static_cast<size_t>(round) * static_cast<size_t>(max_depth_)];
-  double s = 1.0;
-  for (int32_t i = 0; i < k; ++i) s *= calibrate(i + 1, raw[i]);
-  return s;
-}
-
 double Calibrator::ece() const {
   EceBins bins;
   for (int32_t r = 0; r < n_recorded_; ++r) {
     const int32_t n = n_verified_[static_cast<size_t>(r)];
+    const float* raw = &raw_[static_cast<size_t>(r) * static_cast<size_t>(max_depth_)];
+    double survival = 1.0;  // calibrated survival through depth k
     for (int32_t k = 1; k <= n; ++k) {
-      bins.add(survival(r, k), n_accepted_[static_cast<size_t>(r)] >= k);
+      survival *= calibrate(k, raw[k - 1]);
+      bins.add(survival, n_accepted_[static_cast<size_t>(r)] >= k);
     }
   }
   return bins.ece();
-}
-
-void Calibrator::fit_depth(std::span<const double> x, std::span<const uint8_t> label, double& scale,
-                           double& bias) const {
-  // Newton's method on the mean log-loss plus the prior; the loss is convex in (scale, bias),
-  // and steps are capped at 1 so a far start cannot overshoot.
-  double a = scale, b = bias;
-  for (int32_t step = 0; step < kMaxNewtonSteps; ++step) {
-    double ga = kPriorWeight * (a - 1.0), gb = kPriorWeight * b;
-    double haa = kPriorWeight, hab = 0.0, hbb = kPriorWeight;
-    for (size_t i = 0; i < x.size(); ++i) {
-      const double p = sigmoid(a * x[i] + b);
-      const double r = p - (label[i] ? 1.0 : 0.0);
-      const double w = p * (1.0 - p);
-      ga += r * x[i];
-      gb += r;
-      haa += w * x[i] * x[i];
-      hab += w * x[i];
-      hbb += w;
-    }
-    const double det = haa * hbb - hab * hab;
-    if (!(det > 0.0)) break;
-    double da = (hbb * ga - hab * gb) / det;
-    double db = (haa * gb - hab * ga) / det;
-    const double size = std::max(std::abs(da), std::abs(db));
-    if (size > 1.0) {
-      da /= size;
-      db /= size;
-    }
-    a = std::clamp(a - da, 1.0 / kMaxTemperature, 1.0 / kMinTemperature);
-    b = std::clamp(b - db, -kMaxBias, kMaxBias);
-    if (size < 1e-7) break;
-  }
-  scale = a;
-  bias = b;
 }
 
 void Calibrator::refit() {
