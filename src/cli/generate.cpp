@@ -120,7 +120,10 @@ Status generate(const GenerateOptions& o, const Args& args) {
     if (config.spec.method == engine::SpecMethod::kNone) {
       return Error{"--compare-plain compares speculation with plain decoding: give --spec-method"};
     }
-    config.turns = std::make_shared<engine::StepTurns>(2);
+    // Player 2 is this thread while it submits: neither engine steps before both hold every
+    // request, or the first to start would split the prompts over steps differently (and
+    // reuse the cached prefix of the ones it ran first, doing less work than the other).
+    config.turns = std::make_shared<engine::StepTurns>(3);
     engine::EngineConfig plain_config = config;
     plain_config.spec = engine::SpecConfig{};
     plain_config.turn_player = 1;
@@ -149,15 +152,21 @@ Status generate(const GenerateOptions& o, const Args& args) {
     return streams;
   };
   const auto t0 = std::chrono::steady_clock::now();
+  constexpr int kSubmitter = 2;
+  if (plain) config.turns->begin(kSubmitter);
   auto submitted = submit_all(eng);
+  std::vector<std::shared_ptr<engine::Stream>> plain_streams;
+  if (plain && submitted.ok()) {
+    auto p = submit_all(*plain);
+    if (p.ok()) {
+      plain_streams = std::move(p).value();
+    } else {
+      submitted = p.error();
+    }
+  }
+  if (plain) config.turns->end(kSubmitter);
   if (!submitted.ok()) return submitted.error();
   const std::vector<std::shared_ptr<engine::Stream>>& streams = *submitted;
-  std::vector<std::shared_ptr<engine::Stream>> plain_streams;
-  if (plain) {
-    auto p = submit_all(*plain);
-    if (!p.ok()) return p.error();
-    plain_streams = std::move(p).value();
-  }
 
   // One request streams live; several are printed whole, in order, as each completes.
   std::vector<engine::FinalRecord> finals;
