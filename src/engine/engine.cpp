@@ -181,20 +181,26 @@ EngineStats Engine::stats() {
 
 void Engine::Impl::run() {
   for (;;) {
+    const bool busy = !requests.empty();
+    bool may_step = false;
+    {
+      std::unique_lock<std::mutex> lock(q_mu);
+      q_cv.wait(lock, [&] { return stopping || busy || !incoming.empty() || !aborts.empty(); });
+      may_step = !stopping && (busy || !incoming.empty());
+    }
+    // The turn comes before the queue is taken, so requests that arrive while another engine
+    // steps join this step (engines given the same requests start alike), and before state_mu,
+    // so stats() is not held up meanwhile.
+    if (may_step && config.turns) config.turns->begin(config.turn_player);
     std::deque<Pending> new_requests;
     std::vector<RequestId> new_aborts;
     bool stop_now = false;
     {
-      std::unique_lock<std::mutex> lock(q_mu);
-      const bool busy = !requests.empty();
-      q_cv.wait(lock, [&] { return stopping || busy || !incoming.empty() || !aborts.empty(); });
+      std::lock_guard<std::mutex> lock(q_mu);
       new_requests.swap(incoming);
       new_aborts.swap(aborts);
       stop_now = stopping;
     }
-    // Wait for the turn before taking state_mu, so stats() is not held up meanwhile.
-    const bool may_step = !stop_now && (!requests.empty() || !new_requests.empty());
-    if (may_step && config.turns) config.turns->begin(config.turn_player);
     {
       std::lock_guard<std::mutex> lock(state_mu);
       for (Pending& p : new_requests) admit(std::move(p));

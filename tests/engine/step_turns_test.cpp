@@ -125,8 +125,9 @@ TEST(StepTurns, PlainAndSpeculativeEnginesTakeTurns) {
 }
 
 // A submitting thread that holds a turn of its own keeps both engines from stepping until each
-// has every request, so identical engines then do identical work (with shared prompt prefixes,
-// the one that started on fewer requests would reuse more cached blocks).
+// has every request, and each engine takes every request that arrived while it waited: both
+// start on the same batch (an engine that started on part of the requests would split the
+// prompts over steps differently and, with shared prefixes, reuse more cached blocks).
 TEST(StepTurns, ASubmitterHoldingTheTurnGivesBothEnginesTheSameStart) {
   Loaded l = load_model(tiny_model_path("llama-f32.gguf"));
   ASSERT_TRUE(l.model) << l.error;
@@ -134,6 +135,8 @@ TEST(StepTurns, ASubmitterHoldingTheTurnGivesBothEnginesTheSameStart) {
   auto turns = std::make_shared<StepTurns>(3);
   constexpr int kSubmitter = 2;
   engine::EngineConfig config = engine_config(l, 256, 4, true);
+  config.max_num_batched_tokens = 512;  // every prompt fits one step
+  config.long_prefill_chunk.reset();
   config.turns = turns;
   std::vector<std::unique_ptr<Engine>> engines;
   for (int player : {0, 1}) {
@@ -145,26 +148,28 @@ TEST(StepTurns, ASubmitterHoldingTheTurnGivesBothEnginesTheSameStart) {
   const std::vector<int32_t> shared = token_run(40, vocab, 7);  // a prefix every prompt shares
   std::vector<std::shared_ptr<engine::Stream>> streams;
   turns->begin(kSubmitter);
-  for (int i = 0; i < 8; ++i) {
-    engine::Request r;
-    r.prompt = shared;
-    r.prompt.push_back(int32_t(1 + i));
-    r.params.max_tokens = 6;
-    r.params.ignore_eos = true;
-    for (auto& e : engines) {
+  for (auto& e : engines) {  // one engine after the other, as `dspark generate` submits
+    for (int i = 0; i < 8; ++i) {
+      engine::Request r;
+      r.prompt = shared;
+      r.prompt.push_back(int32_t(1 + i));
+      r.params.max_tokens = 1;
+      r.params.ignore_eos = true;
       auto s = e->submit(r);
       ASSERT_TRUE(s.ok()) << s.error().message;
       streams.push_back(*s);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the engine wakes meanwhile
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // time to start, were it free
   }
   for (auto& e : engines) EXPECT_EQ(e->stats().n_steps, 0) << "an engine stepped in our turn";
   turns->end(kSubmitter);
-  for (auto& s : streams) EXPECT_EQ(s->collect().tokens.size(), 6u);
-  const engine::EngineStats a = engines[0]->stats(), b = engines[1]->stats();
-  EXPECT_EQ(a.n_steps, b.n_steps);
-  EXPECT_EQ(a.n_forward_tokens, b.n_forward_tokens);
-  for (auto& e : engines) EXPECT_TRUE(e->check_kv_idle().ok());
+  for (auto& s : streams) EXPECT_EQ(s->collect().tokens.size(), 1u);
+  for (auto& e : engines) {
+    // All eight prefilled and sampled in the first step.
+    EXPECT_EQ(e->stats().n_steps, 1);
+    EXPECT_EQ(e->stats().n_forward_tokens, 8 * 41);
+    EXPECT_TRUE(e->check_kv_idle().ok());
+  }
 }
 
 }  // namespace
