@@ -251,10 +251,11 @@ class Calibrator {
 // ---------------------------------------------------------------------------------------------
 // Steps per second at B forward tokens
 
-// SPS(B) for B = 1..max_tokens: profiled at start-up, then each live step's latency, scaled to
-// the nearest profiled size by the table's own ratio, updates that size (exponential moving
-// average); steps beyond the largest size are ignored. Read by linear interpolation between
-// profiled sizes.
+// SPS(B) for B = 1..max_tokens: profiled at start-up, which fixes how the sizes compare; each
+// live step then scales the whole table toward its own latency (exponential moving average of
+// the ratio to the prediction), so the table follows the machine's speed while its shape stays
+// the profile's. Steps beyond the largest size are ignored. Read by linear interpolation
+// between profiled sizes.
 class SpsTable {
  public:
   // sizes: ascending token counts profiled; seconds: step latency at each size. Entries with a

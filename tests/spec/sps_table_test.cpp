@@ -39,28 +39,25 @@ TEST(SpsTable, ExtrapolatesBeyondLastAndClampsBelowFirst) {
   EXPECT_DOUBLE_EQ(down.latency(10), 0.01);
 }
 
-TEST(SpsTable, ObserveUpdatesNearestBucketWithEma) {
+TEST(SpsTable, ObserveScalesTheWholeTable) {
   SpsTable t = table();
   // Size 5 is predicted at 0.020 (between 4 at 0.016 and 8 at 0.032); a step 30% slower than
-  // that moves size 4 toward 0.016 * 1.3.
+  // that moves every size 3% (kAlpha of the 30%) up, keeping their ratios.
   t.observe(5, 0.026);
-  const double at4 = 0.9 * 0.016 + 0.1 * 0.026 * 0.016 / 0.020;
-  EXPECT_NEAR(t.latency(4), at4, 1e-12);
-  EXPECT_NEAR(t.latency(8), 0.032, 1e-12);
-  // Equidistant from 4 and 8: the smaller size, scaled by the current table.
-  const double predicted6 = at4 + (0.032 - at4) / 2;
-  t.observe(6, 0.030);
-  EXPECT_NEAR(t.latency(4), 0.9 * at4 + 0.1 * 0.030 * at4 / predicted6, 1e-12);
-  EXPECT_NEAR(t.latency(8), 0.032, 1e-12);
-  // At a profiled size the step's latency is taken as it is.
-  t.observe(8, 0.040);
-  EXPECT_NEAR(t.latency(8), 0.9 * 0.032 + 0.1 * 0.040, 1e-12);
+  EXPECT_NEAR(t.latency(1), 0.010 * 1.03, 1e-12);
+  EXPECT_NEAR(t.latency(4), 0.016 * 1.03, 1e-12);
+  EXPECT_NEAR(t.latency(8), 0.032 * 1.03, 1e-12);
+  // A size the live steps never reach follows the machine all the same: steps at size 1 only,
+  // 50% slower than profiled, leave size 8 twice size 4 and both 50% slower.
+  SpsTable small = table();
+  for (int i = 0; i < 300; ++i) small.observe(1, 0.015);
+  EXPECT_NEAR(small.latency(1), 0.015, 1e-8);
+  EXPECT_NEAR(small.latency(4), 0.024, 1e-8);
+  EXPECT_NEAR(small.latency(8), 0.048, 1e-8);
   // Beyond the last size (a long prefill step): ignored.
   const double last = t.latency(8);
   t.observe(100, 0.5);
   EXPECT_DOUBLE_EQ(t.latency(8), last);
-  t.observe(0, 0.02);  // below the first size: the first bucket
-  EXPECT_NEAR(t.latency(1), 0.9 * 0.010 + 0.1 * 0.02, 1e-12);
   // Bad measurements are ignored.
   const double before = t.latency(1);
   t.observe(1, -1.0);
