@@ -92,6 +92,10 @@ struct Engine::Impl {
   std::unique_ptr<KvStorage> storage;
   std::unique_ptr<cpu::ThreadPool> pool;
   std::unordered_map<RequestId, LiveRequest> requests;
+  // The step's forward output, kept between steps (it holds its largest step's logits): a fresh
+  // one re-allocated megabytes of logits every step, and what that cost depended on which
+  // engine's thread did it (two engines 6% apart on the same work in one process).
+  ForwardOutput forward_out;
   int64_t n_steps = 0, n_forward_tokens = 0;
   int64_t n_prompt_tokens = 0, n_generated_tokens = 0;
   double step_seconds = 0.0;  // EngineStats::step_seconds

@@ -156,7 +156,7 @@ void Engine::Impl::step() {
   }
   n_forward_tokens += static_cast<int64_t>(batch.tokens.size());
 
-  ForwardOutput out;
+  ForwardOutput& out = forward_out;
   const auto t_forward = Clock::now();
   Status st = config.model->forward(batch, *storage, out, *pool);
   if (!st.ok()) {
