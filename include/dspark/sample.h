@@ -67,6 +67,10 @@ struct TokenHistory {
 void apply_logits_processors(const SamplingParams& params, const TokenHistory& history,
                              float* logits /*[vocab]*/, int64_t vocab);
 
+// Whether apply_logits_processors may change a logit for a request that has generated n_output
+// tokens; where not, a greedy pick reads the raw row instead of a processed copy.
+bool logits_processors_active(const SamplingParams& params, int64_t n_output);
+
 // Whether the parameters make the processed distribution one-hot (temperature at or below 1e-5,
 // or top_k 1).
 bool is_greedy(const SamplingParams& params);

@@ -161,9 +161,10 @@ struct Engine::Impl {
   Status commit_features(const ForwardBatch& batch, const ForwardOutput& out,
                          std::span<const int32_t> rows, std::span<const int64_t> slots);
   // The logits of the node's row (-1: the anchor) after the processors of steps 1-4, with the
-  // output extended by the path to the node: [vocab].
-  std::vector<float> processed_logits(const LiveRequest& r, const SpecWork& w,
-                                      const ForwardOutput& out, int32_t node) const;
+  // output extended by the path to the node: [vocab]. The row itself where no processor would
+  // change it, else buffer [vocab] processed.
+  const float* processed_logits(const LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
+                                int32_t node, std::vector<float>& buffer) const;
   spec::TargetDist target_dist(LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
                                std::vector<std::vector<float>>& cache);
   spec::TargetToken target_token(const LiveRequest& r, const SpecWork& w,

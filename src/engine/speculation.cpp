@@ -346,19 +346,24 @@ Status Engine::Impl::commit_features(const ForwardBatch& batch, const ForwardOut
   return drafter->commit_features(slots, positions, features);
 }
 
-std::vector<float> Engine::Impl::processed_logits(const LiveRequest& r, const SpecWork& w,
-                                                  const ForwardOutput& out, int32_t node) const {
+const float* Engine::Impl::processed_logits(const LiveRequest& r, const SpecWork& w,
+                                            const ForwardOutput& out, int32_t node,
+                                            std::vector<float>& buffer) const {
   const int64_t vocab = config.model->config().vocab_size;
+  const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;  // [vocab]
+  const int64_t depth = node < 0 ? 0 : w.tree.depth(node);
+  const SamplingParams& params = r.sampler.params();
+  if (!logits_processors_active(params, static_cast<int64_t>(r.output.size()) + depth)) {
+    return logits;
+  }
   // The history the target would have seen: the output so far plus the path to the node.
   std::vector<int32_t> history = r.output;
   const size_t n_output = history.size();
   for (int32_t n = node; n >= 0; n = w.tree.parent[n]) history.push_back(w.tree.tokens[n]);
   std::reverse(history.begin() + std::ptrdiff_t(n_output), history.end());
-  const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;
-  std::vector<float> adjusted(logits, logits + vocab);  // [vocab]
-  apply_logits_processors(r.sampler.params(), TokenHistory{r.prompt, history, eos_ids},
-                          adjusted.data(), vocab);
-  return adjusted;
+  buffer.assign(logits, logits + vocab);
+  apply_logits_processors(params, TokenHistory{r.prompt, history, eos_ids}, buffer.data(), vocab);
+  return buffer.data();
 }
 
 spec::TargetDist Engine::Impl::target_dist(LiveRequest& r, const SpecWork& w,
@@ -367,8 +372,9 @@ spec::TargetDist Engine::Impl::target_dist(LiveRequest& r, const SpecWork& w,
   return [this, &r, &w, &out, &cache](int32_t node) -> const std::vector<float>& {
     std::vector<float>& probs = cache[node + 1];
     if (!probs.empty()) return probs;
-    const std::vector<float> adjusted = processed_logits(r, w, out, node);
-    processed_distribution(r.sampler.params(), adjusted.data(), int64_t(adjusted.size()), &probs);
+    std::vector<float> buffer;
+    const float* adjusted = processed_logits(r, w, out, node, buffer);
+    processed_distribution(r.sampler.params(), adjusted, config.model->config().vocab_size, &probs);
     return probs;
   };
 }
@@ -376,10 +382,11 @@ spec::TargetDist Engine::Impl::target_dist(LiveRequest& r, const SpecWork& w,
 spec::TargetToken Engine::Impl::target_token(const LiveRequest& r, const SpecWork& w,
                                              const ForwardOutput& out) const {
   return [this, &r, &w, &out](int32_t node) -> int32_t {
-    const std::vector<float> adjusted = processed_logits(r, w, out, node);
+    std::vector<float> buffer;
+    const float* adjusted = processed_logits(r, w, out, node, buffer);
     // Every logit -inf: the processed distribution is uniform and its argmax the first id.
     return static_cast<int32_t>(
-        std::max<int64_t>(greedy_token(adjusted.data(), int64_t(adjusted.size())), 0));
+        std::max<int64_t>(greedy_token(adjusted, config.model->config().vocab_size), 0));
   };
 }
 

@@ -56,4 +56,10 @@ void apply_logits_processors(const SamplingParams& params, const TokenHistory& h
   }
 }
 
+bool logits_processors_active(const SamplingParams& params, int64_t n_output) {
+  return !params.logit_bias.empty() || params.repetition_penalty != 1.0f ||
+         params.presence_penalty != 0.0f || params.frequency_penalty != 0.0f ||
+         n_output < int64_t(params.min_tokens);
+}
+
 }  // namespace dspark

@@ -20,19 +20,25 @@ int32_t Sampler::sample(const float* logits, int64_t vocab) {
 }
 
 int32_t Sampler::sample(const float* logits, int64_t vocab, const TokenHistory& history) {
-  adjusted_.assign(logits, logits + vocab);
-  apply_logits_processors(params_, history, adjusted_.data(), vocab);
+  // The row itself where no processor would change it (most requests): no vocabulary-sized copy
+  // per request and step.
+  const float* processed = logits;  // [vocab]
+  if (logits_processors_active(params_, static_cast<int64_t>(history.output.size()))) {
+    adjusted_.assign(logits, logits + vocab);
+    apply_logits_processors(params_, history, adjusted_.data(), vocab);
+    processed = adjusted_.data();
+  }
   if (is_greedy(params_)) {
-    // The one-hot distribution's draw, without building it (a decode step samples every
-    // request's row on the engine thread); the generator still advances, as in sample_from.
-    const int64_t best = greedy_token(adjusted_.data(), vocab);
+    // The one-hot distribution's draw, without building it; the generator still advances, as
+    // in sample_from.
+    const int64_t best = greedy_token(processed, vocab);
     if (best >= 0) {
       probs_.clear();
       (void)next_uniform();
       return static_cast<int32_t>(best);
     }
   }
-  processed_distribution(params_, adjusted_.data(), vocab, &probs_);
+  processed_distribution(params_, processed, vocab, &probs_);
   return sample_from(probs_);
 }
 

@@ -87,6 +87,45 @@ TEST(LogitsProcessors, HistoryIdsOutsideTheVocabularyAreIgnored) {
   EXPECT_EQ(logits, std::vector<float>(4, 1.0f));
 }
 
+// Where logits_processors_active says no, the processors leave every logit as it was (greedy
+// picks then read the raw row); each processor on its own, and min_tokens until it is met, is
+// active.
+TEST(LogitsProcessors, InactiveMeansUnchanged) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> coin(0, 4);
+  int inactive = 0, active = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    SamplingParams p;
+    if (coin(rng) == 0) p.repetition_penalty = 1.3f;
+    if (coin(rng) == 0) p.presence_penalty = 0.5f;
+    if (coin(rng) == 0) p.frequency_penalty = -0.5f;
+    if (coin(rng) == 0) p.logit_bias.emplace_back(int32_t(trial % kVocab), 2.0f);
+    if (coin(rng) == 0) p.min_tokens = 4;
+    p.stop_token_ids = random_ids(rng, 2, kVocab);
+    const std::vector<int32_t> prompt = random_ids(rng, 12, kVocab);
+    const std::vector<int32_t> output = random_ids(rng, size_t(coin(rng) * 2), kVocab);
+    const std::vector<int32_t> eos = {int32_t(kVocab - 1)};
+    const std::vector<float> logits = random_logits(rng, kVocab);
+    std::vector<float> processed = logits;
+    apply_logits_processors(p, TokenHistory{prompt, output, eos}, processed.data(), kVocab);
+    if (logits_processors_active(p, int64_t(output.size()))) {
+      ++active;
+    } else {
+      ++inactive;
+      EXPECT_EQ(processed, logits) << "trial " << trial;
+    }
+  }
+  EXPECT_GT(inactive, 50);
+  EXPECT_GT(active, 50);
+  SamplingParams p;
+  EXPECT_FALSE(logits_processors_active(p, 0));
+  p.min_tokens = 3;
+  EXPECT_TRUE(logits_processors_active(p, 2));
+  EXPECT_FALSE(logits_processors_active(p, 3));
+  p.repetition_penalty = 1.1f;
+  EXPECT_TRUE(logits_processors_active(p, 3));
+}
+
 TEST(ProcessedDistribution, MatchesReferenceOnRandomLogits) {
   std::mt19937 rng(2);
   std::uniform_real_distribution<float> unit(0.0f, 1.0f);
