@@ -22,18 +22,14 @@ void ensure_all(const ModelConfig& c, int64_t n, Scratch& s) {
   ensure(s.up, n * c.d_ff);
 }
 
-// K = RoPE(k_norm(k_proj(in))), V = v_proj(in) of n rows, stored at slots in layer l.
-void store_kv(const Checkpoint& ck, int l, const float* in /*[n, d_model]*/,
-              const int32_t* positions /*[n]*/, const int32_t* slots /*[n]*/, int64_t n,
-              KvStorage& kv, Scratch& s, cpu::ThreadPool& pool) {
+// K = RoPE(k_norm(k)), V = v of the n rows projected into s.k and s.v, stored at slots in layer
+// l. The projections are the callers': the block pass runs q, k and v over one quantization of
+// its input, the context only k and v.
+void store_projected_kv(const Checkpoint& ck, int l, const int32_t* positions /*[n]*/,
+                        const int32_t* slots /*[n]*/, int64_t n, KvStorage& kv, Scratch& s) {
   const ModelConfig& c = ck.layers_config;
   const DraftLayer& L = ck.layers[size_t(l)];
   const int64_t kv_dim = int64_t{c.n_kv_heads} * c.head_dim;
-  {
-    const cpu::WeightView* k_v[] = {&L.k, &L.v};
-    float* const out[] = {s.k.data(), s.v.data()};
-    cpu::matmul_shared_input(k_v, out, 2, in, n, pool);  // one quantization of in, one pool run
-  }
   cpu::rmsnorm(s.k.data(), L.k_norm.data(), n * c.n_kv_heads, c.head_dim, c.rms_eps, s.k.data());
   cpu::rope(s.k.data(), positions, n, c.n_kv_heads, c.head_dim, c.rope);
   cpu::store_kv_f16(s.k.data(), slots, n, kv_dim, kv.k(l));
@@ -50,8 +46,13 @@ void write_context(const Checkpoint& ck, const float* features, const int32_t* p
   ensure_all(c, n, s);
   cpu::matmul(ck.fc, features, n, s.ctx.data(), pool);
   cpu::rmsnorm(s.ctx.data(), ck.hidden_norm.data(), n, c.d_model, c.rms_eps, s.ctx.data());
-  for (int l = 0; l < c.n_layers; ++l)
-    store_kv(ck, l, s.ctx.data(), positions, slots, n, kv, s, pool);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const DraftLayer& L = ck.layers[size_t(l)];
+    const cpu::WeightView* k_v[] = {&L.k, &L.v};
+    float* const out[] = {s.k.data(), s.v.data()};
+    cpu::matmul_shared_input(k_v, out, 2, s.ctx.data(), n, pool);
+    store_projected_kv(ck, l, positions, slots, n, kv, s);
+  }
 }
 
 void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch& s,
@@ -67,12 +68,16 @@ void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch
   for (int l = 0; l < c.n_layers; ++l) {
     const DraftLayer& L = ck.layers[size_t(l)];
     cpu::rmsnorm(x, L.attn_norm.data(), n, d, c.rms_eps, s.xn.data());
-    cpu::matmul(L.q, s.xn.data(), n, s.q.data(), pool);
+    {
+      const cpu::WeightView* qkv[] = {&L.q, &L.k, &L.v};
+      float* const out[] = {s.q.data(), s.k.data(), s.v.data()};
+      cpu::matmul_shared_input(qkv, out, 3, s.xn.data(), n, pool);
+    }
     cpu::rmsnorm(s.q.data(), L.q_norm.data(), n * c.n_heads, hd, c.rms_eps, s.q.data());
     cpu::rope(s.q.data(), b.positions.data(), n, c.n_heads, hd, c.rope);
     // The block's own K/V go to scratch slots; every row of a request then sees all of them
     // (non-causal) after its context.
-    store_kv(ck, l, s.xn.data(), b.positions.data(), b.slots.data(), n, kv, s, pool);
+    store_projected_kv(ck, l, b.positions.data(), b.slots.data(), n, kv, s);
 
     cpu::attention(cpu::attention_args(n, c.n_heads, c.n_kv_heads, hd, s.q.data(), kv.k(l), kv.v(l),
                                        b.key_offsets.data(), b.key_slots.data(), s.attn.data()),
