@@ -126,6 +126,10 @@ class Model {
   // one Model per thread for parallel forwards.
   Status forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& out,
                  cpu::ThreadPool& pool) const;
+  // Grows the forward's scratch to n_tokens (every row with logits), touching it, so that the
+  // first step that large pays no allocation and page faults (an engine reserves its per-step
+  // token limit at creation; the scratch is shared by every engine on this model).
+  void reserve(int64_t n_tokens) const;
 
  private:
   struct Layer;

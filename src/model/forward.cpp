@@ -87,6 +87,26 @@ void Model::run_layer(int l, const ForwardBatch& batch, KvStorage& kv, Scratch& 
   cpu::add_inplace(s.x.data(), s.proj.data(), n * d);
 }
 
+void Model::Scratch::fit(const ModelConfig& c, int64_t n, size_t n_rows) {
+  const int64_t d = c.d_model;
+  ensure(x, size_t(n * d));
+  ensure(xn, size_t(n * d));
+  ensure(q, size_t(n * c.n_heads * c.head_dim));
+  ensure(k, size_t(n * c.n_kv_heads * c.head_dim));
+  ensure(v, size_t(n * c.n_kv_heads * c.head_dim));
+  ensure(attn, size_t(n * c.n_heads * c.head_dim));
+  ensure(proj, size_t(n * d));
+  ensure(gate, size_t(n * c.d_ff));
+  ensure(up, size_t(n * c.d_ff));
+  ensure(rows, n_rows * size_t(d));
+}
+
+void Model::reserve(int64_t n_tokens) const {
+  if (n_tokens < 1) return;
+  std::lock_guard<std::mutex> lock(forward_mutex_);
+  scratch_->fit(config_, n_tokens, size_t(n_tokens));
+}
+
 Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& out,
                       cpu::ThreadPool& pool) const {
   std::lock_guard<std::mutex> lock(forward_mutex_);
@@ -104,16 +124,7 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
   out.hidden.resize(size_t(n) * n_capture * size_t(d));
   if (n == 0) return Status::Ok();
 
-  ensure(s.x, size_t(n * d));
-  ensure(s.xn, size_t(n * d));
-  ensure(s.q, size_t(n * c.n_heads * c.head_dim));
-  ensure(s.k, size_t(n * c.n_kv_heads * c.head_dim));
-  ensure(s.v, size_t(n * c.n_kv_heads * c.head_dim));
-  ensure(s.attn, size_t(n * c.n_heads * c.head_dim));
-  ensure(s.proj, size_t(n * d));
-  ensure(s.gate, size_t(n * c.d_ff));
-  ensure(s.up, size_t(n * c.d_ff));
-  ensure(s.rows, n_rows * size_t(d));
+  s.fit(c, n, n_rows);
 
   auto capture_layer = [&](int layer) {
     for (size_t i = 0; i < n_capture; ++i) {

@@ -42,6 +42,9 @@ struct Model::Scratch {
   std::vector<int64_t> key_offsets;  // [n_tok + 1] into key_slots
   std::vector<int32_t> key_slots;    // [sum of key counts] each token's key slots, in order
   std::vector<uint8_t> slot_mark;    // [n_slots] per-slot flags used while validating
+
+  // Grows the activations to n tokens, n_rows of them with logits (new elements are zeroed).
+  void fit(const ModelConfig& c, int64_t n, size_t n_rows);
 };
 
 }  // namespace dspark
