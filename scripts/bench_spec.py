@@ -10,7 +10,7 @@ Configurations: ngram and draft-model under the load-aware controller, and each 
 depths (--fixed-depths) for comparison. Every run is `dspark generate --compare-plain`: a plain
 engine runs the same requests in the same process, the two engines taking turns step by step,
 so each ratio compares the two on the same machine state (back-to-back processes drift by 10-20%
-on a shared VM; the paired engines agree within about 1-4% when they do the same work). A
+on a shared VM; the paired engines agree within about 1% when they do the same work). A
 configuration's speed-up is the median over repeats of those ratios, over each engine's own step
 time. Greedy decoding: dspark checks that both engines produce the same tokens.
 """

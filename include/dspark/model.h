@@ -128,8 +128,9 @@ class Model {
                  cpu::ThreadPool& pool) const;
   // Grows the forward's scratch to n_tokens (every row with logits), touching it, so that the
   // first step that large pays no allocation and page faults (an engine reserves its per-step
-  // token limit at creation; the scratch is shared by every engine on this model).
-  void reserve(int64_t n_tokens) const;
+  // token limit at creation; the scratch is shared by every engine on this model). An error
+  // where the memory cannot be had.
+  Status reserve(int64_t n_tokens) const;
 
  private:
   struct Layer;

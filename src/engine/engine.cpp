@@ -80,7 +80,10 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   impl->pool = std::make_unique<cpu::ThreadPool>(config.threads);
   // The largest step's activations now: the first long prefill then pays no page faults (in
   // --compare-plain the engine that stepped first paid 30-50 ms for both).
-  config.model->reserve(config.max_num_batched_tokens);
+  Status reserved = config.model->reserve(config.max_num_batched_tokens);
+  if (!reserved.ok()) {
+    return Error{"engine: " + reserved.message() + " (lower max_num_batched_tokens)"};
+  }
   impl->eos_ids = config.tokenizer->stop_ids();
   impl->config = std::move(config);
   Status spec = impl->init_speculation();

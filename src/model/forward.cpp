@@ -2,6 +2,8 @@
 // logits of the requested rows.
 #include <algorithm>
 #include <cstring>
+#include <new>
+#include <string>
 
 #include "batch_plan.h"
 #include "model_internal.h"
@@ -101,10 +103,16 @@ void Model::Scratch::fit(const ModelConfig& c, int64_t n, size_t n_rows) {
   ensure(rows, n_rows * size_t(d));
 }
 
-void Model::reserve(int64_t n_tokens) const {
-  if (n_tokens < 1) return;
+Status Model::reserve(int64_t n_tokens) const {
+  if (n_tokens < 1) return Status::Ok();
   std::lock_guard<std::mutex> lock(forward_mutex_);
-  scratch_->fit(config_, n_tokens, size_t(n_tokens));
+  try {
+    scratch_->fit(config_, n_tokens, size_t(n_tokens));
+  } catch (const std::bad_alloc&) {
+    return Error{"cannot allocate the activations of a " + std::to_string(n_tokens) +
+                 "-token step"};
+  }
+  return Status::Ok();
 }
 
 Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& out,
