@@ -165,7 +165,9 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     attention_chunked(a, pool);
     return;
   }
-  AttendGroup kernel = active_isa() == Isa::Avx512 ? attend_group_avx512 : attend_group_scalar;
+  AttendGroup kernel = active_isa() == Isa::Avx512 ? attend_group_avx512
+                       : active_isa() == Isa::Avx2 ? attend_group_avx2
+                                                   : attend_group_scalar;
   const int64_t n_tasks = a.n_tok * a.n_kv_heads;
   pool.run(n_tasks, [&](int64_t task, int) {
     thread_local std::vector<float> scratch;
@@ -216,6 +218,10 @@ void store_kv_f16(const float* kv, const int32_t* slots, int64_t n_tok, int64_t 
   profile::Scope timing("store kv");
   if (active_isa() == Isa::Avx512) {
     store_kv_f16_avx512(kv, slots, n_tok, row_elems, cache);
+    return;
+  }
+  if (active_isa() == Isa::Avx2) {
+    store_kv_f16_avx2(kv, slots, n_tok, row_elems, cache);
     return;
   }
   for (int64_t t = 0; t < n_tok; ++t) {

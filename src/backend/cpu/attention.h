@@ -14,6 +14,7 @@ using AttendGroup = void (*)(const AttentionArgs& a, int64_t t, int64_t kv_head,
 
 int64_t attend_scratch_floats(const AttentionArgs& a, int64_t t);
 void attend_group_scalar(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch);
+void attend_group_avx2(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch);
 void attend_group_avx512(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch);
 
 // Split attention for head_dim 64, 128 and 256 on AVX-512: a token's key list is cut into
@@ -27,6 +28,8 @@ int64_t attend_chunk_scratch_floats(const AttentionArgs& a);
 void attend_chunk_avx512(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t chunk,
                          float* scratch, float* partial);
 
+void store_kv_f16_avx2(const float* kv, const int32_t* slots, int64_t n_tok, int64_t row_elems,
+                       uint16_t* cache);
 void store_kv_f16_avx512(const float* kv, const int32_t* slots, int64_t n_tok, int64_t row_elems,
                          uint16_t* cache);
 

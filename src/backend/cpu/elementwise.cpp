@@ -29,6 +29,10 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* y) {
     silu_mul_avx512(gate, up, n, y);
     return;
   }
+  if (active_isa() == Isa::Avx2) {
+    silu_mul_avx2(gate, up, n, y);
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     y[i] = g / (1.0f + std::exp(-g)) * up[i];
