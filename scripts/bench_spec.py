@@ -6,8 +6,13 @@ without speculation, on a code prompt and a chat prompt, at several concurrencie
       --target models/qwen2.5-coder-1.5b.gguf --draft models/qwen2.5-coder-0.5b.gguf \
       --concurrency 1,4,16,64 --repeats 3
 
-Configurations: ngram and draft-model under the load-aware controller, and each drafter at fixed
-depths (--fixed-depths) for comparison. Every run is `dspark generate --compare-plain`: a plain
+  python3 scripts/bench_spec.py --methods ngram,draft-model,dspark \
+      --dspark-checkpoint Qwen2.5-Coder-1.5B-DSpark/
+
+Configurations: each method of --methods (ngram, draft-model, dspark: a DeepSpec checkpoint
+folder trained for the target, --dspark-checkpoint) under the load-aware controller, and each
+drafter at fixed depths (--fixed-depths) for comparison. A method whose draft model or
+checkpoint is missing is skipped with a message. Every run is `dspark generate --compare-plain`: a plain
 engine runs the same requests in the same process, the two engines taking turns step by step,
 so each ratio compares the two on the same machine state (back-to-back processes drift by 10-20%
 on a shared VM; the paired engines agree within about 1% when they do the same work). A
@@ -84,9 +89,13 @@ def main():
     ap.add_argument("--dspark", default="build/dspark")
     ap.add_argument("--target", default="models/qwen2.5-coder-1.5b.gguf")
     ap.add_argument("--draft", default="models/qwen2.5-coder-0.5b.gguf")
+    ap.add_argument("--dspark-checkpoint", default="models/qwen2.5-coder-1.5b-dspark",
+                    help="DSpark checkpoint folder (config.json + safetensors) for the target, "
+                         "used by the dspark method")
     ap.add_argument("--concurrency", default="1,4,16,64")
     ap.add_argument("--prompts", default="code,chat")
-    ap.add_argument("--methods", default="ngram,draft-model")
+    ap.add_argument("--methods", default="ngram,draft-model",
+                    help="comma-separated: ngram, draft-model, dspark")
     ap.add_argument("--fixed-depths", default="2,4",
                     help="fixed verification depths to compare with the controller")
     ap.add_argument("--n-predict", type=int, default=256,
@@ -104,6 +113,14 @@ def main():
                 print(f"skipping draft-model: {args.draft} not found", file=sys.stderr)
                 continue
             base += ["--draft-model", args.draft]
+        elif method == "dspark":
+            if not os.path.isdir(args.dspark_checkpoint):
+                print(f"skipping dspark: checkpoint folder {args.dspark_checkpoint} not found",
+                      file=sys.stderr)
+                continue
+            base += ["--draft-model", args.dspark_checkpoint]
+        elif method != "ngram":
+            sys.exit(f"unknown method '{method}': expected ngram, draft-model or dspark")
         configs.append((method, base))
         for depth in [d for d in args.fixed_depths.split(",") if d]:
             configs.append((f"{method}@{depth}", base + ["--spec-fixed-depth", depth]))

@@ -15,10 +15,14 @@ Writes <out>/manifest.json describing every model (path, format, arch, weight ty
 <out>/broken/ with deliberately malformed models (unknown architecture, missing tensor, wrong
 shape, weight type dspark cannot compute with, unsupported RoPE scaling) for the error tests.
 Also writes tiny DSpark drafter checkpoints (Qwen3DSparkModel), listed under "drafters" in the
-manifest with the target each belongs to: dspark-qwen3/ (random, BF16) for the qwen3 targets, and
+manifest with the target each belongs to: dspark-qwen3/ (random, BF16) for the qwen3 targets,
 dspark-qwen3-aligned/ built from the second layer of qwen3-drafted-f32.gguf, a qwen3 target
 whose first layer barely moves the residual stream, so its drafts often match the target (the
-engine's speculation tests need accepted drafts).
+engine's speculation tests need accepted drafts), and for the llama target llama-f32.gguf (whose
+q/k rows are permuted for the interleaved RoPE, while draft layers rotate Hugging Face style):
+dspark-llama/ (random, F32, with copies of the target's embedding and head) and
+dspark-llama-shared/ (the same tensors minus embed_tokens.weight and lm_head.weight, so the
+drafter reads the target's own).
 Does nothing when the manifest is already of this generator's version (--force regenerates).
 Usage: make_tiny_models.py OUT_DIR [--force]
 """
@@ -31,7 +35,7 @@ import sys
 
 import numpy as np
 
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 
 
 class Spec:
@@ -571,7 +575,7 @@ def model_set():
 
 
 def dspark_checkpoint(spec, target_weights, seed):
-    """(config additions, tensors) of a tiny Qwen3DSparkModel drafter for a 2-layer qwen3 target.
+    """(config additions, tensors) of a tiny Qwen3DSparkModel drafter for a 2-layer target.
 
     Layout as in dspark-spec.md section 1: no "model." prefix, frozen copies of the target's
     embedding and head, fc over the concatenated features of target_layer_ids, a vanilla
@@ -687,10 +691,23 @@ def aligned_dspark_checkpoint(spec, target_weights, seed):
     return extra, w
 
 
+def shared_dspark_checkpoint(spec, target_weights, seed):
+    """dspark_checkpoint without embed_tokens.weight and lm_head.weight: the drafter then uses
+    the target's own token embedding and output head (the other tensors are the same as
+    dspark_checkpoint's for the same seed)."""
+    extra, w = dspark_checkpoint(spec, target_weights, seed)
+    for name in ("embed_tokens.weight", "lm_head.weight"):
+        del w[name]
+    return extra, w
+
+
 # (folder, target model file, checkpoint builder, weight type, seed)
 DSPARK_DRAFTERS = [
     ("dspark-qwen3", "qwen3-f16.gguf", dspark_checkpoint, "BF16", 12),
     ("dspark-qwen3-aligned", "qwen3-drafted-f32.gguf", aligned_dspark_checkpoint, "F32", 13),
+    # F32 like the target: the copies equal the target's tensors bit for bit.
+    ("dspark-llama", "llama-f32.gguf", dspark_checkpoint, "F32", 14),
+    ("dspark-llama-shared", "llama-f32.gguf", shared_dspark_checkpoint, "F32", 14),
 ]
 
 

@@ -120,6 +120,12 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const ModelFile& file() const { return *file_; }
   uint64_t weight_bytes() const;  // bytes read from weights by one forward
+  // The model's own weights, for drafters that share them (DSpark): possibly quantized and
+  // packed, so read them through cpu::get_row and cpu::matmul. They point into the model's
+  // mapped file: valid while the model lives.
+  const cpu::WeightView& token_embedding() const { return token_embd_; }  // [vocab, d_model]
+  // [vocab, d_model]; the token embedding itself when tied.
+  const cpu::WeightView& output_head() const { return output_; }
 
   // Validates the batch (ids, slots, positions in range) before touching anything. Calls are
   // serialized on an internal mutex (the scratch buffers are reused from call to call), so use

@@ -183,10 +183,13 @@ Result<std::unique_ptr<Drafter>> make_draft_model_drafter(DraftModelConfig confi
 // DSpark drafter (dspark-spec.md sections 1-5)
 
 struct DSparkDrafterConfig {
-  std::string path;                     // checkpoint folder (config.json + safetensors)
-  const ModelConfig* target = nullptr;  // geometry the checkpoint must match (d_model, heads,
-                                        // head_dim, vocab, num_target_layers == n_layers)
-  int32_t kv_blocks = 0;                // the target's KV pool: context K/V lives at its slots
+  std::string path;  // checkpoint folder (config.json + safetensors)
+  // The target: its config() is the geometry the checkpoint must match (d_model, heads,
+  // head_dim, vocab, num_target_layers == n_layers), and its token embedding and output head
+  // stand in for the checkpoint's embed_tokens / lm_head when those are absent. Must outlive
+  // the drafter (the drafter reads those weights in place).
+  const Model* target_model = nullptr;
+  int32_t kv_blocks = 0;  // the target's KV pool: context K/V lives at its slots
   int32_t block_size = 16;
   int32_t max_requests = 8;         // blocks drafted per pass (more inputs: in groups)
   cpu::ThreadPool* pool = nullptr;  // threads for its matmuls (nullptr: its own pool)
@@ -198,7 +201,14 @@ struct DSparkDrafterConfig {
 // a confidence head scores each position. Proposes one chain of min(B, max_depth, max_nodes)
 // nodes per request: greedy requests take the argmax (q_index -1), sampling ones draw from the
 // top 64 of softmax(L / T) renormalised (recorded in q). Confidence: the confidence head's
-// sigmoid, or the token's draft probability when the checkpoint has none.
+// sigmoid (of z_k / T_k when config.json has `confidence_temperatures`, B positive floats), or
+// the token's draft probability when the checkpoint has none.
+// The draft layers always rotate Hugging Face style (rotate-half over the whole head), whatever
+// layout the target's own RoPE uses (a GGUF llama target's is interleaved); theta and scaling
+// are the target's. embed_tokens.weight and lm_head.weight are optional: DeepSpec freezes them
+// as copies of the target's, so each one missing is read from the target itself (its token
+// embedding, its output head; possibly quantized), which saves the checkpoint's copy and, for
+// the head, reads the target's (smaller) quantized rows every round.
 Result<std::unique_ptr<Drafter>> make_dspark_drafter(const DSparkDrafterConfig& config);
 
 // ---------------------------------------------------------------------------------------------

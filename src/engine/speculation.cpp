@@ -83,7 +83,7 @@ Status Engine::Impl::init_speculation() {
   } else if (sc.method == SpecMethod::kDSpark) {
     spec::DSparkDrafterConfig dc;
     dc.path = sc.dspark_checkpoint;
-    dc.target = &config.model->config();
+    dc.target_model = config.model.get();
     dc.kv_blocks = config.kv_blocks;
     dc.block_size = config.block_size;
     dc.max_requests = config.max_num_seqs;

@@ -62,6 +62,7 @@ class TensorBinder {
     if (!t.ok()) return t.error();
     return cpu::WeightView::from(**t);
   }
+  bool has(const std::string& name) const { return file_.tensor(name) != nullptr; }
   // A [n] vector, or a [1, n] matrix's single row when as_row.
   Result<std::vector<float>> vector(const std::string& name, int64_t n, bool as_row = false) const {
     auto t = as_row ? find(name, {1, n}) : find(name, {n});
@@ -92,6 +93,8 @@ class TensorBinder {
   const ConfigReader& config_;
 };
 
+Status read_heads(const ModelFile& file, const ConfigReader& cfg, Checkpoint* ck);
+
 // The architecture, the geometry shared with the target and the DSpark keys.
 Status read_config(const ModelFile& file, const ConfigReader& cfg, const ModelConfig& target,
                    Checkpoint* ck) {
@@ -110,6 +113,10 @@ Status read_config(const ModelFile& file, const ConfigReader& cfg, const ModelCo
   lc.qkv_bias = false;
   lc.tied_embeddings = false;
   lc.name = file.dir();
+  // DeepSpec's draft layers are Hugging Face Qwen3 layers: rotate-half over the whole head,
+  // even when the target's own q/k rows were permuted for the interleaved layout (GGUF llama).
+  lc.rope.layout = cpu::RopeLayout::Neox;
+  lc.rope.rot_dims = target.head_dim;
 
   // Geometry that must equal the target's (the draft reads its features and shares its KV
   // slots and vocabulary).
@@ -193,6 +200,36 @@ Status read_config(const ModelFile& file, const ConfigReader& cfg, const ModelCo
     ck->target_layer_ids.push_back(static_cast<int32_t>(id));
   }
 
+  return read_heads(file, cfg, ck);
+}
+
+// confidence_temperatures (optional): B finite positive T_k of c_k = sigmoid(z_k / T_k).
+Status read_temperatures(const ModelFile& file, const ConfigReader& cfg, Checkpoint* ck) {
+  const std::string key = "confidence_temperatures";
+  if (file.find("hf." + key) == nullptr) return Status::Ok();
+  if (!ck->confidence_head) {
+    return cfg.error(key + " is given but enable_confidence_head is false");
+  }
+  auto temps = file.get_float_array("hf." + key);
+  if (!temps.ok()) return cfg.error("config.json: " + temps.error().message);
+  if (int64_t(temps->size()) != ck->block_size) {
+    return cfg.error(key + " has " + std::to_string(temps->size()) +
+                     " entries; it needs one per block position (block_size " +
+                     std::to_string(ck->block_size) + ")");
+  }
+  for (size_t k = 0; k < temps->size(); ++k) {
+    const float t = static_cast<float>((*temps)[k]);  // checked as the float it is used as
+    if (!std::isfinite(t) || !(t > 0.0f)) {
+      return cfg.error(key + " entry " + std::to_string(k) + " is " + std::to_string((*temps)[k]) +
+                       "; temperatures must be finite and positive");
+    }
+    ck->confidence_temperatures.push_back(t);
+  }
+  return Status::Ok();
+}
+
+// The Markov head (vanilla or none) and the confidence head's keys.
+Status read_heads(const ModelFile& file, const ConfigReader& cfg, Checkpoint* ck) {
   auto rank = cfg.integer_or("markov_rank", 0);
   if (!rank.ok()) return rank.error();
   if (*rank < 0 || *rank > 65536) {
@@ -219,7 +256,7 @@ Status read_config(const ModelFile& file, const ConfigReader& cfg, const ModelCo
                        std::to_string(ck->markov_rank));
     }
   }
-  return Status::Ok();
+  return read_temperatures(file, cfg, ck);
 }
 
 Status bind_layer(const TensorBinder& tb, const ModelConfig& c, int i, DraftLayer* L) {
@@ -266,9 +303,12 @@ Status bind_tensors(const TensorBinder& tb, Checkpoint* ck) {
     int64_t rows, cols;
     cpu::WeightView* dst;
   };
-  std::vector<Mat> mats = {Mat{"embed_tokens.weight", V, d, &ck->embed},
-                           Mat{"lm_head.weight", V, d, &ck->lm_head},
-                           Mat{"fc.weight", d, ck->n_features() * d, &ck->fc}};
+  std::vector<Mat> mats = {Mat{"fc.weight", d, ck->n_features() * d, &ck->fc}};
+  // Frozen copies of the target's: optional, the target's own weights stand in (share_with).
+  ck->own_embed = tb.has("embed_tokens.weight");
+  ck->own_lm_head = tb.has("lm_head.weight");
+  if (ck->own_embed) mats.push_back(Mat{"embed_tokens.weight", V, d, &ck->embed});
+  if (ck->own_lm_head) mats.push_back(Mat{"lm_head.weight", V, d, &ck->lm_head});
   if (r > 0) {
     mats.push_back(Mat{"markov_head.markov_w1.weight", V, r, &ck->markov_w1});
     mats.push_back(Mat{"markov_head.markov_w2.weight", V, r, &ck->markov_w2});
@@ -299,9 +339,30 @@ Status bind_tensors(const TensorBinder& tb, Checkpoint* ck) {
   return Status::Ok();
 }
 
+// The target's token embedding and output head for the tensors the checkpoint lacks.
+Status share_with(const Model& model, Checkpoint* ck) {
+  const ModelConfig& c = ck->layers_config;
+  const cpu::WeightView* from[] = {&model.token_embedding(), &model.output_head()};
+  cpu::WeightView* to[] = {&ck->embed, &ck->lm_head};
+  const bool own[] = {ck->own_embed, ck->own_lm_head};
+  const char* what[] = {"token embedding", "output head"};
+  for (int i = 0; i < 2; ++i) {
+    if (own[i]) continue;
+    if (from[i]->rows != c.vocab_size || from[i]->cols != c.d_model || from[i]->data == nullptr) {
+      return Error{"DSpark checkpoint " + c.name + ": the target's " + what[i] + " is " +
+                   std::to_string(from[i]->rows) + " x " + std::to_string(from[i]->cols) +
+                   ", expected " + std::to_string(c.vocab_size) + " x " +
+                   std::to_string(c.d_model)};
+    }
+    *to[i] = *from[i];
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
-Result<Checkpoint> load_checkpoint(const std::string& path, const ModelConfig& target) {
+Result<Checkpoint> load_checkpoint(const std::string& path, const Model& model) {
+  const ModelConfig& target = model.config();
   if (target.d_model < 1 || target.n_heads < 1 || target.n_kv_heads < 1 || target.head_dim < 1 ||
       target.vocab_size < 1 || target.n_layers < 1) {
     return Error{"DSpark checkpoint " + path + ": the target's geometry is incomplete"};
@@ -317,6 +378,7 @@ Result<Checkpoint> load_checkpoint(const std::string& path, const ModelConfig& t
   const ConfigReader cfg(*ck.file);
   DSPARK_RETURN_IF_ERROR(read_config(*ck.file, cfg, target, &ck));
   DSPARK_RETURN_IF_ERROR(bind_tensors(TensorBinder(*ck.file, cfg), &ck));
+  DSPARK_RETURN_IF_ERROR(share_with(model, &ck));
   return ck;
 }
 

@@ -39,8 +39,14 @@ struct Checkpoint {
   std::vector<int32_t> target_layer_ids;  // [m] capture ids, increasing
   int32_t markov_rank = 0;                // r; 0: no sequential head
   bool confidence_head = false;
+  // [B] T_k of c_k = sigmoid(z_k / T_k) (sequential temperature scaling); empty: all 1.
+  std::vector<float> confidence_temperatures;
+  // The checkpoint's embed_tokens / lm_head, or the target's own token embedding / output head
+  // when the checkpoint has none (possibly quantized; they point into the target's weights).
   cpu::WeightView embed;           // [vocab, d_model]
   cpu::WeightView lm_head;         // [vocab, d_model]
+  bool own_embed = false;          // embed is the checkpoint's
+  bool own_lm_head = false;        // lm_head is the checkpoint's
   cpu::WeightView fc;              // [d_model, m * d_model]
   std::vector<float> hidden_norm;  // [d_model] applied to fc's output (the context)
   std::vector<float> norm;         // [d_model] applied after the last draft layer
@@ -59,7 +65,11 @@ struct Checkpoint {
 // Opens the folder at path and checks it against the target: architecture Qwen3DSparkModel,
 // d_model / heads / head_dim / vocab equal to the target's, num_target_layers == target
 // n_layers, target_layer_ids increasing in [-1, n_layers - 2], a vanilla Markov head (or none),
-// every tensor present with its expected shape and a BF16, F16 or F32 type.
-Result<Checkpoint> load_checkpoint(const std::string& path, const ModelConfig& target);
+// confidence_temperatures (optional) B finite positive numbers, every tensor present with its
+// expected shape and a BF16, F16 or F32 type. embed_tokens.weight and lm_head.weight may be
+// absent: each missing one is the target's token embedding / output head. The draft layers'
+// RoPE is rotate-half over the whole head whatever the target's layout, with the target's theta
+// and scaling. The checkpoint keeps views of target's weights: target must outlive it.
+Result<Checkpoint> load_checkpoint(const std::string& path, const Model& target);
 
 }  // namespace dspark::spec::dspark_detail

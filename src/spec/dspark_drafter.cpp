@@ -39,7 +39,7 @@ DSparkDrafter::DSparkDrafter(const DSparkDrafterConfig& config, dspark_detail::C
       rng_(config.seed) {}
 
 Result<std::unique_ptr<DSparkDrafter>> DSparkDrafter::create(const DSparkDrafterConfig& config) {
-  if (config.target == nullptr) return Error{kWho + "no target model configuration"};
+  if (config.target_model == nullptr) return Error{kWho + "no target model"};
   if (config.kv_blocks < 1 || config.block_size < 1) {
     return Error{kWho + "the target KV pool must have at least one block of one slot (got " +
                  std::to_string(config.kv_blocks) + " blocks of " +
@@ -49,7 +49,7 @@ Result<std::unique_ptr<DSparkDrafter>> DSparkDrafter::create(const DSparkDrafter
     return Error{kWho + "max_requests " + std::to_string(config.max_requests) +
                  " is not in [1, 4096]"};
   }
-  auto ck = dspark_detail::load_checkpoint(config.path, *config.target);
+  auto ck = dspark_detail::load_checkpoint(config.path, *config.target_model);
   if (!ck.ok()) return ck.error();
   const int64_t scratch = int64_t{config.max_requests} * ck->block_size + config.block_size;
   if (int64_t{config.kv_blocks} * config.block_size + scratch >

@@ -104,6 +104,8 @@ void draft_chain(const Checkpoint& ck, const float* h, const float* U, int32_t n
       double z = ck.confidence_b;
       for (int64_t i = 0; i < d; ++i) z += double(w[i]) * h[int64_t{k} * d + i];
       for (int64_t i = 0; i < r; ++i) z += double(w[d + i]) * s.w1_row[size_t(i)];
+      // Sequential temperature scaling (dspark-spec.md section 5) when the checkpoint has it.
+      if (!ck.confidence_temperatures.empty()) z /= ck.confidence_temperatures[size_t(k)];
       confidence = sigmoid(z);
     }
 

@@ -1,6 +1,7 @@
 // The DSpark heads after the block pass (dspark-spec.md sections 4-5): the vanilla Markov head
 // corrects each position's logits with a rank-r bigram term of the previous (drafted) token,
-// drafts left to right, and the confidence head scores each position from [h ; W1[prev]].
+// drafts left to right, and the confidence head scores each position from [h ; W1[prev]]
+// (its logit divided by the checkpoint's T_k when it has confidence_temperatures).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,8 @@
 // The DSpark drafter over the tiny qwen3 target and its tiny checkpoint: loading errors, the
-// chain it proposes, determinism, batching invariance, sampled q, and context shared through
-// the target's slots (copy-on-write copies, prefix-sharing block tables).
+// chain it proposes, determinism, batching invariance, sampled q, context shared through the
+// target's slots (copy-on-write copies, prefix-sharing block tables), calibrated confidences
+// (confidence_temperatures); and over the tiny llama target (interleaved RoPE): the draft
+// layers' rotate-half RoPE, and the target's own embedding / head standing in for missing ones.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -69,13 +71,14 @@ void expect_same_tree(const DraftTree& a, const DraftTree& b, const std::string&
 class EditedCheckpoint {
  public:
   EditedCheckpoint(const std::string& tag, const std::function<void(json&)>& edit_config,
-                   const std::pair<std::string, std::string>& rename = {}) {
+                   const std::pair<std::string, std::string>& rename = {},
+                   const std::string& source = test::kTinyDSpark) {
     dir_ = fs::temp_directory_path() /
            ("dspark_edited_" + tag + "_" +
             std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    const fs::path src = test::tiny_model(test::kTinyDSpark);
+    const fs::path src = test::tiny_model(source);
     std::ifstream cf(src / "config.json");
     json config = json::parse(cf);
     edit_config(config);
@@ -217,7 +220,7 @@ TEST_F(DSparkLoading, RejectsBadPoolConfig) {
   auto none = DSparkDrafter::create(c);
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message.find("no target"), std::string::npos);
-  c.target = &h_->target().config();
+  c.target_model = &h_->target();
   c.kv_blocks = 0;
   auto empty = DSparkDrafter::create(c);
   ASSERT_FALSE(empty.ok());
@@ -493,6 +496,194 @@ TEST(DSparkDrafter, RejectsBadInputs) {
       << st.message();
   const std::vector<int32_t> negative = {0, -1};
   EXPECT_FALSE(d.commit_features(slots, negative, features).ok());
+}
+
+// ------------------------------------------------------------------------------ calibration
+
+// Runs tokens [0, n) through h's target and commits the features to h's drafter and to `other`
+// (another drafter over the same target) at the same slots.
+void prefill_both(DSparkHarness& h, DSparkDrafter& other, const std::vector<int32_t>& tokens,
+                  int32_t n, const std::vector<int32_t>& table) {
+  std::vector<float> features;
+  ASSERT_TRUE(h.prefill(tokens, 0, n, table, &features).ok());
+  std::vector<int64_t> slots;
+  std::vector<int32_t> positions;
+  for (int32_t p = 0; p < n; ++p) {
+    const int32_t bs = DSparkHarness::kBlockSize;
+    slots.push_back(int64_t{table[size_t(p / bs)]} * bs + p % bs);
+    positions.push_back(p);
+  }
+  ASSERT_TRUE(other.commit_features(slots, positions, features).ok());
+}
+
+TEST(DSparkConfidence, TemperaturesScaleTheHeadsLogit) {
+  auto h = harness();
+  ASSERT_NE(h, nullptr);
+  const std::vector<float> temps = {0.5f, 1.0f, 2.0f, 4.0f};
+  EditedCheckpoint calibrated("temps", [&](json& c) { c["confidence_temperatures"] = temps; });
+  auto d = h->make_drafter(calibrated.path(), 4, 1);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ((*d)->checkpoint().confidence_temperatures, temps);
+  EXPECT_TRUE(h->drafter().checkpoint().confidence_temperatures.empty());
+  const int V = h->target().config().vocab_size;
+  const std::vector<int32_t> tokens = some_tokens(12, V, 21);
+  const std::vector<int32_t> table = {6, 3, 9};
+  prefill_both(*h, **d, tokens, 11, table);
+  const DraftInput in = DSparkHarness::input(1, tokens, table, 4, 4);
+  const DraftTree plain = propose(h->drafter(), {in})[0];
+  const DraftTree scaled = propose(**d, {in})[0];
+  ASSERT_EQ(plain.size(), 4);
+  EXPECT_EQ(scaled.tokens, plain.tokens);  // drafts do not depend on the confidence head
+  for (size_t k = 0; k < 4; ++k) {
+    // c' = sigmoid(z / T_k) with z = logit(c).
+    const double c = plain.confidence[k];
+    const double z = std::log(c / (1.0 - c));
+    EXPECT_NEAR(scaled.confidence[k], 1.0 / (1.0 + std::exp(-z / temps[k])), 2e-6) << k;
+  }
+  EXPECT_EQ(scaled.confidence[1], plain.confidence[1]);  // T = 1
+}
+
+TEST(DSparkConfidence, RejectsBadTemperatures) {
+  auto h = harness();
+  ASSERT_NE(h, nullptr);
+  auto error_with = [&](const std::string& tag, const std::function<void(json&)>& edit) {
+    EditedCheckpoint ck(tag, edit);
+    auto d = h->make_drafter(ck.path(), 4, 0);
+    return d.ok() ? std::string() : d.error().message;
+  };
+  std::string e = error_with("tlen", [](json& c) { c["confidence_temperatures"] = {1.0, 2.0}; });
+  EXPECT_NE(e.find("confidence_temperatures has 2 entries; it needs one per block position "
+                   "(block_size 4)"),
+            std::string::npos)
+      << e;
+  e = error_with("tzero", [](json& c) { c["confidence_temperatures"] = {1.0, 0.0, 1.0, 1.0}; });
+  EXPECT_NE(e.find("confidence_temperatures entry 1 is 0.0"), std::string::npos) << e;
+  EXPECT_NE(e.find("must be finite and positive"), std::string::npos) << e;
+  e = error_with("tneg", [](json& c) { c["confidence_temperatures"] = {1.0, 1.0, 1.0, -2.0}; });
+  EXPECT_NE(e.find("entry 3 is -2.0"), std::string::npos) << e;
+  // Overflows the float it is used as.
+  e = error_with("tbig", [](json& c) { c["confidence_temperatures"] = {1e300, 1.0, 1.0, 1.0}; });
+  EXPECT_NE(e.find("entry 0 is"), std::string::npos) << e;
+  e = error_with("tstr", [](json& c) { c["confidence_temperatures"] = {1.0, "hot", 1.0, 1.0}; });
+  EXPECT_NE(e.find("confidence_temperatures"), std::string::npos) << e;
+  e = error_with("tscalar", [](json& c) { c["confidence_temperatures"] = 1.5; });
+  EXPECT_NE(e.find("confidence_temperatures"), std::string::npos) << e;
+  e = error_with("thead", [](json& c) {
+    c["confidence_temperatures"] = {1.0, 1.0, 1.0, 1.0};
+    c["enable_confidence_head"] = false;
+  });
+  EXPECT_NE(e.find("confidence_temperatures is given but enable_confidence_head is false"),
+            std::string::npos)
+      << e;
+}
+
+// ------------------------------------------------------------------------------ llama target
+
+std::unique_ptr<DSparkHarness> llama_harness(const std::string& drafter) {
+  std::string error;
+  auto h = DSparkHarness::create(test::tiny_model(drafter), 8, 3, &error, test::kTinyLlamaTarget);
+  EXPECT_NE(h, nullptr) << error;
+  return h;
+}
+
+// The GGUF llama target rotates interleaved pairs (its q/k rows were permuted at conversion);
+// the draft layers are Hugging Face ones and rotate halves (dspark_ref.py checks the values).
+TEST(DSparkLlama, DraftLayersRotateHalvesWhateverTheTargetsLayout) {
+  auto h = llama_harness(test::kTinyLlamaDSpark);
+  ASSERT_NE(h, nullptr);
+  const ModelConfig& target = h->target().config();
+  const ModelConfig& draft = h->drafter().checkpoint().layers_config;
+  EXPECT_EQ(target.rope.layout, cpu::RopeLayout::Interleaved);
+  EXPECT_EQ(draft.rope.layout, cpu::RopeLayout::Neox);
+  EXPECT_EQ(draft.rope.rot_dims, target.head_dim);
+  EXPECT_EQ(draft.rope.theta, target.rope.theta);
+  EXPECT_EQ(draft.rope.scaling, target.rope.scaling);
+}
+
+// Drafts, confidences, q and logits of fresh drafters over the checkpoints at path_a and path_b
+// (same seed, h's target) on the same committed context, greedy and sampled, compared bit for
+// bit. Returns the drafter over path_b for more checks.
+std::unique_ptr<DSparkDrafter> expect_same_drafts(DSparkHarness& h, const std::string& path_a,
+                                                  const std::string& path_b) {
+  auto a = h.make_drafter(path_a, 8, 3);
+  auto b = h.make_drafter(path_b, 8, 3);
+  EXPECT_TRUE(a.ok()) << a.error().message;
+  EXPECT_TRUE(b.ok()) << b.error().message;
+  if (!a.ok() || !b.ok()) return nullptr;
+  const int V = h.target().config().vocab_size;
+  const std::vector<int32_t> tokens = some_tokens(14, V, 31);
+  const std::vector<int32_t> table = {2, 7, 1, 4};
+  prefill_both(h, **a, tokens, 13, table);
+  prefill_both(h, **b, tokens, 13, table);
+  (*a)->keep_logits(true);
+  (*b)->keep_logits(true);
+  SamplingParams sampled;
+  sampled.temperature = 0.9f;
+  const SamplingParams* modes[] = {nullptr, &sampled};  // greedy, then sampled
+  for (const SamplingParams* params : modes) {
+    const std::string what = path_b + (params ? " sampled" : " greedy");
+    const DraftInput in = DSparkHarness::input(1, tokens, table, 4, 4, params);
+    const DraftTree ta = propose(**a, {in})[0];
+    const DraftTree tb = propose(**b, {in})[0];
+    EXPECT_EQ(ta.size(), 4) << what;
+    expect_same_tree(ta, tb, what);
+    const std::vector<float>& ua = (*a)->last_logits()[0];
+    const std::vector<float>& ub = (*b)->last_logits()[0];
+    EXPECT_EQ(ua.size(), size_t(4 * V)) << what;
+    EXPECT_TRUE(ua.size() == ub.size() &&
+                std::memcmp(ua.data(), ub.data(), ua.size() * sizeof(float)) == 0)
+        << what << ": base logits differ";
+  }
+  return std::move(b).value();
+}
+
+// dspark-llama-shared is dspark-llama without embed_tokens / lm_head: the drafter reads the
+// target's own (F32, so the same values as the copies) and drafts exactly the same.
+TEST(DSparkLlama, TargetsEmbeddingAndHeadStandInForMissingCopies) {
+  auto h = llama_harness(test::kTinyLlamaDSpark);
+  ASSERT_NE(h, nullptr);
+  EXPECT_TRUE(h->drafter().checkpoint().own_embed);
+  EXPECT_TRUE(h->drafter().checkpoint().own_lm_head);
+  const std::string full = test::tiny_model(test::kTinyLlamaDSpark);
+  auto shared = expect_same_drafts(*h, full, test::tiny_model(test::kTinyLlamaDSparkShared));
+  ASSERT_NE(shared, nullptr);
+  EXPECT_FALSE(shared->checkpoint().own_embed);
+  EXPECT_FALSE(shared->checkpoint().own_lm_head);
+  EXPECT_EQ(shared->checkpoint().embed.data, h->target().token_embedding().data);  // in place
+  EXPECT_EQ(shared->checkpoint().lm_head.data, h->target().output_head().data);
+
+  // Each tensor falls back on its own: a checkpoint lacking only lm_head, then only the embedding.
+  EditedCheckpoint no_head(
+      "nohead", [](json&) {}, {"lm_head.weight", "unused.lm_head"}, test::kTinyLlamaDSpark);
+  auto half = expect_same_drafts(*h, full, no_head.path());
+  ASSERT_NE(half, nullptr);
+  EXPECT_TRUE(half->checkpoint().own_embed);
+  EXPECT_FALSE(half->checkpoint().own_lm_head);
+  EditedCheckpoint no_embed(
+      "noembed", [](json&) {}, {"embed_tokens.weight", "unused.embed"}, test::kTinyLlamaDSpark);
+  auto other_half = expect_same_drafts(*h, full, no_embed.path());
+  ASSERT_NE(other_half, nullptr);
+  EXPECT_FALSE(other_half->checkpoint().own_embed);
+  EXPECT_TRUE(other_half->checkpoint().own_lm_head);
+}
+
+// A present copy is used even where it differs from the target's (a quantized target keeps
+// its drafter's BF16 head), and its shape is still checked.
+TEST(DSparkLlama, PresentCopiesAreCheckedAndUsed) {
+  auto h = llama_harness(test::kTinyLlamaDSparkShared);
+  ASSERT_NE(h, nullptr);
+  auto full = h->make_drafter(test::tiny_model(test::kTinyLlamaDSpark), 8, 3);
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  EXPECT_NE((*full)->checkpoint().lm_head.data, h->target().output_head().data);
+  EditedCheckpoint wrong(
+      "wrongembed", [](json&) {}, {"markov_head.markov_w1.weight", "embed_tokens.weight"},
+      test::kTinyLlamaDSparkShared);
+  auto bad = h->make_drafter(wrong.path(), 8, 3);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("tensor 'embed_tokens.weight' has shape [400, 8], expected "
+                                     "[400, 64]"),
+            std::string::npos)
+      << bad.error().message;
 }
 
 }  // namespace

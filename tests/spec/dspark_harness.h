@@ -1,6 +1,6 @@
-// Test harness of the DSpark drafter: the tiny qwen3 target with its own paged KV, and the
-// tiny DSpark checkpoint on top. prefill() runs target forwards with feature capture and
-// commits every token's features at its target slot, as the engine does.
+// Test harness of the DSpark drafter: a tiny target (the qwen3 one unless told) with its own
+// paged KV, and a tiny DSpark checkpoint on top. prefill() runs target forwards with feature
+// capture and commits every token's features at its target slot, as the engine does.
 #pragma once
 
 #include <cstdint>
@@ -16,24 +16,32 @@
 
 namespace dspark::spec::test {
 
-// Written by scripts/make_tiny_models.py (ctest fixture model_tiny_models_setup).
+// Written by scripts/make_tiny_models.py (ctest fixture model_tiny_models_setup). A path (a
+// name with a '/') is returned as it is.
 inline std::string tiny_model(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
   return std::string(DSPARK_BINARY_DIR) + "/tiny_models/" + name;
 }
 inline const char* kTinyTarget = "qwen3-f16.gguf";
 inline const char* kTinyDSpark = "dspark-qwen3";
+// A llama GGUF target (interleaved RoPE) and its drafters: with F32 copies of the target's
+// embedding and head, and without them (the target's own are used).
+inline const char* kTinyLlamaTarget = "llama-f32.gguf";
+inline const char* kTinyLlamaDSpark = "dspark-llama";
+inline const char* kTinyLlamaDSparkShared = "dspark-llama-shared";
 
 class DSparkHarness {
  public:
   static constexpr int32_t kBlockSize = 4;  // target KV block size (the drafter shares it)
   static constexpr int32_t kBlocks = 64;    // target KV blocks
 
-  // The target model and a drafter over the checkpoint at drafter_path (nullptr and *error set
-  // on failure).
+  // The target model (a tiny model's file name) and a drafter over the checkpoint at
+  // drafter_path (nullptr and *error set on failure).
   static std::unique_ptr<DSparkHarness> create(const std::string& drafter_path,
                                                int32_t max_requests, uint64_t seed,
-                                               std::string* error) {
-    auto file = ModelFile::open(tiny_model(kTinyTarget));
+                                               std::string* error,
+                                               const std::string& target = kTinyTarget) {
+    auto file = ModelFile::open(tiny_model(target));
     if (!file.ok()) {
       *error = file.error().message;
       return nullptr;
@@ -57,7 +65,7 @@ class DSparkHarness {
                                                       uint64_t seed) {
     DSparkDrafterConfig c;
     c.path = path;
-    c.target = &target_->config();
+    c.target_model = target_.get();
     c.kv_blocks = kBlocks;
     c.block_size = kBlockSize;
     c.max_requests = max_requests;

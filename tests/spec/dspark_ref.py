@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The DSpark drafter against an independent NumPy reference (dspark-spec.md sections 2-5).
 
-dspark_ref_tool runs the tiny qwen3 target over four prompts (context of 1, 6, 15 and 28
+For each (target, drafter) pair of PAIRS, dspark_ref_tool runs the tiny target over four prompts (context of 1, 6, 15 and 28
 positions, paged block tables), commits the captured features to the drafter and proposes for
 all four in one call, greedily and sampled (T = 0.7), dumping the features it committed, the
 drafts, confidences, q and the base logits U. This script reads the checkpoint itself
@@ -11,6 +11,12 @@ over [anchor, MASK x 3], U = lm_head(RMSNorm(x)), the Markov-corrected logits L_
 token = the drafter's own draft, so one near tie cannot derail the rest of the chain), the
 confidence sigmoid(w . [h_k ; W1[prev]] + b) and, for sampled drafts, q = the top 64 of
 softmax(L_k / T) renormalised.
+
+The pairs: the qwen3 target with dspark-qwen3 (BF16); the llama GGUF target, whose q/k rows are
+permuted for the interleaved RoPE, with dspark-llama (F32): the draft layers must still rotate
+halves as Hugging Face does (the reference always does); and the same target with
+dspark-llama-shared, which lacks embed_tokens / lm_head, so the drafter must use the target's
+own (the reference reads them from the target's Hugging Face twin, llama-hf-f32).
 
 dspark keeps K/V in fp16 and sums in fp32; the reference rounds K/V to fp16 too. Tolerances
 (printed each run; measured on this machine in brackets): U max |diff| <= 1e-4 * (1 + max |U|)
@@ -32,10 +38,17 @@ import py_util  # noqa: E402
 
 TIE = 1e-3
 TOP_Q = 64
+# (target model, drafter checkpoint, Hugging Face folder holding the target's embedding and head
+# when the checkpoint has none)
+PAIRS = [
+    ("qwen3-f16.gguf", "dspark-qwen3", None),
+    ("llama-f32.gguf", "dspark-llama", None),
+    ("llama-f32.gguf", "dspark-llama-shared", "llama-hf-f32"),
+]
 
 
 class Reference:
-    def __init__(self, folder):
+    def __init__(self, folder, target_hf=None):
         import numpy as np
         import reference_forward  # tests/model: the model references' safetensors/norm/RoPE
         self.rf = reference_forward
@@ -43,6 +56,13 @@ class Reference:
             self.cfg = json.load(f)
         self.w = reference_forward.read_safetensors_file(
             os.path.join(folder, "model.safetensors"), np.float64)
+        if target_hf is not None:  # the target's own embedding and head for the missing copies
+            target = reference_forward.read_safetensors_file(
+                os.path.join(target_hf, "model.safetensors"), np.float64)
+            for name, source in (("embed_tokens.weight", "model.embed_tokens.weight"),
+                                 ("lm_head.weight", "lm_head.weight")):
+                if name not in self.w:
+                    self.w[name] = target[source]
         c = self.cfg
         self.d = c["hidden_size"]
         self.n_heads = c["num_attention_heads"]
@@ -117,14 +137,14 @@ class Reference:
         return L, 1.0 / (1.0 + np.exp(-z))
 
 
-def compare(ref, case, temperature, n_layers, stats):
+def compare(ref, case, temperature, n_layers, stats, pair):
     import numpy as np
     failures = []
     tokens = case["tokens"]
     start, anchor = len(tokens) - 1, tokens[-1]
     features = np.asarray(case["features"], dtype=np.float64).reshape(start, n_layers, ref.d)
     h, U = ref.block(features, anchor, start)
-    name = f"context {start}"
+    name = f"{pair} context {start}"
     for mode in ("greedy", "sampled"):
         t = case[mode]
         n = len(t["tokens"])
@@ -185,19 +205,22 @@ def main():
     tiny = os.path.join(args.build_dir, "tiny_models")
     subprocess.run([sys.executable, os.path.join(args.source_dir, "scripts",
                                                  "make_tiny_models.py"), tiny], check=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "drafts.json")
-        subprocess.run([exe, out], check=True)
-        with open(out) as f:
-            dump = json.load(f)
-    ref = Reference(os.path.join(tiny, "dspark-qwen3"))
-    stats = {"logits": 0.0, "confidence": 0.0, "q": 0.0, "near_ties": 0}
     failures = []
-    for case in dump["cases"]:
-        failures += compare(ref, case, dump["sample_temperature"], len(dump["feature_layers"]),
-                            stats)
-    print(f"measured: U max |diff| / (1 + max |U|) {stats['logits']:.2e}, confidence "
-          f"{stats['confidence']:.2e}, q {stats['q']:.2e}, near ties {stats['near_ties']}")
+    for target, drafter, target_hf in PAIRS:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "drafts.json")
+            subprocess.run([exe, out, target, drafter], check=True)
+            with open(out) as f:
+                dump = json.load(f)
+        ref = Reference(os.path.join(tiny, drafter),
+                        os.path.join(tiny, target_hf) if target_hf else None)
+        stats = {"logits": 0.0, "confidence": 0.0, "q": 0.0, "near_ties": 0}
+        pair = f"{drafter} on {target}"
+        for case in dump["cases"]:
+            failures += compare(ref, case, dump["sample_temperature"],
+                                len(dump["feature_layers"]), stats, pair)
+        print(f"{pair}: U max |diff| / (1 + max |U|) {stats['logits']:.2e}, confidence "
+              f"{stats['confidence']:.2e}, q {stats['q']:.2e}, near ties {stats['near_ties']}")
     return py_util.report(failures)
 
 

@@ -1,11 +1,24 @@
-// Test helper for dspark_ref.py: runs the tiny qwen3 target over a few prompts with feature
-// capture, commits the features to the DSpark drafter, proposes for all prompts in one call
-// (greedy, then sampled) and writes everything the NumPy reference needs as JSON.
+// Test helper for dspark_ref.py: runs a tiny target over a few prompts with feature capture,
+// commits the features to a DSpark drafter, proposes for all prompts in one call (greedy, then
+// sampled) and writes everything the NumPy reference needs as JSON. TARGET and DRAFTER are
+// tiny model names (build/tiny_models/...) or paths (with a '/'); by default the qwen3 pair.
 //
-//   dspark_ref_tool OUT.json
+//   dspark_ref_tool OUT.json [TARGET DRAFTER]
+//
+// Bench mode: the cost of one propose() round for one request (B drafts, greedy) after a
+// prompt of PROMPT tokens over ROUNDS rounds (a real target, e.g. a GGUF, and a checkpoint
+// written for it, e.g. by scripts/make_random_dspark.py): wall time, and the process's CPU time
+// (all threads), which other processes' load inflates much less on a shared machine.
+//
+//   dspark_ref_tool --bench TARGET DRAFTER [ROUNDS [PROMPT]]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "dspark_harness.h"
 
@@ -29,31 +42,33 @@ json tree_json(const DraftTree& t, const std::vector<float>& logits) {
           {"logits", logits}};
 }
 
-}  // namespace
+// n pseudo-random ids in [0, vocab - 1) (the tiny checkpoints' mask id is vocab - 1).
+std::vector<int32_t> lcg_tokens(int n, int32_t vocab, uint32_t& x) {
+  std::vector<int32_t> t;
+  for (int i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    t.push_back(int32_t((x >> 8) % uint32_t(vocab - 1)));
+  }
+  return t;
+}
 
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr << "usage: dspark_ref_tool OUT.json\n";
-    return 2;
-  }
+std::unique_ptr<DSparkHarness> open(const std::string& target, const std::string& drafter) {
   std::string error;
-  auto h = DSparkHarness::create(dspark::spec::test::tiny_model(dspark::spec::test::kTinyDSpark), 8,
-                                 5, &error);
-  if (h == nullptr) {
-    std::cerr << error << "\n";
-    return 1;
-  }
+  auto h = DSparkHarness::create(dspark::spec::test::tiny_model(drafter), 8, 5, &error, target);
+  if (h == nullptr) std::cerr << error << "\n";
+  return h;
+}
+
+int dump(const std::string& out_path, const std::string& target, const std::string& drafter) {
+  auto h = open(target, drafter);
+  if (h == nullptr) return 1;
   const int32_t V = h->target().config().vocab_size;
   const int lengths[] = {2, 7, 16, 29};
   std::vector<std::vector<int32_t>> tokens, tables;
   std::vector<std::vector<float>> features;
   uint32_t x = 12345;
   for (size_t r = 0; r < std::size(lengths); ++r) {
-    std::vector<int32_t> t, table;
-    for (int i = 0; i < lengths[r]; ++i) {
-      x = x * 1664525u + 1013904223u;
-      t.push_back(int32_t((x >> 8) % uint32_t(V - 1)));
-    }
+    std::vector<int32_t> t = lcg_tokens(lengths[r], V, x), table;
     // Paged, out of order: block b of request r at 15 * r + 14 - b.
     for (int b = 0; b * DSparkHarness::kBlockSize < lengths[r]; ++b) {
       table.push_back(int32_t(15 * r + 14 - b));
@@ -94,6 +109,110 @@ int main(int argc, char** argv) {
       out["cases"][r][mode] = tree_json(trees[r], h->drafter().last_logits()[r]);
     }
   }
-  std::ofstream(argv[1]) << out.dump();
+  std::ofstream(out_path) << out.dump();
   return 0;
+}
+
+// Median CPU milliseconds (the process's, all threads) of 7 calls of fn.
+template <class Fn>
+double cpu_ms_of(const Fn& fn) {
+  std::vector<double> t;
+  for (int i = 0; i < 7; ++i) {
+    const std::clock_t c0 = std::clock();
+    fn();
+    t.push_back(1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// CPU milliseconds of the round's two vocabulary-sized parts: the output head over B rows and
+// the B one-row Markov W2 products.
+void print_parts(DSparkHarness& h) {
+  const auto& ck = h.drafter().checkpoint();
+  const int32_t B = ck.block_size;
+  std::vector<float> rows(size_t(B * ck.d_model()), 0.01f), logits(size_t(B * ck.vocab()));
+  const double head_ms =
+      cpu_ms_of([&] { dspark::cpu::matmul(ck.lm_head, rows.data(), B, logits.data(), h.pool()); });
+  double markov_ms = 0.0;
+  if (ck.markov_rank > 0) {
+    std::vector<float> w1(size_t(ck.markov_rank), 0.1f);
+    markov_ms = cpu_ms_of([&] {
+      for (int32_t k = 0; k < B; ++k) {
+        dspark::cpu::matmul(ck.markov_w2, w1.data(), 1, logits.data(), h.pool());
+      }
+    });
+  }
+  std::printf(
+      "  CPU of its parts: output head over %d rows %.2f ms, Markov W2 (%d one-row "
+      "products) %.2f ms\n",
+      B, head_ms, B, markov_ms);
+}
+
+int bench(const std::string& target, const std::string& drafter, int rounds, int prompt) {
+  auto h = open(target, drafter);
+  if (h == nullptr) return 1;
+  const int32_t V = h->target().config().vocab_size;
+  const int32_t B = h->drafter().block_size();
+  const auto& ck = h->drafter().checkpoint();
+  uint32_t x = 777;
+  const std::vector<int32_t> tokens = lcg_tokens(prompt + 1, V, x);
+  std::vector<int32_t> table;
+  for (int b = 0; b * DSparkHarness::kBlockSize < prompt + 1; ++b) table.push_back(b);
+  if (int(table.size()) > DSparkHarness::kBlocks) {
+    std::cerr << "prompt of " << prompt << " tokens exceeds the harness's KV pool\n";
+    return 2;
+  }
+  auto st = h->prefill(tokens, 0, prompt, table);
+  if (!st.ok()) {
+    std::cerr << st.message() << "\n";
+    return 1;
+  }
+  const std::vector<DraftInput> in = {DSparkHarness::input(1, tokens, table, B, B)};
+  std::vector<DraftTree> out;
+  std::vector<double> ms, cpu_ms;
+  for (int i = 0; i < rounds + 2; ++i) {  // two warm-up rounds
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
+    st = h->drafter().propose(in, out);
+    const std::clock_t c1 = std::clock();
+    const auto t1 = std::chrono::steady_clock::now();
+    if (!st.ok()) {
+      std::cerr << st.message() << "\n";
+      return 1;
+    }
+    if (i < 2) continue;
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    cpu_ms.push_back(1000.0 * double(c1 - c0) / CLOCKS_PER_SEC);
+  }
+  std::sort(ms.begin(), ms.end());
+  std::sort(cpu_ms.begin(), cpu_ms.end());
+  const dspark::DTypeInfo* head_type = dspark::dtype_info(ck.lm_head.type);
+  const std::string head_name = head_type != nullptr ? std::string(head_type->name) : "?";
+  std::printf(
+      "dspark round (1 request, %d drafts, context %d, %d rounds): wall median %.2f ms (min "
+      "%.2f); CPU median %.2f ms (min %.2f); embed from the %s, lm_head from the %s (%s)\n",
+      B, prompt, rounds, ms[ms.size() / 2], ms.front(), cpu_ms[cpu_ms.size() / 2], cpu_ms.front(),
+      ck.own_embed ? "checkpoint" : "target", ck.own_lm_head ? "checkpoint" : "target",
+      head_name.c_str());
+  print_parts(*h);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string first = argc > 1 ? argv[1] : "";
+  if (first == "--bench" && (argc >= 4 && argc <= 6)) {
+    const int rounds = argc > 4 ? std::max(1, std::atoi(argv[4])) : 20;
+    const int prompt = argc > 5 ? std::max(1, std::atoi(argv[5])) : 64;
+    return bench(argv[2], argv[3], rounds, prompt);
+  }
+  if (argc == 2) {
+    return dump(argv[1], dspark::spec::test::kTinyTarget, dspark::spec::test::kTinyDSpark);
+  }
+  if (argc == 4) return dump(argv[1], argv[2], argv[3]);
+  std::cerr << "usage: dspark_ref_tool OUT.json [TARGET DRAFTER]\n"
+               "       dspark_ref_tool --bench TARGET DRAFTER [ROUNDS [PROMPT]]\n";
+  return 2;
 }
