@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything dspark needs to build and test: Debian packages for the C++ side and a few
 # PyPI packages for the reference tests and model fetching. Idempotent: safe to run again.
+# --train also installs what DSpark drafter training needs (PyTorch, matplotlib; see
+# docs/dspark-training.md). PyTorch is optional: nothing else builds, serves or tests with it.
 set -euo pipefail
+train=0
+for arg in "$@"; do
+  case "$arg" in
+    --train) train=1 ;;
+    *) echo "setup: unknown option '$arg' (only --train)" >&2; exit 2 ;;
+  esac
+done
 
 need_apt=()
 for pkg in build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev \
@@ -21,5 +30,12 @@ PY=${PYTHON:-python3}
 req="$(dirname "$0")/requirements.txt"
 if ! $PY -m pip install -q --disable-pip-version-check -r "$req" 2>/dev/null; then
   $PY -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"
+fi
+if [ "$train" -eq 1 ]; then
+  treq="$(dirname "$0")/requirements-train.txt"
+  echo "setup: installing the training packages (PyTorch is a large download)"
+  if ! $PY -m pip install -q --disable-pip-version-check -r "$treq" 2>/dev/null; then
+    $PY -m pip install -q --disable-pip-version-check --break-system-packages -r "$treq"
+  fi
 fi
 echo "setup: done"
