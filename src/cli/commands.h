@@ -7,6 +7,7 @@ namespace dspark::cli {
 int run_generate(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_serve(int argc, char** argv);
+int run_capture(int argc, char** argv);  // capture.cpp: drafter training data
 
 // Default model path: $DSPARK_MODELS_DIR (or ./models)/SmolLM2-135M-Instruct.Q4_1.gguf.
 const char* default_model_path();

@@ -27,6 +27,7 @@ void print_usage() {
       "  generate   run a prompt through a model and stream the text\n"
       "  bench      measure decode speed, batched forward cost and memory bandwidth\n"
       "  serve      serve the OpenAI-compatible HTTP API\n"
+      "  capture    write the target's features and top-k for DSpark drafter training\n"
       "  version    print the version\n\n"
       "Run 'dspark <command> --help' for the options of a command.\n",
       DSPARK_VERSION);
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   if (command == "generate") return dspark::cli::run_generate(argc - 1, argv + 1);
   if (command == "bench") return dspark::cli::run_bench(argc - 1, argv + 1);
   if (command == "serve") return dspark::cli::run_serve(argc - 1, argv + 1);
+  if (command == "capture") return dspark::cli::run_capture(argc - 1, argv + 1);
   if (command == "version" || command == "--version") {
     std::printf("dspark %s\n", DSPARK_VERSION);
     return 0;
