@@ -187,17 +187,24 @@ Status generate(const GenerateOptions& o, const Args& args) {
   }
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // With --compare-plain the two engines take turns, so wall-clock rates would count the other
+  // engine's steps too: only the paired figures of the compare line are speeds then.
+  const bool paired = plain != nullptr;
   for (size_t i = 0; i < finals.size(); ++i) {
     const engine::FinalRecord& f = finals[i];
     if (f.reason == engine::FinishReason::kError) return Error{f.message};
     const double prefill_s = f.timings.ttft_s - f.timings.queue_s;
-    std::fprintf(stderr,
-                 "stats%s: prompt %d tokens, generated %d tokens (finish: %s), prefill %.1f "
-                 "tok/s, decode %.1f tok/s\n",
+    char rates[96] = "";
+    if (!paired) {
+      std::snprintf(
+          rates, sizeof rates, ", prefill %.1f tok/s, decode %.1f tok/s",
+          prefill_s > 0 ? f.n_prompt_tokens / prefill_s : 0.0,
+          f.timings.decode_s > 0 ? (f.n_completion_tokens - 1) / f.timings.decode_s : 0.0);
+    }
+    std::fprintf(stderr, "stats%s: prompt %d tokens, generated %d tokens (finish: %s)%s\n",
                  finals.size() > 1 ? (" [" + std::to_string(i) + "]").c_str() : "",
                  f.n_prompt_tokens, f.n_completion_tokens, engine::finish_reason_name(f.reason),
-                 prefill_s > 0 ? f.n_prompt_tokens / prefill_s : 0.0,
-                 f.timings.decode_s > 0 ? (f.n_completion_tokens - 1) / f.timings.decode_s : 0.0);
+                 rates);
   }
   if (config.spec.method != engine::SpecMethod::kNone) {
     const engine::EngineStats st = eng.stats();
@@ -219,10 +226,14 @@ Status generate(const GenerateOptions& o, const Args& args) {
   }
   int64_t total_generated = 0;
   for (const auto& f : finals) total_generated += f.n_completion_tokens;
+  if (paired) {
+    std::fprintf(stderr, "total: %zu requests, %ld tokens, isa %s (speeds: the compare line)\n",
+                 finals.size(), long(total_generated), cpu::isa_name());
+    return compare_with_plain(o, *plain, plain_streams, eng, outputs);
+  }
   std::fprintf(stderr, "total: %zu requests, %ld tokens in %.2f s = %.1f tok/s, isa %s\n",
                finals.size(), long(total_generated), wall_s,
                wall_s > 0 ? double(total_generated) / wall_s : 0.0, cpu::isa_name());
-  if (plain) return compare_with_plain(o, *plain, plain_streams, eng, outputs);
   return Status::Ok();
 }
 
