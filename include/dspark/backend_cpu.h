@@ -102,16 +102,17 @@ struct WeightView {
   int64_t cols = 0;
   const void* data = nullptr;  // [rows, row_bytes]
   uint64_t row_bytes = 0;
-  // Optional copy of the rows of every whole group of 16 in the AVX-512 kernels' tile layout
-  // (see pack_for_matmul), same size as those rows; matmul and get_row then read it, not data,
-  // for them (the other ISAs' kernels always read data).
+  // Optional copy of the rows of every whole group of 16 in the kernels' tile layout (see
+  // pack_for_matmul), same size as those rows; matmul and get_row then read it, not data, for
+  // them (the scalar kernels always read data).
   std::shared_ptr<const uint8_t> packed;  // [rows / 16, 16 * row_bytes]
 
   static WeightView from(const TensorInfo& t);
 };
 
 // Returns w with a packed copy when the active kernels have a packed layout for its type
-// (AVX-512 and Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), else w unchanged. The packed tiles
+// (AVX-512: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; AVX2: the five 32-value formats),
+// else w unchanged. The packed tiles
 // skip a transpose per tile that would otherwise be paid on every call, for every 8 tokens. With
 // release_source, the pages of w.data the copy replaces are handed back to the OS afterwards
 // (a hint that keeps their contents: mapped file pages are re-read if ever touched again), so

@@ -1,7 +1,8 @@
-// matmul against matmul_reference for every weight type and ISA path (and, on AVX-512, weights
-// packed by pack_for_matmul), with a tolerance derived
-// from the 8-bit activation quantization; batch invariance (bit-identical results for a token
-// alone, inside batches of other tokens, and with 1 or 2 threads).
+// matmul against matmul_reference for every weight type and ISA path (and weights packed by
+// pack_for_matmul where that path's kernels read them: AVX-512, and AVX2 for the 32-element
+// formats), with a tolerance derived from the 8-bit activation quantization; batch invariance
+// (bit-identical results for a token alone, inside batches of other tokens, and with 1 or 2
+// threads).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -109,7 +110,8 @@ TEST_P(MatmulTypeTest, MatchesReference) {
                                  testing::isa_label(isa) + " " + std::to_string(rows) + "x" +
                                  std::to_string(cols) + " n_tok " + std::to_string(n_tok);
         expect_close_to_reference(w.view, x, n_tok, pool, what);
-        // The AVX-512 kernels' own layout, where the type has one (37 rows: two whole groups).
+        // The packed layout, where the ISA's kernels read the type packed (37 rows: two whole
+        // groups and a tail the kernels read in the file's layout).
         const WeightView p = pack_for_matmul(w.view, /*release_source=*/false);
         if (p.packed != nullptr) expect_close_to_reference(p, x, n_tok, pool, what + " packed");
       }
@@ -132,6 +134,8 @@ TEST_P(MatmulTypeTest, UnevenActivations) {
   }
   const auto w = random_weight(type, rows, cols, 78);
   expect_close_to_reference(w.view, x, n_tok, pool, "uneven");
+  const WeightView p = pack_for_matmul(w.view, /*release_source=*/false);
+  if (p.packed != nullptr) expect_close_to_reference(p, x, n_tok, pool, "uneven packed");
 }
 
 // Every token's outputs must be bit-identical however it is batched and threaded: batches of

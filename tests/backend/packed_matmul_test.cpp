@@ -1,9 +1,13 @@
 // Weights packed at load (pack_for_matmul) give bit-identical matmul results and rows to the
-// same weights in the file's layout, on every ISA path, for whole and partial row groups, every
-// batch size from 1 to 20 and 1 to 3 threads; packing leaves the source bytes intact and skips
-// what it cannot pack.
+// same weights in the file's layout, on every ISA path (the kernels that read the packed tiles,
+// AVX-512 and AVX2's 32-element formats, build the same tiles from the file's layout), for whole
+// and partial row groups, every batch size from 1 to 20 and 1 to 3 threads; batch invariance
+// holds for packed weights on every path; the AVX2 tile kernels stay within rounding of the
+// scalar kernels at the formats' extreme values. Packing leaves the source bytes intact and
+// skips what the active kernels cannot read.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -28,8 +32,57 @@ std::vector<int64_t> test_cols(DType type) {
   return {32, 576, 896, 4864};
 }
 
-bool has_avx512() {
-  return available_isas().back() == Isa::Avx512;
+bool is_q32(DType type) {
+  return dtype_info(type)->block_elems == 32;
+}
+
+// The highest ISA's kernels pack these types.
+bool top_packs(DType type) {
+  const Isa top = available_isas().back();
+  return top == Isa::Avx512 || (top == Isa::Avx2 && is_q32(type));
+}
+
+// Bound on the float rounding of a 32-element format's row r for token x: two kernels sum the
+// same exact per-block integer dot products, scaled, in a different order; each term is at most
+// about sum |d q| |x| (+ |m| |x| for the formats with a min), so both sums are within
+// n_blocks * 2^-24 of the sum of the terms' magnitudes.
+float rounding_tolerance(const testing::RandomWeight& w, int64_t r, const float* x) {
+  const int64_t cols = w.view.cols;
+  std::vector<float> row(static_cast<size_t>(cols));
+  get_row(w.view, r, row.data());
+  const bool has_min = w.view.type == DType::Q4_1 || w.view.type == DType::Q5_1;
+  const int block_bytes = dtype_info(w.view.type)->block_bytes;
+  double terms = 0.0;
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    float m = 0.0f;
+    if (has_min) {
+      uint16_t h;
+      std::memcpy(&h, w.bytes.data() + r * w.view.row_bytes + b * block_bytes + 2, 2);
+      m = f16_to_f32(h);
+    }
+    for (int64_t c = 32 * b; c < 32 * b + 32; ++c) {
+      terms += (std::fabs(row[c] - m) + std::fabs(m)) * std::fabs(x[c]);
+    }
+  }
+  return float(terms * 1.01 * 2.0 * double(cols / 32) * 0x1p-24 + 1e-7);
+}
+
+void expect_within_rounding(const testing::RandomWeight& w, const std::vector<float>& x,
+                            int64_t n_tok, const std::vector<float>& y,
+                            const std::vector<float>& ref, const std::string& what) {
+  const int64_t rows = w.view.rows;
+  int failures = 0;
+  for (int64_t r = 0; r < rows && failures < 5; ++r) {
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const float a = y[t * rows + r], b = ref[t * rows + r];
+      const float tol = rounding_tolerance(w, r, x.data() + t * w.view.cols);
+      if (!(std::fabs(a - b) <= tol)) {
+        ADD_FAILURE() << what << " row " << r << " token " << t << ": " << a << " vs " << b
+                      << " (tolerance " << tol << ")";
+        ++failures;
+      }
+    }
+  }
 }
 
 std::vector<float> run(const WeightView& w, const std::vector<float>& x, int64_t n_tok,
@@ -40,10 +93,11 @@ std::vector<float> run(const WeightView& w, const std::vector<float>& x, int64_t
 }
 
 TEST(PackedMatmul, SameResultsAsFileLayout) {
-  if (!has_avx512()) GTEST_SKIP() << "packing is for the AVX-512 kernels";
+  if (available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no kernels read packed weights";
   ThreadPool pool(2);
   uint32_t seed = 1;
   for (DType type : kPackable) {
+    if (!top_packs(type)) continue;
     for (int64_t cols : test_cols(type)) {
       for (int64_t rows : {16, 37, 53}) {  // whole groups only, and a partial last group
         const auto w = random_weight(type, rows, cols, seed++);
@@ -55,7 +109,7 @@ TEST(PackedMatmul, SameResultsAsFileLayout) {
                                    std::to_string(rows) + "x" + std::to_string(cols) + " n_tok " +
                                    std::to_string(n_tok);
           for (Isa isa : available_isas()) {
-            IsaScope scope(isa);  // the other ISAs' kernels read data, not the packed copy
+            IsaScope scope(isa);
             EXPECT_EQ(run(p, x, n_tok, pool), run(w.view, x, n_tok, pool))
                 << what << " " << testing::isa_label(isa);
           }
@@ -71,25 +125,72 @@ TEST(PackedMatmul, SameResultsAsFileLayout) {
   }
 }
 
-// A token's outputs from packed weights do not depend on its batch or the thread count.
+// A token's outputs from packed weights do not depend on its batch or the thread count (and so
+// on the rows x tokens rectangles the pool hands out), on every ISA path.
 TEST(PackedMatmul, BatchInvariant) {
-  if (!has_avx512()) GTEST_SKIP() << "packing is for the AVX-512 kernels";
+  if (available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no kernels read packed weights";
   ThreadPool pool1(1), pool2(2), pool3(3);
-  const int64_t rows = 53;
   for (DType type : kPackable) {
-    const int64_t cols = test_cols(type)[1];
-    const auto w = random_weight(type, rows, cols, 11);
-    const WeightView p = pack_for_matmul(w.view, /*release_source=*/false);
-    const auto x = random_floats(size_t(20 * cols), 12);
-    std::vector<float> alone(size_t(20 * rows));
-    for (int64_t t = 0; t < 20; ++t) {
-      matmul(p, x.data() + t * cols, 1, alone.data() + t * rows, pool1);
+    for (int64_t rows : {48, 53}) {  // whole groups only, and a partial last group
+      const int64_t cols = test_cols(type)[1];
+      const auto w = random_weight(type, rows, cols, 11);
+      const WeightView p = pack_for_matmul(w.view, /*release_source=*/false);
+      EXPECT_EQ(p.packed != nullptr, top_packs(type)) << dtype_info(type)->name;
+      const auto x = random_floats(size_t(20 * cols), 12);
+      for (Isa isa : available_isas()) {
+        IsaScope scope(isa);
+        std::vector<float> alone(size_t(20 * rows));
+        for (int64_t t = 0; t < 20; ++t) {
+          matmul(p, x.data() + t * cols, 1, alone.data() + t * rows, pool1);
+        }
+        for (int64_t n_tok = 1; n_tok <= 20; ++n_tok) {
+          for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+            const auto y = run(p, x, n_tok, *pool);
+            EXPECT_EQ(0, std::memcmp(y.data(), alone.data(), y.size() * sizeof(float)))
+                << dtype_info(type)->name << " " << rows << " rows " << testing::isa_label(isa)
+                << " n_tok " << n_tok << " threads " << pool->size();
+          }
+        }
+      }
     }
-    for (int64_t n_tok = 1; n_tok <= 20; ++n_tok) {
-      for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
-        const auto y = run(p, x, n_tok, *pool);
-        EXPECT_EQ(0, std::memcmp(y.data(), alone.data(), y.size() * sizeof(float)))
-            << dtype_info(type)->name << " n_tok " << n_tok << " threads " << pool->size();
+  }
+}
+
+// Extreme weights and activations: every quantized value at its largest and smallest (the
+// int16 bounds of the AVX2 tile kernels), and activations at +-127 after quantization. Each
+// path's results, packed or not, stay within rounding of the scalar kernels' (exact integer
+// dot products per block), and packed equals the file's layout.
+TEST(PackedMatmul, ExtremeValues) {
+  if (available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no kernels read packed weights";
+  ThreadPool pool(2);
+  const int64_t rows = 37, cols = 576, n_tok = 5;
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0}) {
+    for (uint8_t fill : {uint8_t(0x00), uint8_t(0xFF), uint8_t(0x80), uint8_t(0x7F)}) {
+      auto w = random_weight(type, rows, cols, 41);
+      const int block_bytes = dtype_info(type)->block_bytes;
+      const int head = type == DType::Q4_1 || type == DType::Q5_1 ? 4 : 2;  // d (and m)
+      for (int64_t b = 0; b < rows * cols / 32; ++b) {
+        std::memset(w.bytes.data() + b * block_bytes + head, fill, size_t(block_bytes - head));
+      }
+      // Token 0 all +1, token 1 all -1 (every pair sum at its bound), the others mixed.
+      std::vector<float> x(size_t(n_tok * cols));
+      for (size_t i = 0; i < x.size(); ++i) {
+        const int64_t t = int64_t(i) / cols;
+        x[i] = t == 0 ? 1.0f : t == 1 ? -1.0f : (i / 3) % 2 ? 1.0f : -1.0f;
+      }
+      const WeightView p = pack_for_matmul(w.view, /*release_source=*/false);
+      std::vector<float> ref;
+      {
+        IsaScope scope(Isa::Scalar);
+        ref = run(w.view, x, n_tok, pool);
+      }
+      for (Isa isa : available_isas()) {
+        IsaScope scope(isa);
+        const std::string what = std::string(dtype_info(type)->name) + " fill " +
+                                 std::to_string(fill) + " " + testing::isa_label(isa);
+        const auto y = run(w.view, x, n_tok, pool);
+        expect_within_rounding(w, x, n_tok, y, ref, what);
+        EXPECT_EQ(run(p, x, n_tok, pool), y) << what << " packed";
       }
     }
   }
@@ -97,7 +198,7 @@ TEST(PackedMatmul, BatchInvariant) {
 
 // Releasing the source pages is a hint that keeps their contents.
 TEST(PackedMatmul, ReleaseKeepsSource) {
-  if (!has_avx512()) GTEST_SKIP() << "packing is for the AVX-512 kernels";
+  if (available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no kernels read packed weights";
   const auto w = random_weight(DType::Q8_0, 4096, 1024, 21);
   const std::vector<uint8_t> before = w.bytes;
   const WeightView p = pack_for_matmul(w.view, /*release_source=*/true);
@@ -113,10 +214,16 @@ TEST(PackedMatmul, LeavesOthersUnpacked) {
   // Fewer than 16 rows: no whole group.
   const auto small = random_weight(DType::Q4_0, 15, 64, 32);
   EXPECT_EQ(pack_for_matmul(small.view, false).packed, nullptr);
-  // Below AVX-512 the kernels have no packed layout.
-  IsaScope scope(Isa::Avx2);
-  const auto w = random_weight(DType::Q4_0, 32, 64, 33);
-  EXPECT_EQ(pack_for_matmul(w.view, false).packed, nullptr);
+  const auto q4_0 = random_weight(DType::Q4_0, 32, 256, 33);
+  const auto q4_k = random_weight(DType::Q4_K, 32, 256, 34);
+  for (Isa isa : available_isas()) {
+    IsaScope scope(isa);
+    // AVX2 reads the 32-element formats packed, not the K-quants; scalar reads nothing packed.
+    EXPECT_EQ(pack_for_matmul(q4_0.view, false).packed != nullptr, isa != Isa::Scalar)
+        << testing::isa_label(isa);
+    EXPECT_EQ(pack_for_matmul(q4_k.view, false).packed != nullptr, isa == Isa::Avx512)
+        << testing::isa_label(isa);
+  }
 }
 
 }  // namespace

@@ -25,6 +25,19 @@ struct MatmulArgs {
 // y[t, r] for r in [r0, r1), t in [t0, t1).
 using RowsKernel = void (*)(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 
+// AVX2 tile kernels of the 32-element formats (kernels_avx2_packed.cpp): y[t, r] for the 16
+// rows of the whole group that starts at row r0 (a multiple of 16) and t in [t0, t1), from the
+// packed copy (packed_q32.h) if args.packed is set, else from the file's layout through the same
+// tiles (so both give the same bits), with the natural q8_32 activations. The AVX2 rows-kernels
+// use them for every whole 16-row group and their natural-order code for the rows after the last
+// one, so a row's result never depends on the rectangle provided rectangles start at a multiple
+// of 16 and end at one or at the last row (as matmul's row tiles do).
+void avx2_packed_q4_0(const MatmulArgs& args, int64_t r0, int64_t t0, int64_t t1);
+void avx2_packed_q4_1(const MatmulArgs& args, int64_t r0, int64_t t0, int64_t t1);
+void avx2_packed_q5_0(const MatmulArgs& args, int64_t r0, int64_t t0, int64_t t1);
+void avx2_packed_q5_1(const MatmulArgs& args, int64_t r0, int64_t t0, int64_t t1);
+void avx2_packed_q8_0(const MatmulArgs& args, int64_t r0, int64_t t0, int64_t t1);
+
 // Per-token lengths of the quantized activation arrays for `cols` inputs.
 struct ActLengths {
   int64_t qs = 0, d = 0, sums = 0;

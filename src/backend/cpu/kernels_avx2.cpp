@@ -1,4 +1,6 @@
-// AVX2 + FMA + F16C kernels (the path for CPUs without AVX-512 VNNI), natural value order.
+// AVX2 + FMA + F16C kernels (the path for CPUs without AVX-512 VNNI), natural value order (the
+// 32-element formats' whole 16-row groups go to the tile kernels of kernels_avx2_packed.cpp;
+// their natural-order kernel reads the rows after the last whole group).
 // Quantized weights: per block, unpack to bytes once, then for each token vpmaddubsw (unsigned
 // weights x signed activations; signed weights through the sign trick) and vpmaddwd to int32,
 // one float multiply-add per block. Float weights: 8-wide fp32 multiply-adds, two accumulators.
@@ -346,6 +348,20 @@ void rows(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1
 }
 template <class T>
 constexpr RowsKernel kQ32 = rows<row_q32<T, 1>, row_q32<T, 2>, row_q32<T, 3>, row_q32<T, 4>>;
+
+// The 32-element formats: every whole 16-row group through the tile kernel
+// (kernels_avx2_packed.cpp; packed copy or file layout, same results), the rows after the last
+// whole group in natural order. Matmul's row tiles are whole groups, so a row always takes the
+// same path.
+template <class T, void (*Group)(const MatmulArgs&, int64_t, int64_t, int64_t)>
+void rows_q32(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  constexpr int64_t kGroup = 16;  // packed::kRows
+  int64_t r = r0;
+  if (r0 % kGroup == 0) {
+    for (; r + kGroup <= r1; r += kGroup) Group(args, r, t0, t1);
+  }
+  if (r < r1) kQ32<T>(args, r, r1, t0, t1);
+}
 template <class T>
 constexpr RowsKernel kFloat =
     rows<row_float<T, 1>, row_float<T, 2>, row_float<T, 3>, row_float<T, 4>>;
@@ -418,11 +434,11 @@ const KernelSet& kernels_avx2() {
     k.f32 = {kFloat<F32>, {}};
     k.f16 = {kFloat<F16>, {}};
     k.bf16 = {kFloat<BF16>, {}};
-    k.q4_0 = {kQ32<Q4_0>, q32};
-    k.q4_1 = {kQ32<Q4_1>, q32};
-    k.q5_0 = {kQ32<Q5_0>, q32};
-    k.q5_1 = {kQ32<Q5_1>, q32};
-    k.q8_0 = {kQ32<Q8_0>, q32};
+    k.q4_0 = {rows_q32<Q4_0, avx2_packed_q4_0>, q32};
+    k.q4_1 = {rows_q32<Q4_1, avx2_packed_q4_1>, q32};
+    k.q5_0 = {rows_q32<Q5_0, avx2_packed_q5_0>, q32};
+    k.q5_1 = {rows_q32<Q5_1, avx2_packed_q5_1>, q32};
+    k.q8_0 = {rows_q32<Q8_0, avx2_packed_q8_0>, q32};
     k.q4_k = {kQ45K<false>, q256};
     k.q5_k = {kQ45K<true>, q256};
     k.q6_k = {rows<row_q6k<1>, row_q6k<2>, row_q6k<3>, row_q6k<4>>, q256};

@@ -13,7 +13,10 @@ namespace dspark::cpu {
 namespace {
 
 constexpr int64_t kRowTile = 16;  // rows whose weights stay in L1/L2 while tokens loop
-constexpr int64_t kTokTile = 8;   // tokens per kernel call (the kernels' register tile)
+// Row tiles are whole packed groups: the AVX2 kernels read a row from the packed copy only when
+// its whole group is in the rectangle (kernels.h), so a row must never see its group split.
+static_assert(kRowTile % packed::kRows == 0);
+constexpr int64_t kTokTile = 8;  // tokens per kernel call (the kernels' register tile)
 constexpr int64_t kParallelQuantizeValues = int64_t(1) << 16;  // tokens x cols worth a pool run
 
 const MatmulKernel* pick(const KernelSet& ks, DType type) {

@@ -108,10 +108,25 @@ void release_pages(const void* p, uint64_t bytes) {
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
 }
 
+// Whether the active kernels read `type` packed: AVX-512 every type with a layout, AVX2 the
+// 32-element formats (kernels_avx2_packed.cpp), scalar none.
+bool kernels_read_packed(DType type) {
+  switch (active_isa()) {
+    case Isa::Avx512:
+      return packed::packable(type);
+    case Isa::Avx2:
+      return type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q5_0 ||
+             type == DType::Q5_1 || type == DType::Q8_0;
+    case Isa::Scalar:
+      break;
+  }
+  return false;
+}
+
 }  // namespace
 
 WeightView pack_for_matmul(const WeightView& w, bool release_source) {
-  if (active_isa() != Isa::Avx512 || w.packed != nullptr || !packed::packable(w.type) ||
+  if (!kernels_read_packed(w.type) || w.packed != nullptr ||
       w.cols % dtype_info(w.type)->block_elems != 0 ||
       w.row_bytes != dtype_row_bytes(w.type, w.cols) || w.rows < packed::kRows) {
     return w;
