@@ -142,6 +142,18 @@ std::string Metrics::render(const engine::EngineStats& stats, int64_t queued_req
           "Drafted tokens admitted to the target forward.", double(stats.spec.n_verified));
   counter("dspark:spec_decode_num_accepted_tokens_total", "Drafted tokens accepted.",
           double(stats.spec.n_accepted));
+  if (stats.spec_method != engine::SpecMethod::kNone) {
+    // Why speculation is on or off: the controller's recent verified depth and how well the
+    // drafter's calibrated confidences predict acceptance (0 = perfectly).
+    const std::string ld =
+        "{" + label + ",drafter=\"" + engine::spec_method_name(stats.spec_method) + "\"}";
+    header(&out, "dspark:spec_decode_mean_depth", "gauge",
+           "Drafted tokens the controller recently verified per speculating request.");
+    out += "dspark:spec_decode_mean_depth" + ld + " " + fmt(stats.spec_mean_depth) + "\n";
+    header(&out, "dspark:spec_decode_calibration_ece", "gauge",
+           "Expected calibration error of the drafter's calibrated confidences.");
+    out += "dspark:spec_decode_calibration_ece" + ld + " " + fmt(stats.spec_calibration_ece) + "\n";
+  }
   header(&out, "dspark:spec_decode_num_accepted_tokens_per_pos", "counter",
          "Rounds that accepted a drafted token at each depth (position 0 = depth 1).");
   for (size_t i = 0; i < stats.spec.accepted_at.size(); ++i) {

@@ -94,12 +94,21 @@ TEST(Metrics, RecordsRequestsAndRendersEngineGauges) {
   EXPECT_EQ(sample(text, "dspark:spec_decode_num_accepted_tokens_total" + l), 5);
   EXPECT_EQ(sample(text, "dspark:spec_decode_num_accepted_tokens_per_pos" + l + ",position=\"1\"}"),
             1);
+  EXPECT_TRUE(std::isnan(sample(text, "dspark:spec_decode_mean_depth")))
+      << "no controller gauges without speculation";
+  stats.spec_method = engine::SpecMethod::kNgram;
+  stats.spec_mean_depth = 1.5;
+  stats.spec_calibration_ece = 0.125;
+  const std::string spec_text = m.render(stats, 2, "tiny\"model");
+  EXPECT_EQ(sample(spec_text, "dspark:spec_decode_mean_depth" + l + ",drafter=\"ngram\"}"), 1.5);
+  EXPECT_EQ(sample(spec_text, "dspark:spec_decode_calibration_ece" + l + ",drafter=\"ngram\"}"),
+            0.125);
   EXPECT_EQ(sample(text, "dspark:time_to_first_token_seconds_count" + l), 2);
   EXPECT_EQ(sample(text, "dspark:inter_token_latency_seconds_count" + l), 2);
   EXPECT_EQ(sample(text, "dspark:e2e_request_latency_seconds_count" + l), 2);
 
   // Every line is a comment or `name{labels} value`, and every family has HELP and TYPE.
-  std::istringstream in(text);
+  std::istringstream in(spec_text);
   std::string line, last_type;
   while (std::getline(in, line)) {
     if (line.rfind("# TYPE ", 0) == 0) {
