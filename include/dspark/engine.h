@@ -99,6 +99,8 @@ struct EngineConfig {
 struct Request {
   std::vector<int32_t> prompt;  // [n_prompt] token ids
   SamplingParams params;        // max_tokens, stop strings/ids, seed, ...
+  // false: never drafted for (decoded as plain decoding would; other requests still speculate).
+  bool speculate = true;
 };
 
 enum class FinishReason { kStop, kLength, kAbort, kError };

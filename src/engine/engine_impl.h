@@ -34,6 +34,7 @@ struct LiveRequest {
   Event tail;                          // the finishing token's event, sent with the final record
   Clock::time_point submitted, first_scheduled, first_token, last_token;
   bool scheduled = false;
+  bool speculate = true;  // Request::speculate
 
   LiveRequest(RequestId id_, std::shared_ptr<Stream> s, Request r, const Tokenizer& tok,
               std::vector<int32_t> eos, Clock::time_point t)
@@ -44,7 +45,8 @@ struct LiveRequest {
         sampler(r.params),
         checker(r.params, std::move(eos)),
         detok(tok),
-        submitted(t) {}
+        submitted(t),
+        speculate(r.speculate) {}
 };
 
 struct Pending {

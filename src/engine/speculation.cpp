@@ -233,6 +233,7 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
     n_sampling += sr.samples ? 1 : 0;
     if (sr.prefill || !sr.samples || sr.n_tokens != 1) continue;
     const LiveRequest& r = requests.at(sr.id);
+    if (!r.speculate) continue;                                         // opted out
     if (r.tokens.empty() || r.tokens.back() != sr.tokens[0]) continue;  // not at its anchor
     if (r.sampler.params().max_tokens - static_cast<int32_t>(r.output.size()) < 2) continue;
     index.push_back(i);

@@ -119,6 +119,7 @@ std::optional<ApiError> submit_all(State& state, const ServedModel& model, const
     engine::Request er;
     er.prompt = p.prompts[prompt];
     er.params = p.req.sampling;
+    er.speculate = p.req.speculate;
     er.params.max_tokens = p.max_tokens[prompt];
     // The engine gives member i the seed + i.
     er.params.seed = p.req.seed ? *p.req.seed + first_choice : rng();

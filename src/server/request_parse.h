@@ -54,6 +54,7 @@ struct ParsedRequest {
   std::string user;
   // Every sampling field except max_tokens and seed, which the handler sets per choice.
   SamplingParams sampling;
+  bool speculate = true;  // extension "speculation": false opts this request out
 };
 
 // Checks the nesting depth of a JSON text before parsing it (bounded recursion everywhere).

@@ -181,6 +181,30 @@ TEST_P(SpecEngineTest, ForkedChoicesEqualPlain) {
   EXPECT_TRUE(idle.ok()) << idle.message();
 }
 
+// A request that opts out of speculation is never drafted for, beside one that speculates in
+// the same steps, and both still give plain decoding's tokens.
+TEST_P(SpecEngineTest, OptedOutRequestIsNeverDrafted) {
+  const SpecCase c = GetParam();
+  const auto ps = prompts(2);
+  engine::EngineConfig ec = config(c);
+  ec.spec.fixed_depth = 3;  // draft every round, so the opt-out is what keeps drafts away
+  auto e = Engine::create(ec);
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  engine::Request out = greedy(ps[0], 20), in = greedy(ps[0], 20);
+  out.speculate = false;
+  auto s_out = (*e)->submit(out);
+  auto s_in = (*e)->submit(in);
+  ASSERT_TRUE(s_out.ok() && s_in.ok());
+  const Completion got_out = s_out.value()->collect(), got_in = s_in.value()->collect();
+  ASSERT_EQ(got_out.final.reason, engine::FinishReason::kLength) << got_out.final.message;
+  EXPECT_EQ(got_out.final.spec.n_drafted, 0);
+  EXPECT_EQ(got_out.final.spec.n_rounds, 0);
+  EXPECT_GT(got_in.final.spec.n_drafted, 0) << "the other request must still speculate";
+  EXPECT_EQ(got_out.tokens, got_in.tokens);
+  Status idle = (*e)->check_kv_idle();
+  EXPECT_TRUE(idle.ok()) << idle.message();
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Drafters, SpecEngineTest,
     ::testing::Values(
