@@ -164,8 +164,10 @@ def main():
 
 def run(args, url, todo, writer):
     rng = random.Random(args.seed)
-    # The decoding of each prompt is fixed by the seed, not by thread timing.
+    # The decoding of each prompt is fixed by the seed, not by thread timing; the order is
+    # shuffled so that a budget that stops early still mixes the prompt kinds.
     plan = [(p, rng.random() < args.greedy_frac, rng.randrange(1 << 31)) for p in todo]
+    rng.shuffle(plan)
     lock = threading.Lock()
     errors = []
 
