@@ -16,8 +16,9 @@ loss; the written checkpoint (no embedding/head) reloads with the target GGUF in
 outputs and round-trips bit-exactly; calibrate writes B temperatures; and `dspark generate
 --spec-method dspark` accepts the checkpoint (greedy output equal to plain decoding).
 
-Exit 0 pass, 1 fail, 77 skip (torch or numpy missing) unless DSPARK_REQUIRE_TORCH=1 or
-DSPARK_REQUIRE_MODELS=1.
+Exit 0 pass, 1 fail, 77 skip when a training package (torch, numpy, gguf) is missing, unless
+DSPARK_REQUIRE_TORCH=1. PyTorch is optional (scripts/setup.sh --train), so DSPARK_REQUIRE_MODELS=1,
+which CI sets for the models, does not turn its absence into a failure.
 """
 import json
 import os
@@ -41,8 +42,8 @@ def require_packages():
         if os.environ.get("DSPARK_REQUIRE_TORCH") == "1":
             print(f"FAIL: missing Python package: {e} (DSPARK_REQUIRE_TORCH=1)")
             sys.exit(1)
-        py_util.skip(f"missing Python package: {e} (pip install -r "
-                     "scripts/requirements-train.txt)")
+        print(f"SKIP: missing Python package: {e} (bash scripts/setup.sh --train)")
+        sys.exit(py_util.SKIP)
 
 
 def parity(args, tiny, failures):
