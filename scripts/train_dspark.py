@@ -103,10 +103,10 @@ def plot_curves(csv_path, png_path):
 def build_model(args, cap, geom, embed, head):
     if args.mask_token_id is not None and not 0 <= args.mask_token_id < geom["vocab"]:
         raise ValueError(f"--mask-token-id {args.mask_token_id} outside [0, {geom['vocab']})")
+    if not cap.layer_ids:
+        raise ValueError("capture has no target_layer_ids")
     config = make_config(geom, cap.layer_ids, args.layers, args.intermediate_size,
                          args.block_size, args.mask_token_id, args.markov_rank)
-    if not 1 <= len(cap.layer_ids):
-        raise ValueError("capture has no target_layer_ids")
     model = DSparkDrafter(config, embed, head)
     model.reset_parameters(args.seed)
     if args.init_norm_from_target and geom.get("output_norm") is not None:
@@ -116,11 +116,17 @@ def build_model(args, cap, geom, embed, head):
     return model
 
 
-def train(args):
+def open_inputs(args):
+    """(device, captures, target geometry, frozen embedding, frozen head), checked together."""
     device = pick_device(args.device)
     cap = CaptureSet(args.capture)
     geom, embed, head = read_target(args.target)
     cap.check_target(geom)
+    return device, cap, geom, embed, head
+
+
+def train(args):
+    device, cap, geom, embed, head = open_inputs(args)
     state_path = os.path.join(args.out, "train_state.pt")
     state = None
     if args.resume:
@@ -251,10 +257,7 @@ def train(args):
 
 
 def calibrate(args):
-    device = pick_device(args.device)
-    cap = CaptureSet(args.capture)
-    geom, embed, head = read_target(args.target)
-    cap.check_target(geom)
+    device, cap, geom, embed, head = open_inputs(args)
     model = load_checkpoint(args.ckpt, (embed, head)).to(device).eval()
     if model.config["target_layer_ids"] != cap.layer_ids:
         raise ValueError(f"checkpoint target_layer_ids {model.config['target_layer_ids']} != "
