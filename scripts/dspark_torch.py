@@ -23,12 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 FROZEN = ("embed_tokens.weight", "lm_head.weight")
+DRAFT_VOCAB = "draft_vocab_ids"  # I32 [V'] increasing ids the drafter proposes from
 
 
 # ---------------------------------------------------------------- safetensors
 
 def read_safetensors(path):
-    """{name: float32 torch tensor} of a safetensors file (F32, F16 or BF16)."""
+    """{name: torch tensor} of a safetensors file: F32, F16 and BF16 as float32, I32 as int64
+    (id lists such as draft_vocab_ids)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     with open(path, "rb") as f:
@@ -48,6 +50,9 @@ def read_safetensors(path):
             t = torch.from_numpy(np.frombuffer(raw, dtype="<f2").copy())
         elif kind == "F32":
             t = torch.from_numpy(np.frombuffer(raw, dtype="<f4").copy())
+        elif kind == "I32":
+            out[name] = torch.from_numpy(np.frombuffer(raw, dtype="<i4").astype(np.int64))
+            continue
         else:
             raise ValueError(f"{path}: tensor {name} has unsupported dtype {kind}")
         out[name] = t.float().reshape(info["shape"])
@@ -55,15 +60,21 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, tensors, dtype="BF16"):
-    """Writes {name: tensor} as dtype (BF16 rounds to nearest even, F16, F32); returns bytes."""
+    """Writes {name: tensor}: floating tensors as dtype (BF16 rounds to nearest even, F16, F32),
+    integer ones as I32; returns bytes."""
     torch_dtype = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}[dtype]
+    view = {torch.bfloat16: torch.int16, torch.float16: torch.float16,
+            torch.float32: torch.float32}[torch_dtype]
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        t = tensors[name].detach().to("cpu", torch.float32).contiguous().to(torch_dtype)
-        view = {torch.bfloat16: torch.int16, torch.float16: torch.float16,
-                torch.float32: torch.float32}[torch_dtype]
-        blob = t.view(view).numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape),
+        t = tensors[name].detach().to("cpu")
+        if t.is_floating_point():
+            kind = dtype
+            blob = t.float().contiguous().to(torch_dtype).view(view).numpy().tobytes()
+        else:
+            kind = "I32"
+            blob = t.numpy().astype("<i4").tobytes()
+        header[name] = {"dtype": kind, "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(blob)]}
         blobs.append(blob)
         offset += len(blob)
@@ -223,6 +234,9 @@ class DSparkDrafter(nn.Module):
                 p + "mlp.gate_proj.weight": (I, d), p + "mlp.up_proj.weight": (I, d),
                 p + "mlp.down_proj.weight": (d, I)})
         self.names = sorted(shapes)
+        # [V'] increasing ids drafts come from (the --loss-vocab subset the heads were trained
+        # over; saved as draft_vocab_ids); None: the whole vocabulary.
+        self.draft_vocab = None
         self.kv_fp16 = False  # round K/V to fp16 as the C++ cache does (parity tests only)
         for name, shape in shapes.items():
             self.register_parameter(name.replace(".", "__"),
@@ -330,8 +344,12 @@ class DSparkDrafter(nn.Module):
     def greedy_chain(self, h, anchors, vocab=None, prevs=None):
         """The inference loop (spec section 4) batched over rows: h [R, B, d], anchors [R].
 
-        Returns drafts [R, B] (vocabulary ids), confidence logits z [R, B] and L [R, B, V'].
-        prevs [R, B], when given, replaces the drafter's own previous drafts (parity tests)."""
+        Returns drafts [R, B] (vocabulary ids), confidence logits z [R, B] and L [R, B, V'],
+        over vocab (default: the draft vocabulary). prevs [R, B], when given, replaces the
+        drafter's own previous drafts (parity tests)."""
+        vocab = self.draft_vocab if vocab is None else vocab
+        if vocab is not None:
+            vocab = vocab.to(h.device)
         R = h.shape[0]
         prev = anchors
         drafts, zs, Ls = [], [], []
@@ -352,20 +370,23 @@ class DSparkDrafter(nn.Module):
     def draft(self, features, anchor, prevs=None):
         """One inference round for one request: features [start, m*d] of positions < start,
         anchor token at position start. Returns (drafts [B], confidences [B] after the
-        configured temperatures, U [B, V], L [B, V])."""
+        configured temperatures, U [B, V'], L [B, V'] over the draft vocabulary)."""
         feats = torch.as_tensor(features, dtype=torch.float32).reshape(1, -1, self.m * self.d)
         start = feats.shape[1]
         ctx = self.context(feats)
         h = self.backbone(ctx, torch.tensor([[start]]), torch.tensor([[int(anchor)]]))[0]
         drafts, z, L = self.greedy_chain(h, torch.tensor([int(anchor)]), prevs=prevs)
         conf = torch.sigmoid(z[0] / self.conf_temps)
-        return drafts[0], conf, self.base_logits(h[0]), L[0]
+        return drafts[0], conf, self.base_logits(h[0], self.draft_vocab), L[0]
 
     # -- checkpoint
 
     def checkpoint_tensors(self):
         """{checkpoint name: tensor} without the frozen embedding/head."""
-        return {name: self.w(name).detach() for name in self.names}
+        tensors = {name: self.w(name).detach() for name in self.names}
+        if self.draft_vocab is not None:
+            tensors[DRAFT_VOCAB] = self.draft_vocab.detach().to("cpu", torch.int32)
+        return tensors
 
     def n_checkpoint_params(self):
         return sum(self.w(n).numel() for n in self.names)
@@ -411,6 +432,13 @@ def load_checkpoint(folder, target=None):
     else:
         embed, head = target
     model = DSparkDrafter(config, embed, head)
+    model.draft_vocab = tensors.pop(DRAFT_VOCAB, None)
+    dv = model.draft_vocab
+    if dv is not None and (dv.dim() != 1 or len(dv) == 0 or int(dv.min()) < 0 or
+                           int(dv.max()) >= config["vocab_size"] or
+                           (len(dv) > 1 and not bool((dv[1:] > dv[:-1]).all()))):
+        raise ValueError(f"{folder}: {DRAFT_VOCAB} must be increasing ids in "
+                         f"[0, {config['vocab_size']})")
     missing = [n for n in model.names if n not in tensors]
     if missing:
         raise ValueError(f"{folder}: missing tensors {missing[:5]}")

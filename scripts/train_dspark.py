@@ -158,6 +158,7 @@ def train(args):
         vocab, vocab_pos, cov = loss_vocabulary(cap, train_ids, args.loss_vocab, model.mask_id,
                                                 device)
         print(f"--loss-vocab {args.loss_vocab}: covers {100 * cov:.2f}% of answer tokens")
+        model.draft_vocab = vocab  # saved with the checkpoint: the drafter proposes these ids
     steps_per_epoch = max(1, len(train_ids) // args.seqs_per_step)
     total = args.steps or int(args.epochs * steps_per_epoch)
     warmup = max(1, int(args.warmup_frac * total))

@@ -21,7 +21,10 @@ struct StDType {
   int bytes;
 };
 constexpr StDType kSupported[] = {
-    {"F32", DType::F32, 4}, {"F16", DType::F16, 2}, {"BF16", DType::BF16, 2}};
+    {"F32", DType::F32, 4},
+    {"F16", DType::F16, 2},
+    {"BF16", DType::BF16, 2},
+    {"I32", DType::I32, 4}};  // I32: id lists (a DSpark checkpoint's draft_vocab_ids)
 
 Status parse_tensor(const std::string& name, const nlohmann::json& entry, uint64_t data_len,
                     TensorInfo* info, uint64_t* begin) {
@@ -37,7 +40,7 @@ Status parse_tensor(const std::string& name, const nlohmann::json& entry, uint64
     if (dtype_name == s.name) dt = &s;
   }
   if (dt == nullptr) {
-    return Error{who + ": dtype '" + dtype_name + "' is not supported (only F32, F16, BF16)"};
+    return Error{who + ": dtype '" + dtype_name + "' is not supported (only F32, F16, BF16, I32)"};
   }
   info->name = name;
   info->type = dt->type;

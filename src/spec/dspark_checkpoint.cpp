@@ -379,6 +379,7 @@ Result<Checkpoint> load_checkpoint(const std::string& path, const Model& model) 
   DSPARK_RETURN_IF_ERROR(read_config(*ck.file, cfg, target, &ck));
   DSPARK_RETURN_IF_ERROR(bind_tensors(TensorBinder(*ck.file, cfg), &ck));
   DSPARK_RETURN_IF_ERROR(share_with(model, &ck));
+  DSPARK_RETURN_IF_ERROR(cut_draft_vocab(*ck.file, &ck));
   return ck;
 }
 

@@ -56,16 +56,35 @@ struct Checkpoint {
   // [d_model + r] (or [d_model] without the Markov feature): weights over [h ; W1[prev]].
   std::vector<float> confidence_w;
   float confidence_b = 0.0f;
+  // The ids drafts come from ([V'] increasing: the draft_vocab_ids tensor that training with
+  // --loss-vocab writes; empty: every id) and the two vocabulary-sized heads cut to those rows,
+  // so a round multiplies V' rows, not vocab. Without ids they are lm_head and markov_w2.
+  std::vector<int32_t> draft_ids;
+  cpu::WeightView draft_head;                                         // [V', d_model]
+  cpu::WeightView draft_w2;                                           // [V', r]
+  std::vector<std::shared_ptr<const std::vector<uint8_t>>> cut_rows;  // what the cuts point into
 
   int64_t d_model() const { return layers_config.d_model; }
   int64_t vocab() const { return layers_config.vocab_size; }
   int64_t n_features() const { return static_cast<int64_t>(target_layer_ids.size()); }
+  int64_t draft_vocab() const {  // V'
+    return draft_ids.empty() ? vocab() : static_cast<int64_t>(draft_ids.size());
+  }
+  int32_t draft_token(int64_t column) const {  // the id of a column of the cut heads
+    return draft_ids.empty() ? static_cast<int32_t>(column) : draft_ids[size_t(column)];
+  }
 };
+
+// Reads the optional draft_vocab_ids tensor (I32 [V'], strictly increasing ids in [0, vocab))
+// and sets draft_ids, draft_head and draft_w2 (row copies of lm_head and markov_w2, packed for
+// the kernels). Called once lm_head and markov_w2 are bound.
+Status cut_draft_vocab(const ModelFile& file, Checkpoint* ck);
 
 // Opens the folder at path and checks it against the target: architecture Qwen3DSparkModel,
 // d_model / heads / head_dim / vocab equal to the target's, num_target_layers == target
 // n_layers, target_layer_ids increasing in [-1, n_layers - 2], a vanilla Markov head (or none),
-// confidence_temperatures (optional) B finite positive numbers, every tensor present with its
+// confidence_temperatures (optional) B finite positive numbers, draft_vocab_ids (optional, see
+// cut_draft_vocab), every tensor present with its
 // expected shape and a BF16, F16 or F32 type. embed_tokens.weight and lm_head.weight may be
 // absent: each missing one is the target's token embedding / output head. The draft layers'
 // RoPE is rotate-half over the whole head whatever the target's layout, with the target's theta

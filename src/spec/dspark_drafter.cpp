@@ -164,7 +164,7 @@ Status DSparkDrafter::propose(std::span<const DraftInput> inputs, std::vector<Dr
 void DSparkDrafter::propose_group(std::span<const Active> group, std::span<const DraftInput> inputs,
                                   std::vector<DraftTree>& out) {
   const int32_t B = ck_.block_size;
-  const int64_t bs = config_.block_size, d = ck_.d_model(), V = ck_.vocab();
+  const int64_t bs = config_.block_size, d = ck_.d_model(), V = ck_.draft_vocab();
   dspark_detail::BlockBatch& b = batch_;
   b.tokens.clear();
   b.positions.clear();
@@ -202,7 +202,7 @@ void DSparkDrafter::propose_group(std::span<const Active> group, std::span<const
     row += group[r].n_nodes;
   }
   logits_.resize(size_t(n_rows * V));
-  cpu::matmul(ck_.lm_head, h_rows_.data(), n_rows, logits_.data(), *pool_);
+  cpu::matmul(ck_.draft_head, h_rows_.data(), n_rows, logits_.data(), *pool_);
 
   row = 0;
   for (const Active& a : group) {

@@ -35,8 +35,9 @@ class DSparkDrafter final : public Drafter {
   int32_t block_size() const { return ck_.block_size; }  // B, drafts per round at most
   int32_t mask_token() const { return ck_.mask_token; }
   const dspark_detail::Checkpoint& checkpoint() const { return ck_; }
-  // With keep on, propose keeps each input's base logits U ([n_nodes, vocab]; empty for inputs
-  // that drafted nothing) for last_logits() (the reference test compares them).
+  // With keep on, propose keeps each input's base logits U ([n_nodes, V'] over the draft
+  // vocabulary's columns; empty for inputs that drafted nothing) for last_logits() (the
+  // reference test compares them).
   void keep_logits(bool keep) { keep_logits_ = keep; }
   const std::vector<std::vector<float>>& last_logits() const { return last_logits_; }
 
@@ -61,10 +62,10 @@ class DSparkDrafter final : public Drafter {
   dspark_detail::BlockBatch batch_;
   std::vector<float> h_;                            // [rows, d_model]
   std::vector<float> h_rows_;                       // [drafted rows, d_model] rows that need logits
-  std::vector<float> logits_;                       // [drafted rows, vocab]
+  std::vector<float> logits_;                       // [drafted rows, V']
   std::vector<int32_t> ctx_slots_, ctx_positions_;  // [chunk] commit_features
   bool keep_logits_ = false;
-  std::vector<std::vector<float>> last_logits_;  // [n_inputs][n_nodes * vocab]
+  std::vector<std::vector<float>> last_logits_;  // [n_inputs][n_nodes * V']
 };
 
 }  // namespace dspark::spec

@@ -76,7 +76,7 @@ size_t draw(const SparseDist& q, std::mt19937_64& rng) {
 void draft_chain(const Checkpoint& ck, const float* h, const float* U, int32_t n_nodes,
                  int32_t anchor, float temperature, std::mt19937_64& rng, HeadScratch& s,
                  cpu::ThreadPool& pool, DraftTree& tree) {
-  const int64_t V = ck.vocab(), d = ck.d_model(), r = ck.markov_rank;
+  const int64_t V = ck.draft_vocab(), d = ck.d_model(), r = ck.markov_rank;
   s.w1_row.resize(size_t(r));
   s.logits.resize(size_t(V));
   const bool greedy = temperature <= kGreedyTemperature;
@@ -87,7 +87,7 @@ void draft_chain(const Checkpoint& ck, const float* h, const float* U, int32_t n
     if (r > 0) {
       // bias_k = W2 . W1[prev]: the rank-r bigram correction from the previous token.
       cpu::get_row(ck.markov_w1, prev, s.w1_row.data());
-      cpu::matmul(ck.markov_w2, s.w1_row.data(), 1, L, pool);
+      cpu::matmul(ck.draft_w2, s.w1_row.data(), 1, L, pool);
       cpu::add_inplace(L, u, V);
     } else {
       std::copy(u, u + V, L);
@@ -112,10 +112,12 @@ void draft_chain(const Checkpoint& ck, const float* h, const float* U, int32_t n
     int32_t token = 0;
     int32_t q_index = -1;
     if (greedy) {
-      token = static_cast<int32_t>(cpu::argmax(L, V));
-      if (!ck.confidence_head) confidence = top_probability(L, V, token);
+      const int64_t column = cpu::argmax(L, V);
+      token = ck.draft_token(column);
+      if (!ck.confidence_head) confidence = top_probability(L, V, column);
     } else {
       SparseDist q = truncated_softmax(L, V, temperature, s.order);
+      for (int32_t& id : q.ids) id = ck.draft_token(id);  // columns to vocabulary ids
       const size_t pick = draw(q, rng);
       token = q.ids[pick];
       if (!ck.confidence_head) confidence = q.probs[pick];

@@ -164,7 +164,7 @@ TEST(SafetensorsErrors, TensorEntryProblems) {
   EXPECT_EQ(err(R"("shape":[6],"data_offsets":[0,24])"),
             "tensor 'w': missing or non-string \"dtype\"");
   EXPECT_EQ(err(R"("dtype":"I64","shape":[3],"data_offsets":[0,24])"),
-            "tensor 'w': dtype 'I64' is not supported (only F32, F16, BF16)");
+            "tensor 'w': dtype 'I64' is not supported (only F32, F16, BF16, I32)");
   EXPECT_EQ(err(R"("dtype":"F32","data_offsets":[0,24])"),
             "tensor 'w': missing or non-array \"shape\"");
   for (const char* shape : {"[-6]", "[6.0]", "[0, 6]", "[\"6\"]", "[9223372036854775808]"}) {

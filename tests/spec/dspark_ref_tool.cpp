@@ -131,22 +131,49 @@ double cpu_ms_of(const Fn& fn) {
 void print_parts(DSparkHarness& h) {
   const auto& ck = h.drafter().checkpoint();
   const int32_t B = ck.block_size;
-  std::vector<float> rows(size_t(B * ck.d_model()), 0.01f), logits(size_t(B * ck.vocab()));
-  const double head_ms =
-      cpu_ms_of([&] { dspark::cpu::matmul(ck.lm_head, rows.data(), B, logits.data(), h.pool()); });
+  std::vector<float> rows(size_t(B * ck.d_model()), 0.01f), logits(size_t(B * ck.draft_vocab()));
+  const double head_ms = cpu_ms_of(
+      [&] { dspark::cpu::matmul(ck.draft_head, rows.data(), B, logits.data(), h.pool()); });
   double markov_ms = 0.0;
   if (ck.markov_rank > 0) {
     std::vector<float> w1(size_t(ck.markov_rank), 0.1f);
     markov_ms = cpu_ms_of([&] {
       for (int32_t k = 0; k < B; ++k) {
-        dspark::cpu::matmul(ck.markov_w2, w1.data(), 1, logits.data(), h.pool());
+        dspark::cpu::matmul(ck.draft_w2, w1.data(), 1, logits.data(), h.pool());
       }
     });
   }
   std::printf(
-      "  CPU of its parts: output head over %d rows %.2f ms, Markov W2 (%d one-row "
-      "products) %.2f ms\n",
-      B, head_ms, B, markov_ms);
+      "  CPU of its parts (draft vocabulary %lld ids): output head over %d rows %.2f ms, Markov "
+      "W2 (%d one-row products) %.2f ms\n",
+      static_cast<long long>(ck.draft_vocab()), B, head_ms, B, markov_ms);
+}
+
+// Wall milliseconds of commit_features for n tokens (one decode step of n requests commits n
+// rows), median of 21 calls, at slots past the prompt.
+void print_commit_cost(DSparkHarness& h, int prompt) {
+  const auto& ck = h.drafter().checkpoint();
+  const int64_t row = ck.n_features() * ck.d_model();
+  std::printf("  commit_features (context rows projected per step):");
+  for (int n : {1, 4, 16}) {
+    std::vector<int64_t> slots(static_cast<size_t>(n));
+    std::vector<int32_t> positions(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      slots[size_t(i)] = prompt + 1 + i;
+      positions[size_t(i)] = prompt + 1 + i;
+    }
+    std::vector<float> features(size_t(n * row), 0.01f);
+    std::vector<double> ms;
+    for (int rep = 0; rep < 21; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      (void)h.drafter().commit_features(slots, positions, features);
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf(" %d rows %.3f ms;", n, ms[ms.size() / 2]);
+  }
+  std::printf("\n");
 }
 
 int bench(const std::string& target, const std::string& drafter, int rounds, int prompt) {
@@ -196,6 +223,7 @@ int bench(const std::string& target, const std::string& drafter, int rounds, int
       ck.own_embed ? "checkpoint" : "target", ck.own_lm_head ? "checkpoint" : "target",
       head_name.c_str());
   print_parts(*h);
+  print_commit_cost(*h, prompt);
   return 0;
 }
 

@@ -117,7 +117,8 @@ def trainer(args, tiny, failures):
         ckpt = os.path.join(tmp, "ckpt")
         common = ["--capture", cap, "--target", target, "--out", ckpt, "--steps", "30",
                   "--log-every", "5", "--lr", "1e-2", "--holdout-frac", "0.25",
-                  "--seqs-per-step", "2", "--anchors", "8", "--threads", "2"]
+                  "--seqs-per-step", "2", "--anchors", "8", "--threads", "2",
+                  "--loss-vocab", str(geom["vocab"] // 2)]
         # Half the steps, stop, resume: the state file carries the run across.
         train_dspark.main(["train"] + common + ["--max-minutes", "1e-9"])
         model = train_dspark.main(["train"] + common + ["--resume"])
@@ -132,6 +133,9 @@ def trainer(args, tiny, failures):
         names = _tensor_names(os.path.join(ckpt, "model.safetensors"))
         if "embed_tokens.weight" in names or "lm_head.weight" in names:
             failures.append("checkpoint holds the frozen embedding/head")
+        # --loss-vocab: the checkpoint lists the ids it drafts from, and drafts only those.
+        if "draft_vocab_ids" not in names:
+            failures.append("a --loss-vocab checkpoint has no draft_vocab_ids")
         # Reload (BF16) with the target GGUF; save again; files and outputs identical.
         a = load_checkpoint(ckpt, target)
         again = os.path.join(tmp, "again")
@@ -149,6 +153,11 @@ def trainer(args, tiny, failures):
             failures.append("reloaded BF16 checkpoint gives different outputs")
         if not (torch.equal(outs[2][2], outs[3][2]) and torch.equal(outs[2][1], outs[3][1])):
             failures.append("F32 checkpoint reload differs from the trained model")
+        listed = set(a.draft_vocab.tolist()) if a.draft_vocab is not None else set()
+        if len(listed) != geom["vocab"] // 2 or not set(outs[0][0].tolist()) <= listed or \
+                outs[0][2].shape[-1] != len(listed):
+            failures.append(f"draft vocabulary: {len(listed)} ids listed, drafts "
+                            f"{outs[0][0].tolist()}, U over {outs[0][2].shape[-1]} columns")
         report = train_dspark.main(["calibrate", "--capture", cap, "--ckpt", ckpt, "--target",
                                     target, "--anchors", "8"])
         with open(os.path.join(ckpt, "config.json")) as f:
