@@ -74,6 +74,7 @@ class Result:
         self.itl = []
         self.output_tokens = 0
         self.prompt_tokens = 0
+        self.text = ""  # the generated text, to compare two servers' outputs
 
 
 async def one_request(client, args, model, prompt, headers):
@@ -120,6 +121,7 @@ async def one_request(client, args, model, prompt, headers):
                         res.itl.append(now - last)
                     last = now
                     pieces += 1
+                    res.text += text
         res.latency = time.perf_counter() - start
         if res.output_tokens == 0:
             res.output_tokens = pieces  # a server without usage chunks: one token per chunk
@@ -140,7 +142,9 @@ def summary(values):
             "p99": p99 * 1e3}
 
 
-async def run(args):
+async def run(args, prompts=None):
+    """Runs the workload of args against args.base_url; prompts, when given, replace
+    make_prompts(). Returns (model, results, duration)."""
     import httpx
     rng = random.Random(args.seed)
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
@@ -150,7 +154,8 @@ async def run(args):
         if not model:
             r = await client.get(args.base_url + "/v1/models", headers=headers)
             model = r.json()["data"][0]["id"]
-        prompts = make_prompts(args, rng)
+        if prompts is None:
+            prompts = make_prompts(args, rng)
         sem = asyncio.Semaphore(args.max_concurrency) if args.max_concurrency else None
 
         async def limited(prompt):
@@ -172,7 +177,8 @@ async def run(args):
     return model, results, duration
 
 
-def report(args, model, results, duration):
+def metrics(args, model, results, duration):
+    """The result dict that report() prints and writes to --json."""
     done = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
     out_tokens = sum(r.output_tokens for r in done)
@@ -193,6 +199,14 @@ def report(args, model, results, duration):
         "e2el_ms": summary([r.latency for r in done]),
         "errors": sorted({r.error for r in failed})[:10],
     }
+    return data
+
+
+def report(args, model, results, duration):
+    data = metrics(args, model, results, duration)
+    done = [r for r in results if r.ok]
+    failed = [r for r in results if not r.ok]
+    in_tokens, out_tokens = data["total_input_tokens"], data["total_output_tokens"]
     print(f"{'=' * 18} Serving Benchmark Result {'=' * 18}")
     rows = [("Model", model), ("Successful requests", len(done)), ("Failed requests", len(failed)),
             ("Benchmark duration (s)", f"{duration:.2f}"), ("Total input tokens", in_tokens),

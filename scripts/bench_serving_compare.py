@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Paired serving benchmark: the plain and the speculative `dspark serve`, driven with the same
+seeded prompts (and, with --request-rate, the same seeded Poisson arrivals) by
+scripts/bench_serving.py's client, at several concurrencies.
+
+  python3 scripts/bench_serving_compare.py \
+      --server "build/dspark serve -m models/SmolLM2-135M-Instruct.Q4_1.gguf" \
+      --spec-args "--spec-method ngram" --label ngram --concurrency 1,4,16,64 --rounds 3 \
+      --dataset code --max-tokens 128 --json ngram.json --plot ngram.png
+
+For every round and concurrency each side gets a fresh server (--server, plus --spec-args for
+the speculative side), a warm-up request and then max(--min-prompts, --num-prompts-per-stream x
+streams) streamed requests with at most `streams` in flight. Which side runs first alternates
+from one (round, concurrency) to the next. Reported per concurrency: the medians over rounds of
+output tok/s, mean TTFT and mean TPOT of each side, and the median and range (min..max) of the
+per-round spec/plain ratios, checked against the goals (throughput ratio >= 1.0 at 4 or more
+streams, TTFT ratio <= 1.05). At temperature 0 it also counts the requests whose texts agree
+(greedy speculation is lossless). Exits 1 when any request failed (2 with --fail-on-miss when a
+goal is missed).
+
+Datasets: `code` and `chat` are scripts/bench_spec.py's chat-formatted prompts, sent as they
+are to /v1/completions (every request the same prompt, as bench_spec.py runs them); `builtin`,
+`synthetic` or a file go through bench_serving.py's make_prompts to /v1/chat/completions.
+"""
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import bench_serving as bs
+from bench_spec import PROMPTS as SPEC_PROMPTS
+
+SIDES = ("plain", "spec")
+METRICS = {  # name: (value from bench_serving.metrics(), goal check on the spec/plain ratio)
+    "tput": (lambda d: d["output_throughput"], lambda r, n: r >= 1.0 if n >= 4 else None),
+    "ttft": (lambda d: d["ttft_ms"]["mean"], lambda r, n: r <= 1.05),
+    "tpot": (lambda d: d["tpot_ms"]["mean"], lambda r, n: None),
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def drain(stream, lines):
+    for line in stream:
+        lines.append(line)
+
+
+class Server:
+    """A server process on --port (0: the port it prints in its 'listening on' line)."""
+
+    def __init__(self, cmd, port, timeout):
+        self.cmd = cmd + ["--port", str(port)]
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, errors="replace", start_new_session=True)
+        self.out, self.err = [], []
+        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=drain, args=(stream, lines), daemon=True).start()
+        self.base = f"http://127.0.0.1:{port}" if port else None
+        self._wait_ready(timeout)
+
+    def tail(self):
+        return "".join((self.out + self.err)[-30:])
+
+    def _wait_ready(self, timeout):
+        import httpx
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: "
+                                   f"{shlex.join(self.cmd)}\n{self.tail()}")
+            if self.base is None:
+                m = re.search(r"https?://[^\s/]+:(\d+)", "".join(self.out))
+                self.base = f"http://127.0.0.1:{m.group(1)}" if m else None
+            if self.base is not None:
+                try:
+                    r = httpx.get(self.base + "/health", timeout=5)
+                    if r.status_code == 404:  # a server without /health
+                        r = httpx.get(self.base + "/v1/models", timeout=5)
+                    if r.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s: {shlex.join(self.cmd)}\n"
+                           f"{self.tail()}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def workload(args, streams, base_url):
+    """bench_serving.run's parameters and the prompts (None: its make_prompts) for one run."""
+    n = max(args.min_prompts, args.num_prompts_per_stream * streams)
+    ns = argparse.Namespace(
+        base_url=base_url, endpoint=args.endpoint, model=None, api_key=None,
+        dataset=args.dataset, input_len=args.input_len, num_prompts=n,
+        max_tokens=args.max_tokens, temperature=args.temperature, ignore_eos=args.ignore_eos,
+        request_rate=args.request_rate, max_concurrency=streams, seed=args.seed,
+        timeout=args.timeout, warmup=True)
+    prompts = [SPEC_PROMPTS[args.dataset]] * n if args.dataset in SPEC_PROMPTS else None
+    return ns, prompts
+
+
+def measure(args, side, streams, label):
+    """One side at one concurrency on a fresh server: (metrics, texts, errors)."""
+    cmd = shlex.split(args.server) + (shlex.split(args.spec_args) if side == "spec" else [])
+    t0 = time.time()
+    server = Server(cmd, args.port, args.ready_timeout)
+    try:
+        log(f"{label} {side}: ready in {time.time() - t0:.1f} s, running")
+        ns, prompts = workload(args, streams, server.base)
+        model, results, duration = asyncio.run(bs.run(ns, prompts))
+    finally:
+        server.stop()
+    data = bs.metrics(ns, model, results, duration)
+    log(f"{label} {side}: {len(results)} requests in {duration:.1f} s, "
+        f"{data['output_throughput']:.1f} tok/s, TTFT {data['ttft_ms']['mean']:.0f} ms")
+    errors = [f"{label} {side} request {i}: {r.error}" for i, r in enumerate(results) if not r.ok]
+    return data, [r.text if r.ok else None for r in results], errors
+
+
+def summarize(streams, rounds):
+    """Medians per side and the median and range of the per-round spec/plain ratios."""
+    row = {"streams": streams}
+    for name, (get, goal) in METRICS.items():
+        plain = [get(r["plain"]) for r in rounds]
+        spec = [get(r["spec"]) for r in rounds]
+        ratios = [s / p if p else math.nan for p, s in zip(plain, spec)]
+        ratio = statistics.median(ratios)
+        row[name] = {"plain": statistics.median(plain), "spec": statistics.median(spec),
+                     "ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios),
+                     "ratios": ratios, "goal_met": goal(ratio, streams)}
+    row["text_match"] = sum(r["text_match"] for r in rounds)
+    row["text_total"] = sum(r["text_total"] for r in rounds)
+    return row
+
+
+def mark(ok):
+    return "-" if ok is None else ("PASS" if ok else "MISS")
+
+
+def print_table(args, rows):
+    print(f"\n{args.label or args.spec_args}: {args.rounds} round(s), dataset {args.dataset}, "
+          f"max_tokens {args.max_tokens}, temperature {args.temperature}")
+    print("| streams | plain tok/s | spec tok/s | ratio (min..max) | goal >=1.0 | plain TTFT ms | "
+          "spec TTFT ms | ratio (min..max) | goal <=1.05 | plain TPOT ms | spec TPOT ms | ratio |"
+          + (" same text |" if args.temperature == 0 else ""))
+    print("|---" * (12 + (args.temperature == 0)) + "|")
+    for r in rows:
+        t, f, p = r["tput"], r["ttft"], r["tpot"]
+        line = (f"| {r['streams']} | {t['plain']:.1f} | {t['spec']:.1f} | {t['ratio']:.3f} "
+                f"({t['ratio_min']:.3f}..{t['ratio_max']:.3f}) | {mark(t['goal_met'])} | "
+                f"{f['plain']:.1f} | {f['spec']:.1f} | {f['ratio']:.3f} ({f['ratio_min']:.3f}.."
+                f"{f['ratio_max']:.3f}) | {mark(f['goal_met'])} | {p['plain']:.2f} | "
+                f"{p['spec']:.2f} | {p['ratio']:.3f} |")
+        if args.temperature == 0:
+            line += f" {r['text_match']}/{r['text_total']} |"
+        print(line)
+
+
+def plot(rows, path, title):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("--plot needs matplotlib (pip install matplotlib)")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [r["streams"] for r in rows]
+    for key, name in (("tput", "throughput"), ("ttft", "mean TTFT"), ("tpot", "mean TPOT")):
+        ys = [r[key]["ratio"] for r in rows]
+        err = [[y - r[key]["ratio_min"] for y, r in zip(ys, rows)],
+               [r[key]["ratio_max"] - y for y, r in zip(ys, rows)]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=f"{name} spec/plain")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="1.0 (throughput goal)")
+    ax.axhline(1.05, color="red", linestyle=":", linewidth=1, label="1.05 (TTFT goal)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("spec / plain (median, min..max over rounds)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--server", required=True, help="plain server command (no --port)")
+    p.add_argument("--spec-args", required=True, help="added to --server for the spec side")
+    p.add_argument("--label", default="", help="name of the configuration in the output")
+    p.add_argument("--concurrency", default="1,4,16,64")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--dataset", default="builtin",
+                   help="builtin (16 different chat questions), code, chat (one prompt repeated: "
+                        "after the first request its prefill is a prefix-cache hit), synthetic, "
+                        "or a JSON-lines file (bench_serving.py)")
+    p.add_argument("--endpoint", help="default: /v1/completions for code and chat, else "
+                                      "/v1/chat/completions")
+    p.add_argument("--input-len", type=int, default=128, help="synthetic prompt length (words)")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--ignore-eos", action="store_true")
+    p.add_argument("--num-prompts-per-stream", type=int, default=2)
+    p.add_argument("--min-prompts", type=int, default=8)
+    p.add_argument("--request-rate", type=float, default=float("inf"),
+                   help="Poisson arrivals per second (default inf: all at once)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--port", type=int, default=0, help="0: any free port")
+    p.add_argument("--ready-timeout", type=float, default=300.0, help="server start, seconds")
+    p.add_argument("--timeout", type=float, default=600.0, help="per request, seconds")
+    p.add_argument("--json", help="write every per-round number and the summary here")
+    p.add_argument("--plot", help="write a PNG of the ratios against streams here")
+    p.add_argument("--fail-on-miss", action="store_true", help="exit 2 when a goal is missed")
+    args = p.parse_args()
+    if args.request_rate <= 0 or args.rounds < 1:
+        p.error("--request-rate must be positive and --rounds at least 1")
+    if not args.endpoint:
+        args.endpoint = ("/v1/completions" if args.dataset in SPEC_PROMPTS
+                         else "/v1/chat/completions")
+    args.levels = [int(c) for c in args.concurrency.split(",") if c]
+    return args
+
+
+def main():
+    args = parse_args()
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        sys.exit("bench_serving_compare.py needs httpx (pip install -r scripts/requirements.txt)")
+    try:
+        per_level, errors = run_all(args)
+    except RuntimeError as e:  # a server that did not start
+        sys.exit(f"error: {e}")
+    return report(args, per_level, errors)
+
+
+def run_all(args):
+    """Every round at every concurrency, both sides: ({streams: [round entry]}, errors)."""
+    t0 = time.time()
+    per_level = {n: [] for n in args.levels}
+    errors = []
+    for rnd in range(args.rounds):
+        for i, streams in enumerate(args.levels):
+            label = f"round {rnd + 1}/{args.rounds}, {streams} streams"
+            order = SIDES if (rnd + i) % 2 == 0 else SIDES[::-1]
+            entry, texts = {"round": rnd, "first": order[0]}, {}
+            for side in order:
+                log(f"{label} {side}: starting the server ({time.time() - t0:.0f} s elapsed)")
+                entry[side], texts[side], errs = measure(args, side, streams, label)
+                errors += errs
+            pairs = [(a, b) for a, b in zip(texts["plain"], texts["spec"]) if a is not None
+                     and b is not None]
+            entry["text_match"] = sum(a == b for a, b in pairs)
+            entry["text_total"] = len(pairs)
+            per_level[streams].append(entry)
+    return per_level, errors
+
+
+def report(args, per_level, errors):
+    rows = [summarize(n, per_level[n]) for n in args.levels]
+    print_table(args, rows)
+    missed = [r["streams"] for r in rows if any(r[k]["goal_met"] is False for k in METRICS)]
+    print(f"goals missed at {missed} streams" if missed else "all goals met")
+    mismatched = sum(r["text_total"] - r["text_match"] for r in rows)
+    if args.temperature == 0 and mismatched:
+        print(f"WARNING: {mismatched} greedy request(s) gave different texts on the two sides")
+    for e in errors[:20]:
+        print(f"FAILED: {e}")
+    if args.json:
+        config = {k: v for k, v in vars(args).items() if k != "levels"}
+        config["request_rate"] = None if math.isinf(args.request_rate) else args.request_rate
+        with open(args.json, "w") as f:
+            json.dump({"config": config, "summary": rows, "rounds": per_level}, f, indent=1)
+    if args.plot:
+        plot(rows, args.plot, args.label or args.spec_args)
+    if errors:
+        print(f"{len(errors)} request(s) failed", file=sys.stderr)
+        return 1
+    return 2 if missed and args.fail_on_miss else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
