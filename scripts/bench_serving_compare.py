@@ -18,6 +18,14 @@ streams, TTFT ratio <= 1.05). At temperature 0 it also counts the requests whose
 (greedy speculation is lossless). Exits 1 when any request failed (2 with --fail-on-miss when a
 goal is missed).
 
+--simultaneous runs both servers at once instead, each pinned (taskset) to its own half of the
+CPUs this process may use, with --threads to match unless --server sets it, and drives the two
+workloads concurrently. Why: on a shared or virtual machine back-to-back runs drift by 10-30%,
+swamping the effects judged here; paired in time, both sides see the same machine over the same
+window and the drift cancels in the ratios. The halves swap sides from one (round, concurrency)
+to the next, so a faster core favours neither. The cost: each side has half the cores and they
+share memory bandwidth, so absolute tok/s are below a lone server's; the ratios are the point.
+
 Datasets: `code` and `chat` are scripts/bench_spec.py's chat-formatted prompts, sent as they
 are to /v1/completions (every request the same prompt, as bench_spec.py runs them); `builtin`,
 `synthetic` or a file go through bench_serving.py's make_prompts to /v1/chat/completions.
@@ -27,8 +35,10 @@ import asyncio
 import json
 import math
 import os
+import pathlib
 import re
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -57,10 +67,12 @@ def drain(stream, lines):
 
 
 class Server:
-    """A server process on --port (0: the port it prints in its 'listening on' line)."""
+    """A server process on --port (0: the port it prints in its 'listening on' line), pinned to
+    cpus when given."""
 
-    def __init__(self, cmd, port, timeout):
-        self.cmd = cmd + ["--port", str(port)]
+    def __init__(self, cmd, port, timeout, cpus=None):
+        pin = ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
+        self.cmd = pin + cmd + ["--port", str(port)]
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, errors="replace", start_new_session=True)
         self.out, self.err = [], []
@@ -119,22 +131,74 @@ def workload(args, streams, base_url):
     return ns, prompts
 
 
-def measure(args, side, streams, label):
-    """One side at one concurrency on a fresh server: (metrics, texts, errors)."""
-    cmd = shlex.split(args.server) + (shlex.split(args.spec_args) if side == "spec" else [])
+def side_cmd(args, side):
+    return shlex.split(args.server) + (shlex.split(args.spec_args) if side == "spec" else [])
+
+
+def start(args, side, label, cpus):
+    """A fresh server for one side; with cpus, pinned to them and with --threads to match."""
+    cmd = side_cmd(args, side)
+    port = args.port + (side == "spec") if args.port and cpus else args.port
     t0 = time.time()
-    server = Server(cmd, args.port, args.ready_timeout)
-    try:
-        log(f"{label} {side}: ready in {time.time() - t0:.1f} s, running")
-        ns, prompts = workload(args, streams, server.base)
-        model, results, duration = asyncio.run(bs.run(ns, prompts))
-    finally:
-        server.stop()
+    server = Server(cmd + (args.thread_args[side] if cpus else []), port, args.ready_timeout, cpus)
+    log(f"{label} {side}: ready in {time.time() - t0:.1f} s"
+        + (f" on CPUs {','.join(map(str, cpus))}" if cpus else ""))
+    return server
+
+
+def outcome(ns, run, side, label):
+    """bench_serving.run's (model, results, duration) as (metrics, texts, errors)."""
+    model, results, duration = run
     data = bs.metrics(ns, model, results, duration)
     log(f"{label} {side}: {len(results)} requests in {duration:.1f} s, "
         f"{data['output_throughput']:.1f} tok/s, TTFT {data['ttft_ms']['mean']:.0f} ms")
     errors = [f"{label} {side} request {i}: {r.error}" for i, r in enumerate(results) if not r.ok]
     return data, [r.text if r.ok else None for r in results], errors
+
+
+async def gather(*coros):
+    return await asyncio.gather(*coros)
+
+
+def measure(args, streams, label, cpus):
+    """The sides in cpus ({side: CPU list, or None for no pinning}) at one concurrency, each on
+    a fresh server, their workloads driven at the same time: {side: (metrics, texts, errors)}."""
+    servers = {}
+    try:
+        for side in cpus:
+            servers[side] = start(args, side, label, cpus[side])
+        work = {side: workload(args, streams, servers[side].base) for side in cpus}
+        runs = asyncio.run(gather(*(bs.run(*work[side]) for side in cpus)))
+    finally:
+        for server in servers.values():
+            server.stop()
+    return {side: outcome(work[side][0], run, side, label) for side, run in zip(cpus, runs)}
+
+
+def cpu_halves():
+    """Two disjoint, equal CPU lists from this process's affinity; hyperthread siblings (same
+    package and core id) sort next to each other, so an even half keeps whole cores together."""
+    def core(c):
+        topo = pathlib.Path(f"/sys/devices/system/cpu/cpu{c}/topology")
+        try:
+            return [*(int((topo / f).read_text()) for f in ("physical_package_id", "core_id")), c]
+        except (OSError, ValueError):
+            return [c, c]
+    cpus = sorted(os.sched_getaffinity(0), key=core)
+    half = len(cpus) // 2
+    return [sorted(cpus[:half]), sorted(cpus[half:2 * half])]
+
+
+def thread_args(cmd, n, warn):
+    """--threads n for a server pinned to n CPUs, or nothing when cmd sets its own."""
+    for i, tok in enumerate(cmd):
+        if tok in ("--threads", "-t") or tok.startswith("--threads="):
+            val = tok.split("=", 1)[1] if "=" in tok else " ".join(cmd[i + 1:i + 2])
+            if warn and (not val.isdigit() or int(val) > n):
+                log(f"warning: the server command asks for {val or '?'} threads; each side "
+                    f"has {n} CPU(s)")
+            return []
+    return ["--threads", str(n)]
 
 
 def summarize(streams, rounds):
@@ -159,7 +223,8 @@ def mark(ok):
 
 def print_table(args, rows):
     print(f"\n{args.label or args.spec_args}: {args.rounds} round(s), dataset {args.dataset}, "
-          f"max_tokens {args.max_tokens}, temperature {args.temperature}")
+          f"max_tokens {args.max_tokens}, temperature {args.temperature}, {args.mode}"
+          + (f" on CPUs {args.halves[0]} and {args.halves[1]}" if args.simultaneous else ""))
     print("| streams | plain tok/s | spec tok/s | ratio (min..max) | goal >=1.0 | plain TTFT ms | "
           "spec TTFT ms | ratio (min..max) | goal <=1.05 | plain TPOT ms | spec TPOT ms | ratio |"
           + (" same text |" if args.temperature == 0 else ""))
@@ -226,15 +291,26 @@ def parse_args():
     p.add_argument("--request-rate", type=float, default=float("inf"),
                    help="Poisson arrivals per second (default inf: all at once)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--port", type=int, default=0, help="0: any free port")
+    p.add_argument("--port", type=int, default=0,
+                   help="0: any free port (--simultaneous: the spec side's is PORT+1)")
     p.add_argument("--ready-timeout", type=float, default=300.0, help="server start, seconds")
     p.add_argument("--timeout", type=float, default=600.0, help="per request, seconds")
     p.add_argument("--json", help="write every per-round number and the summary here")
     p.add_argument("--plot", help="write a PNG of the ratios against streams here")
     p.add_argument("--fail-on-miss", action="store_true", help="exit 2 when a goal is missed")
+    p.add_argument("--simultaneous", action="store_true",
+                   help="run both servers at once, each on half the CPUs (see above)")
     args = p.parse_args()
     if args.request_rate <= 0 or args.rounds < 1:
         p.error("--request-rate must be positive and --rounds at least 1")
+    args.mode = "simultaneous" if args.simultaneous else "sequential"
+    if args.simultaneous:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else ()
+        if len(cpus) < 2 or not shutil.which("taskset"):
+            p.error("--simultaneous needs 2 or more CPUs to run on, and taskset")
+        args.halves = cpu_halves()
+        args.thread_args = {side: thread_args(side_cmd(args, side), len(args.halves[0]),
+                                              warn=side == "spec") for side in SIDES}
     if not args.endpoint:
         args.endpoint = ("/v1/completions" if args.dataset in SPEC_PROMPTS
                          else "/v1/chat/completions")
@@ -263,18 +339,30 @@ def run_all(args):
     for rnd in range(args.rounds):
         for i, streams in enumerate(args.levels):
             label = f"round {rnd + 1}/{args.rounds}, {streams} streams"
-            order = SIDES if (rnd + i) % 2 == 0 else SIDES[::-1]
-            entry, texts = {"round": rnd, "first": order[0]}, {}
-            for side in order:
-                log(f"{label} {side}: starting the server ({time.time() - t0:.0f} s elapsed)")
-                entry[side], texts[side], errs = measure(args, side, streams, label)
-                errors += errs
-            pairs = [(a, b) for a, b in zip(texts["plain"], texts["spec"]) if a is not None
-                     and b is not None]
-            entry["text_match"] = sum(a == b for a, b in pairs)
-            entry["text_total"] = len(pairs)
+            log(f"{label}: starting ({time.time() - t0:.0f} s elapsed)")
+            entry, errs = pair(args, streams, label, {"round": rnd}, (rnd + i) % 2 == 1)
+            errors += errs
             per_level[streams].append(entry)
     return per_level, errors
+
+
+def pair(args, streams, label, entry, swap):
+    """Both sides at one concurrency, swapped (sequential: spec first; simultaneous: the CPU
+    halves exchanged) when swap: (round entry, errors)."""
+    if args.simultaneous:
+        entry["cpus"] = dict(zip(SIDES, args.halves[::-1] if swap else args.halves))
+        got = measure(args, streams, label, entry["cpus"])
+    else:
+        entry["first"], got = SIDES[swap], {}
+        for side in SIDES[::-1] if swap else SIDES:
+            got.update(measure(args, streams, label, {side: None}))
+    texts, errors = {}, []
+    for side, (entry[side], texts[side], errs) in got.items():
+        errors += errs
+    pairs = [p for p in zip(texts["plain"], texts["spec"]) if None not in p]
+    entry["text_match"] = sum(a == b for a, b in pairs)
+    entry["text_total"] = len(pairs)
+    return entry, errors
 
 
 def report(args, per_level, errors):
@@ -288,7 +376,7 @@ def report(args, per_level, errors):
     for e in errors[:20]:
         print(f"FAILED: {e}")
     if args.json:
-        config = {k: v for k, v in vars(args).items() if k != "levels"}
+        config = {k: v for k, v in vars(args).items() if k not in ("levels", "thread_args")}
         config["request_rate"] = None if math.isinf(args.request_rate) else args.request_rate
         with open(args.json, "w") as f:
             json.dump({"config": config, "summary": rows, "rounds": per_level}, f, indent=1)

@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
 """scripts/bench_serving_compare.py end to end on a tiny model: plain against ngram speculation at
-1 and 2 streams, one round. Exit code 0, the JSON has both sides and the ratios at each
-concurrency, the side that runs first alternates, greedy texts agree, and a run whose
-requests fail exits 1 and names them.
+1 and 2 streams, one round, run one server at a time and (--simultaneous, where there are 2 or
+more CPUs) both at once on disjoint CPU halves. Exit code 0, the JSON has both sides and the
+ratios at each concurrency and names the mode, the side that runs first (sequential) or the CPU
+halves (simultaneous) alternate, greedy texts agree, and a run whose requests fail exits 1 and
+names them. Also the CPU split and the --threads the script adds, in process.
 """
 import json
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serve_util as su  # noqa: E402
+
+SIMULTANEOUS = len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
 
 
 def compare(args, model, out_dir, *extra):
@@ -26,9 +31,11 @@ def compare(args, model, out_dir, *extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def check_json(path, errors):
+def check_json(path, mode, errors):
     with open(path) as f:
         data = json.load(f)
+    if data["config"]["mode"] != mode or data["config"]["simultaneous"] != (mode != "sequential"):
+        errors.append(f"{mode}: the JSON config says {data['config']['mode']}")
     rows = data["summary"]
     if [r["streams"] for r in rows] != [1, 2]:
         errors.append(f"summary streams {[r['streams'] for r in rows]}")
@@ -41,15 +48,33 @@ def check_json(path, errors):
         if r["text_total"] != 4 or r["text_match"] != r["text_total"]:
             errors.append(f"{r['streams']} streams: {r['text_match']}/{r['text_total']} "
                           "greedy texts agree")
-    firsts = []
+    swapped = []
     for streams in ("1", "2"):
         (entry,) = data["rounds"][streams]
-        firsts.append(entry["first"])
+        swapped.append(entry["first"] if mode == "sequential" else entry["cpus"])
         for side in ("plain", "spec"):
             if entry[side]["completed"] != 4 or entry[side]["failed"] != 0:
-                errors.append(f"{streams} streams {side}: {entry[side]['completed']} completed")
-    if sorted(firsts) != ["plain", "spec"]:
-        errors.append(f"the first side does not alternate: {firsts}")
+                errors.append(f"{mode} {streams} streams {side}: {entry[side]['completed']} "
+                              "completed")
+    if mode == "sequential" and sorted(swapped) != ["plain", "spec"]:
+        errors.append(f"the first side does not alternate: {swapped}")
+    if mode != "sequential" and not (swapped[0]["plain"] == swapped[1]["spec"] != [] and
+                                     swapped[0]["spec"] == swapped[1]["plain"] and
+                                     not set(swapped[0]["plain"]) & set(swapped[0]["spec"])):
+        errors.append(f"the CPU halves are not disjoint or do not swap: {swapped}")
+
+
+def check_helpers(args, errors):
+    sys.path.insert(0, os.path.join(args.source_dir, "scripts"))
+    import bench_serving_compare as bc
+    a, b = bc.cpu_halves()
+    if not (a and len(a) == len(b) and not set(a) & set(b)
+            and set(a + b) <= os.sched_getaffinity(0)):
+        errors.append(f"cpu_halves: {a} {b}")
+    for cmd, want in ((["serve"], ["--threads", "3"]), (["serve", "-t", "2"], []),
+                      (["serve", "--threads=2"], []), (["serve", "--threads", "9"], [])):
+        if bc.thread_args(cmd, 3, warn=False) != want:
+            errors.append(f"thread_args({cmd}, 3): {bc.thread_args(cmd, 3, warn=False)}")
 
 
 def main():
@@ -58,14 +83,20 @@ def main():
     model = su.tiny_model(args)
     errors = []
     with tempfile.TemporaryDirectory() as tmp:
-        proc = compare(args, model, tmp, "--max-tokens", "8")
-        if proc.returncode != 0:
-            errors.append(f"exit code {proc.returncode}: {proc.stdout[-2000:]}"
-                          f"{proc.stderr[-2000:]}")
+        for mode in ("sequential", "simultaneous") if SIMULTANEOUS else ("sequential",):
+            extra = ["--simultaneous"] if mode == "simultaneous" else []
+            proc = compare(args, model, tmp, "--max-tokens", "8", *extra)
+            if proc.returncode != 0:
+                errors.append(f"{mode}: exit code {proc.returncode}: {proc.stdout[-2000:]}"
+                              f"{proc.stderr[-2000:]}")
+                continue
+            if "| streams | plain tok/s" not in proc.stdout or mode not in proc.stdout:
+                errors.append(f"{mode}: no table or mode in the output: {proc.stdout[-1000:]}")
+            check_json(os.path.join(tmp, "out.json"), mode, errors)
+        if SIMULTANEOUS:
+            check_helpers(args, errors)
         else:
-            if "| streams | plain tok/s" not in proc.stdout:
-                errors.append(f"no table in the output: {proc.stdout[-1000:]}")
-            check_json(os.path.join(tmp, "out.json"), errors)
+            print("skipped --simultaneous: it needs 2 or more CPUs and taskset")
         # Requests the server refuses (beyond the context): exit 1, each failure named.
         proc = compare(args, model, tmp, "--max-tokens", "100000000")
         named = "FAILED: round 1/1, 1 streams plain request 0" in proc.stdout
