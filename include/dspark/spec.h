@@ -308,9 +308,13 @@ class DraftCostTable {
 };
 
 struct DepthInput {
-  int32_t base_tokens = 0;   // the step's forward tokens without drafts
-  int32_t base_commits = 0;  // tokens the step commits without drafts (one per sampling request)
-  int32_t n_drafting = 0;    // requests that would draft
+  int32_t base_tokens = 0;  // the step's forward tokens without drafts
+  // Progress the step makes without drafts, in requests served: one per request it carries
+  // (decoding or prefilling: a longer step delays a prompt's first token as much as a decode's
+  // next one) and one per request waiting for admission. Drafting pays only if its extra commits
+  // per extra second beat this rate.
+  int32_t base_commits = 0;
+  int32_t n_drafting = 0;  // requests that would draft
   int32_t max_depth = 0;
   int32_t max_draft_tokens = 0;  // budget left for drafts in the step
   // [max_depth] expected survival of the best drafted node at each depth (recent calibrated
@@ -366,7 +370,11 @@ struct Candidates {
 
 struct ControllerInput {
   int32_t base_tokens = 0;  // tokens the step computes anyway (prefill chunks + one per decode)
-  std::vector<Candidates> requests;    // one per decoding request
+  std::vector<Candidates> requests;  // one per decoding request
+  // Requests the step carries or keeps waiting that verify nothing (prefills, opted-out or
+  // non-drafting decodes, requests not yet admitted): a deeper verify delays them too, so the
+  // admission objective counts each as one served request beside the drafting ones.
+  int32_t other_commits = 0;
   int32_t max_draft_tokens = 0;        // budget and KV limit on admitted nodes, all requests
   std::optional<int32_t> fixed_depth;  // comparison mode: every node up to this depth
 };
@@ -378,7 +386,8 @@ struct ControllerOutput {
 };
 
 // Greedy admission by descending survival (ties: shallower first, then request order, then node
-// index), a node only after its parent, while expected_tokens * SPS(B) improves; stops at the
+// index), a node only after its parent, while (expected_tokens + other_commits) * SPS(B)
+// improves; stops at the
 // first node that does not improve it (the early stop keeps the process lossless).
 ControllerOutput admit(const ControllerInput& input, const SpsTable& sps);
 

@@ -168,6 +168,10 @@ Status Engine::check_kv_idle(std::chrono::milliseconds timeout) {
   return Status::Ok();
 }
 
+int32_t Engine::n_running() const {
+  return impl_->n_running_published.load(std::memory_order_relaxed);
+}
+
 EngineStats Engine::stats() {
   std::lock_guard<std::mutex> lock(impl_->state_mu);
   EngineStats s;
@@ -221,6 +225,7 @@ void Engine::Impl::run() {
         step();
         step_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
       }
+      n_running_published.store(scheduler->stats().n_running, std::memory_order_relaxed);
     }
     if (may_step && config.turns) config.turns->end(config.turn_player);
     idle_cv.notify_all();

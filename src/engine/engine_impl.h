@@ -1,6 +1,7 @@
 // Engine internals shared by engine.cpp (threading, submit/abort) and step.cpp (one step).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -89,6 +90,8 @@ struct Engine::Impl {
 
   // Owned by the engine thread; also read under state_mu by check_kv_idle/stats.
   std::mutex state_mu;
+  // scheduler->stats().n_running after each step, for Engine::n_running() (no lock).
+  std::atomic<int32_t> n_running_published{0};
   std::unique_ptr<kv::BlockManager> kv;
   std::unique_ptr<sched::Scheduler> scheduler;
   std::unique_ptr<KvStorage> storage;
@@ -143,8 +146,9 @@ struct Engine::Impl {
   void plan_speculation(const sched::StepPlan& plan, std::vector<SpecWork>& work);
   // The step's draft depth for the requests at index (positions in plan.requests):
   // spec::choose_draft_depth on the forecast, the drafter's costs and the coming load.
+  // served: requests the step carries plus those waiting (DepthInput::base_commits).
   int32_t choose_depth(const sched::StepPlan& plan, const std::vector<size_t>& index,
-                       int32_t n_sampling);
+                       int32_t served);
   // Seconds a draft model needs to forward the backlog of history it has not seen of the
   // requests at index (positions in plan.requests); 0 for other drafters.
   double catch_up_seconds(const sched::StepPlan& plan, const std::vector<size_t>& index) const;
@@ -156,7 +160,7 @@ struct Engine::Impl {
   Status finish_speculation(LiveRequest& r, const SpecWork& w, const Produced& produced,
                             size_t n_keep);
   // A drafter error: speculation stops for good (plain decoding stays exact), the reason is
-  // kept for stats().
+  // kept for stats(). Engine thread, with state_mu held (from step()).
   void stop_speculation(const std::string& why);
   // Hands a feature drafter the captured target hidden states of the tokens this step
   // committed: batch rows rows[i], whose K/V now lives at target slot slots[i].

@@ -183,16 +183,25 @@ double Engine::Impl::catch_up_seconds(const sched::StepPlan& plan,
 }
 
 int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, const std::vector<size_t>& index,
-                                   int32_t n_sampling) {
+                                   int32_t served) {
   const SpecConfig& sc = config.spec;
-  std::vector<double> cautious;  // [max_depth], only when a catch-up is to be judged
+  std::vector<double> cautious;     // [max_depth], only when a catch-up is to be judged
+  std::vector<double> first_guess;  // [max_depth], before kProbeRounds rounds under load
   spec::DepthInput di;
   di.base_tokens = plan.n_tokens;
-  di.base_commits = n_sampling;
+  di.base_commits = served;
   di.n_drafting = static_cast<int32_t>(index.size());
   di.max_depth = sc.max_depth;
   di.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
   di.survival = spec_forecast;
+  if (spec_totals.n_rounds < kProbeRounds && served > 1) {
+    // Before a few rounds are verified the forecast is only optimism: where other requests
+    // would pay for a wrong guess, judge on the cautious estimate (the prior, shrunk toward
+    // what was seen) and err toward plain decoding.
+    first_guess =
+        spec::cautious_survival(spec_forecast, spec_totals.verified_at, spec_totals.accepted_at);
+    di.survival = first_guess;
+  }
   di.free_draft_seconds = kFreeDraftShare * sps->latency(plan.n_tokens);
   if (draft_level) {
     double remaining = 0;
@@ -227,10 +236,8 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
   const SpecConfig& sc = config.spec;
   // Who would draft: decoding requests at their anchor with room for a draft and the bonus.
   std::vector<size_t> index;  // [n_inputs] position in plan.requests
-  int32_t n_sampling = 0;
   for (size_t i = 0; i < plan.requests.size(); ++i) {
     const sched::ScheduledRequest& sr = plan.requests[i];
-    n_sampling += sr.samples ? 1 : 0;
     if (sr.prefill || !sr.samples || sr.n_tokens != 1) continue;
     const LiveRequest& r = requests.at(sr.id);
     if (!r.speculate) continue;                                         // opted out
@@ -239,9 +246,11 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
     index.push_back(i);
   }
   if (index.empty()) return;
+  // Every request the step serves or keeps waiting pays for a longer step.
+  const int32_t served = static_cast<int32_t>(plan.requests.size()) + scheduler->stats().n_waiting;
   int32_t draft_depth = sc.max_depth;
   if (!sc.fixed_depth) {
-    draft_depth = choose_depth(plan, index, n_sampling);
+    draft_depth = choose_depth(plan, index, served);
     if (draft_depth == 0) return;  // drafting would cost more than it gains
   }
   std::vector<spec::DraftInput> inputs;
@@ -280,6 +289,7 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
   const int64_t vocab = config.model->config().vocab_size;
   spec::ControllerInput ci;
   ci.base_tokens = plan.n_tokens;
+  ci.other_commits = std::max(0, served - static_cast<int32_t>(inputs.size()));
   ci.max_draft_tokens = std::max(0, config.max_num_batched_tokens - plan.n_tokens);
   ci.fixed_depth = sc.fixed_depth;
   // Mean over requests of the best calibrated survival at each drafted depth: the forecast the
@@ -324,8 +334,7 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
 }
 
 void Engine::Impl::stop_speculation(const std::string& why) {
-  std::lock_guard<std::mutex> lock(state_mu);
-  spec_stopped = why;
+  spec_stopped = why;  // the caller holds state_mu (step() runs under it)
   drafter.reset();
   feature_layers.clear();
 }

@@ -89,7 +89,7 @@ void admit_greedy(const ControllerInput& input, const std::vector<std::vector<in
   for (size_t r = 0; r < depth.size(); ++r) offer(r, -1);
 
   int32_t b = input.base_tokens;
-  double tau = static_cast<double>(depth.size());
+  double tau = static_cast<double>(depth.size()) + std::max(0, input.other_commits);
   double best = tau * sps.sps(b);
   for (int32_t admitted = 0; admitted < budget && !frontier.empty(); ++admitted) {
     const Candidate c = frontier.top();

@@ -104,6 +104,29 @@ TEST_P(EngineBatchTest, ConcurrentRequestsEqualEachAlone) {
   }
 }
 
+// n_running() is published after each step: a request is counted once its first event came
+// (its first step has ended) and no more once the engine is idle; it never waits for a step.
+TEST_F(EngineTest, RunningCountIsPublishedAfterEachStep) {
+  auto e = make(256, true);
+  EXPECT_EQ(e->n_running(), 0);
+  const auto prompts = mixed_prompts(2, vocab_);
+  auto a = e->submit(request(prompts[0], 0, 40));
+  auto b = e->submit(request(prompts[1], 1, 40));
+  ASSERT_TRUE(a.ok() && b.ok());
+  // A second event of each comes from a later step than the first, so the count published
+  // after the first step that ran them both is visible.
+  for (int i = 0; i < 2; ++i) {
+    (void)(*a)->next();
+    (void)(*b)->next();
+  }
+  EXPECT_GE(e->n_running(), 1);
+  EXPECT_LE(e->n_running(), 2);
+  (void)(*a)->collect();
+  (void)(*b)->collect();
+  ASSERT_TRUE(e->check_kv_idle().ok());
+  EXPECT_EQ(e->n_running(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Configs, EngineBatchTest,
                          ::testing::Values(BatchCase{true, 256, false},
                                            BatchCase{false, 256, false}, BatchCase{true, 20, true},

@@ -65,6 +65,19 @@ TEST(Controller, StopsAtFirstNonImprovingCandidate) {
   EXPECT_NEAR(out.predicted_throughput, 1.9 / 1.1, 1e-6);
 }
 
+TEST(Controller, RequestsThatDraftNothingPayForALongerStep) {
+  // SPS(1) = 100, SPS(2) = 100 / 1.5. Alone: theta 1 * 100 -> 1.6 * 66.7 = 106.7, admit.
+  // With two prefilling requests in the step as well (other_commits 2): 3 * 100 = 300 against
+  // 3.6 * 66.7 = 240: the drafting request's gain is smaller than what the others lose.
+  const SpsTable sps = by_size({0.01, 0.015, 0.02});
+  ControllerInput in = input({chain({0.6f})});
+  EXPECT_EQ(admit(in, sps).admitted[0], (Nodes{0}));
+  in.other_commits = 2;
+  const auto out = admit(in, sps);
+  EXPECT_TRUE(out.admitted[0].empty());
+  EXPECT_DOUBLE_EQ(out.expected_tokens, 1.0);  // the drafting requests' own tau
+}
+
 TEST(Controller, BaseTokensCountTowardTheForwardSize) {
   // Latency doubles from B = 5 on.
   std::vector<double> seconds(10, 0.02);

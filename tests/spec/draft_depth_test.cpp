@@ -57,6 +57,22 @@ TEST(ChooseDraftDepth, FreeDrafterTakesTheBestDepth) {
   EXPECT_EQ(choose_draft_depth(one_request({0.9, 0.8, 0.5, 0.1}), table(), free), 3);
 }
 
+TEST(ChooseDraftDepth, PrefillingAndWaitingRequestsRaiseTheBar) {
+  // One drafting request, survival 0.3. Alone: 1.3 / 1.2 = 1.08 beats 1 / 1.0. In a step of 2
+  // tokens (latency 1.2; 1.3 with the draft) serving it alone: 1.3 / 1.3 = 1.0 > 1 / 1.2. The
+  // same step serving 4 requests (a prompt chunk's, one waiting, ...): 4.3 / 1.3 = 3.31 is less
+  // than 4 / 1.2 = 3.33, so the others' delay outweighs the gain: no drafting.
+  const DraftCostTable free(1);
+  const std::vector<double> survival = {0.3};
+  DepthInput in = one_request(survival);
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 1);
+  in.base_tokens = 2;
+  in.base_commits = 1;
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 1);
+  in.base_commits = 4;
+  EXPECT_EQ(choose_draft_depth(in, table(), free), 0);
+}
+
 TEST(ChooseDraftDepth, FreeDraftingGoesAsDeepAsAllowed) {
   // Depth 3 is the verify optimum (above); drafting all 4 levels for under 0.01 s is free, so
   // all 4 are drafted and admission decides, even with a forecast that says drafting never pays.
