@@ -194,6 +194,10 @@ struct DSparkDrafterConfig {
   int32_t max_requests = 8;         // blocks drafted per pass (more inputs: in groups)
   cpu::ThreadPool* pool = nullptr;  // threads for its matmuls (nullptr: its own pool)
   uint64_t seed = 0;                // the drafter's sampling generator
+  // fc and the draft layers' projections as Q8_0 (dspark_checkpoint.h quantize_layers): about
+  // 2.5x faster context commits and block passes on the CPU, drafts within quantization noise.
+  // Off: the checkpoint's float weights exactly (what the reference tests compare).
+  bool quantize_layers = false;
 };
 // A Qwen3DSparkModel checkpoint: draft layers attending non-causally over the target's features
 // (projected once per committed token into K/V kept at the target's slots) and one block of

@@ -88,6 +88,7 @@ Status Engine::Impl::init_speculation() {
     dc.block_size = config.block_size;
     dc.max_requests = config.max_num_seqs;
     dc.pool = pool.get();
+    dc.quantize_layers = true;
     auto made = spec::make_dspark_drafter(dc);
     if (!made.ok()) return Error{"engine: dspark drafter: " + made.error().message};
     drafter = std::move(made).value();

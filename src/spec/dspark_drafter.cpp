@@ -51,6 +51,7 @@ Result<std::unique_ptr<DSparkDrafter>> DSparkDrafter::create(const DSparkDrafter
   }
   auto ck = dspark_detail::load_checkpoint(config.path, *config.target_model);
   if (!ck.ok()) return ck.error();
+  if (config.quantize_layers) dspark_detail::quantize_layers(&ck.value());
   const int64_t scratch = int64_t{config.max_requests} * ck->block_size + config.block_size;
   if (int64_t{config.kv_blocks} * config.block_size + scratch >
       std::numeric_limits<int32_t>::max()) {

@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char* kIdsTensor = "draft_vocab_ids";
 
-// Copies the rows ids of w into owned storage (kept alive by ck->cut_rows) and packs them for
+// Copies the rows ids of w into owned storage (kept alive by ck->owned) and packs them for
 // the kernels like any weight.
 cpu::WeightView cut_rows(const cpu::WeightView& w, const std::vector<int32_t>& ids,
                          Checkpoint* ck) {
@@ -27,7 +27,7 @@ cpu::WeightView cut_rows(const cpu::WeightView& w, const std::vector<int32_t>& i
   cut.rows = static_cast<int64_t>(ids.size());
   cut.data = rows->data();
   cut.packed = nullptr;
-  ck->cut_rows.push_back(std::move(rows));
+  ck->owned.push_back(std::move(rows));
   return cpu::pack_for_matmul(cut, /*release_source=*/false);
 }
 

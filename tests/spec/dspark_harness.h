@@ -40,7 +40,8 @@ class DSparkHarness {
   static std::unique_ptr<DSparkHarness> create(const std::string& drafter_path,
                                                int32_t max_requests, uint64_t seed,
                                                std::string* error,
-                                               const std::string& target = kTinyTarget) {
+                                               const std::string& target = kTinyTarget,
+                                               bool quantize_layers = false) {
     auto file = ModelFile::open(tiny_model(target));
     if (!file.ok()) {
       *error = file.error().message;
@@ -52,7 +53,7 @@ class DSparkHarness {
       return nullptr;
     }
     std::unique_ptr<DSparkHarness> h(new DSparkHarness(std::move(model.value())));
-    auto drafter = h->make_drafter(drafter_path, max_requests, seed);
+    auto drafter = h->make_drafter(drafter_path, max_requests, seed, quantize_layers);
     if (!drafter.ok()) {
       *error = drafter.error().message;
       return nullptr;
@@ -62,7 +63,7 @@ class DSparkHarness {
   }
 
   Result<std::unique_ptr<DSparkDrafter>> make_drafter(const std::string& path, int32_t max_requests,
-                                                      uint64_t seed) {
+                                                      uint64_t seed, bool quantize_layers = false) {
     DSparkDrafterConfig c;
     c.path = path;
     c.target_model = target_.get();
@@ -71,6 +72,7 @@ class DSparkHarness {
     c.max_requests = max_requests;
     c.pool = &pool_;
     c.seed = seed;
+    c.quantize_layers = quantize_layers;
     return DSparkDrafter::create(c);
   }
 

@@ -52,9 +52,11 @@ std::vector<int32_t> lcg_tokens(int n, int32_t vocab, uint32_t& x) {
   return t;
 }
 
-std::unique_ptr<DSparkHarness> open(const std::string& target, const std::string& drafter) {
+std::unique_ptr<DSparkHarness> open(const std::string& target, const std::string& drafter,
+                                    bool quantize_layers = false) {
   std::string error;
-  auto h = DSparkHarness::create(dspark::spec::test::tiny_model(drafter), 8, 5, &error, target);
+  auto h = DSparkHarness::create(dspark::spec::test::tiny_model(drafter), 8, 5, &error, target,
+                                 quantize_layers);
   if (h == nullptr) std::cerr << error << "\n";
   return h;
 }
@@ -176,8 +178,9 @@ void print_commit_cost(DSparkHarness& h, int prompt) {
   std::printf("\n");
 }
 
-int bench(const std::string& target, const std::string& drafter, int rounds, int prompt) {
-  auto h = open(target, drafter);
+int bench(const std::string& target, const std::string& drafter, int rounds, int prompt,
+          bool quantize_layers) {
+  auto h = open(target, drafter, quantize_layers);
   if (h == nullptr) return 1;
   const int32_t V = h->target().config().vocab_size;
   const int32_t B = h->drafter().block_size();
@@ -217,11 +220,12 @@ int bench(const std::string& target, const std::string& drafter, int rounds, int
   const dspark::DTypeInfo* head_type = dspark::dtype_info(ck.lm_head.type);
   const std::string head_name = head_type != nullptr ? std::string(head_type->name) : "?";
   std::printf(
-      "dspark round (1 request, %d drafts, context %d, %d rounds): wall median %.2f ms (min "
-      "%.2f); CPU median %.2f ms (min %.2f); embed from the %s, lm_head from the %s (%s)\n",
-      B, prompt, rounds, ms[ms.size() / 2], ms.front(), cpu_ms[cpu_ms.size() / 2], cpu_ms.front(),
-      ck.own_embed ? "checkpoint" : "target", ck.own_lm_head ? "checkpoint" : "target",
-      head_name.c_str());
+      "dspark round (%s layers, 1 request, %d drafts, context %d, %d rounds): wall median %.2f "
+      "ms (min %.2f); CPU median %.2f ms (min %.2f); embed from the %s, lm_head from the %s "
+      "(%s)\n",
+      quantize_layers ? "Q8_0" : "checkpoint's", B, prompt, rounds, ms[ms.size() / 2], ms.front(),
+      cpu_ms[cpu_ms.size() / 2], cpu_ms.front(), ck.own_embed ? "checkpoint" : "target",
+      ck.own_lm_head ? "checkpoint" : "target", head_name.c_str());
   print_parts(*h);
   print_commit_cost(*h, prompt);
   return 0;
@@ -234,7 +238,11 @@ int main(int argc, char** argv) {
   if (first == "--bench" && (argc >= 4 && argc <= 6)) {
     const int rounds = argc > 4 ? std::max(1, std::atoi(argv[4])) : 20;
     const int prompt = argc > 5 ? std::max(1, std::atoi(argv[5])) : 64;
-    return bench(argv[2], argv[3], rounds, prompt);
+    // The checkpoint's float layers (as the reference tests run them), then the engine's Q8_0.
+    for (bool quantize : {false, true}) {
+      if (const int rc = bench(argv[2], argv[3], rounds, prompt, quantize); rc != 0) return rc;
+    }
+    return 0;
   }
   if (argc == 2) {
     return dump(argv[1], dspark::spec::test::kTinyTarget, dspark::spec::test::kTinyDSpark);
