@@ -103,8 +103,8 @@ struct Request {
   bool speculate = true;
 };
 
-enum class FinishReason { kStop, kLength, kAbort, kError };
-const char* finish_reason_name(FinishReason reason);  // "stop", "length", "abort", "error"
+using FinishReason = dspark::FinishReason;
+using dspark::finish_reason_name;
 
 // Seconds, measured from submit().
 struct Timings {

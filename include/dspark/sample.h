@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "dspark/finish.h"
 #include "dspark/status.h"
 
 namespace dspark {
@@ -143,9 +144,6 @@ class StopStringMatcher {
   std::string held_;
   std::optional<size_t> matched_;
 };
-
-enum class FinishReason { kStop, kLength };
-const char* finish_reason_name(FinishReason reason);  // "stop" / "length" as in the OpenAI API
 
 // Decides when a request ends: a stop token id (or EOS unless ignore_eos), a stop string, or
 // max_tokens generated. Stop ids are honoured only once min_tokens tokens were generated.

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dspark/finish.h"
 #include "dspark/kv.h"
 #include "dspark/status.h"
 
@@ -30,7 +31,7 @@ struct SchedulerConfig {
 };
 
 enum class RequestState { kWaiting, kRunning, kPreempted, kFinished };
-enum class FinishReason { kLength, kStop, kAborted, kError };
+using FinishReason = dspark::FinishReason;
 
 struct FinishedRequest {
   RequestId id = 0;

@@ -6,28 +6,6 @@
 
 namespace dspark::engine {
 
-namespace {
-
-FinishReason from_sample(dspark::FinishReason r) {
-  return r == dspark::FinishReason::kStop ? FinishReason::kStop : FinishReason::kLength;
-}
-
-FinishReason from_sched(sched::FinishReason r) {
-  switch (r) {
-    case sched::FinishReason::kStop:
-      return FinishReason::kStop;
-    case sched::FinishReason::kLength:
-      return FinishReason::kLength;
-    case sched::FinishReason::kAborted:
-      return FinishReason::kAbort;
-    case sched::FinishReason::kError:
-      return FinishReason::kError;
-  }
-  return FinishReason::kError;
-}
-
-}  // namespace
-
 size_t Engine::Impl::emit(LiveRequest& r, const Produced& produced, const ForwardOutput& out) {
   const int64_t vocab = config.model->config().vocab_size;
   const SamplingParams& params = r.sampler.params();
@@ -48,7 +26,7 @@ size_t Engine::Impl::emit(LiveRequest& r, const Produced& produced, const Forwar
     }
     FinishChecker::Step check = r.checker.on_token(token, r.detok.push(token));
     e.text += check.text;
-    if (check.finish) r.finish = from_sample(*check.finish);
+    if (check.finish) r.finish = *check.finish;
   }
   n_generated_tokens += static_cast<int64_t>(kept);
   if (r.finish) {
@@ -74,7 +52,7 @@ void Engine::Impl::step() {
   sched::StepPlan& plan = planned.value();
   for (const sched::FinishedRequest& f : plan.finished) {
     auto it = requests.find(f.id);
-    if (it != requests.end()) finish(it->second, from_sched(f.reason), f.message, Event{});
+    if (it != requests.end()) finish(it->second, f.reason, f.message, Event{});
   }
   if (drafter) {
     for (RequestId id : plan.preempted) drafter->release(id);
@@ -236,7 +214,7 @@ void Engine::Impl::step() {
     auto it = requests.find(f.id);
     if (it == requests.end()) continue;
     LiveRequest& r = it->second;
-    const FinishReason reason = r.finish ? *r.finish : from_sched(f.reason);
+    const FinishReason reason = r.finish ? *r.finish : f.reason;
     finish(r, reason, f.message, std::move(r.tail));
   }
 }

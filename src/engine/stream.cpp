@@ -3,20 +3,6 @@
 
 namespace dspark::engine {
 
-const char* finish_reason_name(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kAbort:
-      return "abort";
-    case FinishReason::kError:
-      return "error";
-  }
-  return "error";
-}
-
 const char* spec_method_name(SpecMethod method) {
   switch (method) {
     case SpecMethod::kNone:

@@ -76,7 +76,17 @@ std::string StopStringMatcher::flush() {
 }
 
 const char* finish_reason_name(FinishReason reason) {
-  return reason == FinishReason::kStop ? "stop" : "length";
+  switch (reason) {
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kAbort:
+      return "abort";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "error";
 }
 
 FinishChecker::FinishChecker(const SamplingParams& params, std::vector<int32_t> eos_ids)

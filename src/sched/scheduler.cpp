@@ -109,7 +109,7 @@ FinishedRequest Scheduler::finish(Request& r, FinishReason reason, std::string m
 Status Scheduler::abort(RequestId id) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return Error{req_name(id) + " is unknown or already finished"};
-  (void)finish(it->second, FinishReason::kAborted, "aborted");
+  (void)finish(it->second, FinishReason::kAbort, "aborted");
   return Status::Ok();
 }
 
