@@ -104,25 +104,36 @@ TEST_P(EngineBatchTest, ConcurrentRequestsEqualEachAlone) {
   }
 }
 
-// n_running() is published after each step: a request is counted once its first event came
-// (its first step has ended) and no more once the engine is idle; it never waits for a step.
+// n_running() is published after each step: two long requests are counted once a later step
+// than their first one has streamed (the engine does not wait for readers, so the requests are
+// as long as the context allows and aborted after the check), and none once the engine is idle.
 TEST_F(EngineTest, RunningCountIsPublishedAfterEachStep) {
   auto e = make(256, true);
   EXPECT_EQ(e->n_running(), 0);
   const auto prompts = mixed_prompts(2, vocab_);
-  auto a = e->submit(request(prompts[0], 0, 40));
-  auto b = e->submit(request(prompts[1], 1, 40));
-  ASSERT_TRUE(a.ok() && b.ok());
+  // Both fit in the pool together (256 blocks of 4 slots).
+  const int64_t room = std::min<int64_t>(loaded_.model->config().context_length, 400);
+  std::vector<std::shared_ptr<engine::Stream>> streams;
+  for (int i = 0; i < 2; ++i) {
+    const auto n = static_cast<int32_t>(room - int64_t(prompts[size_t(i)].size()) - 1);
+    auto s = e->submit(request(prompts[size_t(i)], i, n));
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    streams.push_back(s.value());
+  }
   // A second event of each comes from a later step than the first, so the count published
   // after the first step that ran them both is visible.
-  for (int i = 0; i < 2; ++i) {
-    (void)(*a)->next();
-    (void)(*b)->next();
+  for (int k = 0; k < 2; ++k) {
+    for (auto& s : streams) {
+      const engine::Event ev = s->next();
+      ASSERT_FALSE(ev.final.has_value())
+          << engine::finish_reason_name(ev.final->reason) << " " << ev.final->message << " after "
+          << ev.final->n_completion_tokens << " tokens (room " << room << ")";
+    }
   }
   EXPECT_GE(e->n_running(), 1);
   EXPECT_LE(e->n_running(), 2);
-  (void)(*a)->collect();
-  (void)(*b)->collect();
+  for (auto& s : streams) EXPECT_TRUE(e->abort(s->id()).ok());
+  for (auto& s : streams) (void)s->collect();
   ASSERT_TRUE(e->check_kv_idle().ok());
   EXPECT_EQ(e->n_running(), 0);
 }
