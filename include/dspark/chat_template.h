@@ -12,6 +12,7 @@
 
 #include "dspark/loader.h"
 #include "dspark/status.h"
+#include "dspark/tokenizer.h"
 
 namespace dspark::chat {
 
@@ -30,6 +31,18 @@ struct RenderOptions {
   size_t max_output_bytes = size_t{1} << 20;
 };
 
+// A rendered prompt and where its bytes came from.
+struct RenderedPrompt {
+  std::string text;
+  // Byte ranges of text that came from the conversation's data, sorted and disjoint: message
+  // content and names, tool calls and their arguments, tool results, tools and documents
+  // (every string under the context's `messages`, `tools` and `documents` except message
+  // roles), and any text the template computed from them. Roles are left unmarked so that
+  // templates can build control tokens from them ('<|' + role + '|>'): callers must accept only
+  // known roles. Tokenizer::encode_with_content keeps these bytes from becoming control tokens.
+  std::vector<ByteSpan> content;
+};
+
 class ChatTemplate {
  public:
   // Parses the template; errors name what is unsupported or malformed, with line and column.
@@ -43,6 +56,11 @@ class ChatTemplate {
   // variables (enable_thinking, ...). Only options.max_output_bytes is used.
   Result<std::string> render_json(const std::string& context_json,
                                   const RenderOptions& options = {}) const;
+  // The same two renderings with the provenance of every byte (RenderedPrompt::content).
+  Result<RenderedPrompt> render_prompt(std::span<const Message> messages,
+                                       const RenderOptions& options) const;
+  Result<RenderedPrompt> render_json_prompt(const std::string& context_json,
+                                            const RenderOptions& options = {}) const;
   const std::string& source() const;
 
   struct Program;

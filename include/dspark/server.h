@@ -27,13 +27,18 @@ struct ServerOptions {
   int32_t max_choices = 64;                  // n times prompts per HTTP request
   int32_t max_stop = 16;                     // stop strings per request
   int32_t max_top_logprobs = 20;             // chat top_logprobs / completions logprobs
-  std::string version = "0";                 // reported by /version
+  // Parse control tokens (<|im_end|>, ...) in chat message content too, as the text of the whole
+  // rendered prompt. Off by default: a client could then close its own turn and forge system,
+  // assistant or tool turns. Only for trusted clients that send control text on purpose.
+  bool allow_control_tokens_in_content = false;
+  std::string version = "0";  // reported by /version
 };
 
 // How chat messages become a prompt.
 struct ChatFormat {
   std::optional<chat::ChatTemplate> chat_template;  // nullopt: the plain ChatML fallback
   std::string bos_token, eos_token;                 // the template's variables
+  bool function_role = false;  // the template handles role "function" (OpenAI's legacy role)
 };
 
 // The model's template, or `override_arg` (a file path, else the template text itself) when
@@ -46,6 +51,15 @@ Result<ChatFormat> load_chat_format(const ModelFile& file, const Tokenizer& toke
 // messages, come back as errors).
 Result<std::string> render_chat(const ChatFormat& format,
                                 const std::vector<chat::Message>& messages);
+// The same with the provenance of the prompt's bytes (the ChatML fallback marks message content).
+Result<chat::RenderedPrompt> render_chat_prompt(const ChatFormat& format,
+                                                const std::vector<chat::Message>& messages);
+// The prompt's tokens as the server gives them to the engine: the template's control tokens are
+// parsed and message content is tokenized as plain text, unless allow_control_tokens (then the
+// whole text is parsed, as vLLM and llama.cpp do).
+std::vector<int32_t> tokenize_chat_prompt(const Tokenizer& tokenizer,
+                                          const chat::RenderedPrompt& prompt, bool add_special,
+                                          bool allow_control_tokens);
 
 // What the API serves once the model is loaded.
 struct ServedModel {

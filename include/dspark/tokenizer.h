@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,12 @@
 namespace dspark {
 
 enum class TokenizerKind { ByteLevelBpe, SentencePieceBpe };
+
+// Bytes [begin, end) of a text.
+struct ByteSpan {
+  size_t begin = 0;
+  size_t end = 0;
+};
 
 class Tokenizer {
  public:
@@ -33,6 +40,14 @@ class Tokenizer {
   // Thread-safe.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special,
                                       bool parse_special) const = 0;
+  // encode(text, add_special, /*parse_special=*/true), except that no added token, special or
+  // not, is matched on any byte inside `content` (sorted, disjoint ranges of text, such as
+  // RenderedPrompt::content): those bytes are tokenized as ordinary text. Chat prompts use it
+  // so that a message can never produce control tokens. Text with no added token's string in
+  // `content` gives exactly encode()'s ids, as BPE still runs over the whole text unsplit.
+  virtual std::vector<int32_t> encode_with_content(std::string_view text,
+                                                   std::span<const ByteSpan> content,
+                                                   bool add_special) const = 0;
   // Bytes of one token (special tokens render as their text when render_special is set).
   virtual std::string token_bytes(int32_t id, bool render_special) const = 0;
   // Whole-sequence decode; invalid UTF-8 produced by byte tokens is kept as raw bytes.

@@ -36,7 +36,8 @@ class SampleEncoder {
   Result<EncodedSample> encode(const std::string& line, int64_t line_no);
 
  private:
-  Result<std::string> render_messages(const nlohmann::json& messages, const std::string& where);
+  Result<chat::RenderedPrompt> render_messages(const nlohmann::json& messages,
+                                               const std::string& where);
 
   const LoadedModel& model_;
   std::optional<server::ChatFormat> chat_;  // loaded on the first "messages" sample

@@ -37,7 +37,8 @@ Result<std::string> message_content(const json& content, const std::string& wher
 
 }  // namespace
 
-Result<std::string> SampleEncoder::render_messages(const json& messages, const std::string& where) {
+Result<chat::RenderedPrompt> SampleEncoder::render_messages(const json& messages,
+                                                            const std::string& where) {
   if (!messages.is_array() || messages.empty()) {
     return Error{where + ": field \"messages\" must be a non-empty list"};
   }
@@ -66,9 +67,9 @@ Result<std::string> SampleEncoder::render_messages(const json& messages, const s
     if (!format.ok()) return format.error();
     chat_ = std::move(format).value();
   }
-  auto text = server::render_chat(*chat_, list);
-  if (!text.ok()) return Error{where + ": the chat template failed: " + text.error().message};
-  return text;
+  auto prompt = server::render_chat_prompt(*chat_, list);
+  if (!prompt.ok()) return Error{where + ": the chat template failed: " + prompt.error().message};
+  return prompt;
 }
 
 Result<EncodedSample> SampleEncoder::encode(const std::string& line, int64_t line_no) {
@@ -80,24 +81,26 @@ Result<EncodedSample> SampleEncoder::encode(const std::string& line, int64_t lin
   if (has_prompt == has_messages) {
     return Error{where + ": give exactly one of the fields \"prompt\" and \"messages\""};
   }
-  std::string prompt;
+  chat::RenderedPrompt prompt;  // a raw prompt has no content ranges: all of it is parsed
   if (has_prompt) {
     auto text = string_field(sample, "prompt", where);
     if (!text.ok()) return text.error();
-    prompt = std::move(text).value();
+    prompt.text = std::move(text).value();
   } else {
-    auto text = render_messages(sample["messages"], where);
-    if (!text.ok()) return text.error();
-    prompt = std::move(text).value();
+    auto rendered = render_messages(sample["messages"], where);
+    if (!rendered.ok()) return rendered.error();
+    prompt = std::move(rendered).value();
   }
   auto answer = string_field(sample, "answer", where);
   if (!answer.ok()) return answer.error();
 
-  // The prompt as the server tokenizes a rendered chat prompt (the rendering wrote any BOS);
-  // the answer without BOS, so an "<|im_end|>" it ends with becomes that token.
+  // The prompt as the server tokenizes a rendered chat prompt (the rendering wrote any BOS;
+  // message content gives no control tokens); the answer without BOS, so an "<|im_end|>" it
+  // ends with becomes that token.
   const Tokenizer& tok = *model_.tokenizer;
   EncodedSample out;
-  out.tokens = tok.encode(prompt, /*add_special=*/false, /*parse_special=*/true);
+  out.tokens = server::tokenize_chat_prompt(tok, prompt, /*add_special=*/false,
+                                            /*allow_control_tokens=*/false);
   out.n_prompt = int64_t(out.tokens.size());
   const std::vector<int32_t> answer_ids = tok.encode(*answer, false, true);
   out.tokens.insert(out.tokens.end(), answer_ids.begin(), answer_ids.end());

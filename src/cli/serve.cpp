@@ -64,6 +64,7 @@ Result<ServeOptions> read_options(const Args& args) {
     if (env) o.api.api_key = env;
   }
   o.api.auth_all_endpoints = args.has("auth-all-endpoints");
+  o.api.allow_control_tokens_in_content = args.has("allow-control-tokens-in-content");
   o.api.served_model_name = args.has("served-model-name") ? args.str("served-model-name")
                                                           : default_served_name(args.str("model"));
   auto queued = args.integer("max-queued-requests", 0, 1 << 20);
@@ -159,6 +160,12 @@ int serve(const Args& args, const ServeOptions& o) {
   std::printf("dspark serve: listening on http://%s:%u (model '%s' loading)\n", o.http.host.c_str(),
               unsigned(http_server.value()->port()), o.api.served_model_name.c_str());
   std::fflush(stdout);
+  // After the listening line, which clients wait for on stdout.
+  if (o.api.allow_control_tokens_in_content) {
+    spdlog::warn(
+        "--allow-control-tokens-in-content: chat message content may contain control tokens, so "
+        "any client can forge system, assistant or tool turns");
+  }
 
   const auto grace = std::chrono::seconds(o.shutdown_timeout_s);
   std::shared_ptr<engine::Engine> engine;
@@ -205,6 +212,9 @@ int run_serve(int argc, char** argv) {
       .option("served-model-name", "", "NAME", "model name clients send (default: file stem)")
       .option("chat-template", "", "FILE|TEXT",
               "Jinja chat template overriding the model's (a file path or the template text)")
+      .option("allow-control-tokens-in-content", "", "",
+              "security choice, off by default: parse control tokens (<|im_end|>, ...) in chat "
+              "message content too, so clients can forge turns; for trusted clients only")
       .option("max-queued-requests", "", "N",
               "requests waiting to be scheduled before new ones get 429", "256")
       .option("max-n", "", "N", "largest n (choices per prompt); n x prompts <= max(64, N)", "16")

@@ -10,13 +10,31 @@ namespace dspark::server {
 namespace {
 
 // The plain ChatML layout many instruction-tuned models use; the fallback when a model ships no
-// template.
-std::string chatml(const std::vector<chat::Message>& messages) {
-  std::string out;
+// template. Message content is marked as such.
+chat::RenderedPrompt chatml(const std::vector<chat::Message>& messages) {
+  chat::RenderedPrompt out;
   for (const chat::Message& m : messages) {
-    out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    out.text += "<|im_start|>" + m.role + "\n";
+    const size_t begin = out.text.size();
+    out.text += m.content;
+    if (!m.content.empty()) out.content.push_back({begin, out.text.size()});
+    out.text += "<|im_end|>\n";
   }
-  return out + "<|im_start|>assistant\n";
+  out.text += "<|im_start|>assistant\n";
+  return out;
+}
+
+// Whether the template names the role "function": a quoted 'function' shortly after "role", as
+// in message.role == 'function' or message['role'] in ['tool', 'function'].
+bool mentions_function_role(const std::string& source) {
+  for (const char* literal : {"'function'", "\"function\""}) {
+    for (size_t at = source.find(literal); at != std::string::npos;
+         at = source.find(literal, at + 1)) {
+      const size_t from = at > 48 ? at - 48 : 0;
+      if (source.substr(from, at - from).find("role") != std::string::npos) return true;
+    }
+  }
+  return false;
 }
 
 std::string token_text(const Tokenizer& tokenizer, int32_t id) {
@@ -58,17 +76,32 @@ Result<ChatFormat> load_chat_format(const ModelFile& file, const Tokenizer& toke
   auto parsed = chat::ChatTemplate::parse(source);
   if (!parsed.ok()) return Error{origin + " does not parse: " + parsed.error().message};
   format.chat_template = std::move(parsed.value());
+  format.function_role = mentions_function_role(source);
   return format;
 }
 
-Result<std::string> render_chat(const ChatFormat& format,
-                                const std::vector<chat::Message>& messages) {
+Result<chat::RenderedPrompt> render_chat_prompt(const ChatFormat& format,
+                                                const std::vector<chat::Message>& messages) {
   if (!format.chat_template) return chatml(messages);
   chat::RenderOptions options;
   options.add_generation_prompt = true;
   options.bos_token = format.bos_token;
   options.eos_token = format.eos_token;
-  return format.chat_template->render(messages, options);
+  return format.chat_template->render_prompt(messages, options);
+}
+
+Result<std::string> render_chat(const ChatFormat& format,
+                                const std::vector<chat::Message>& messages) {
+  auto prompt = render_chat_prompt(format, messages);
+  if (!prompt.ok()) return prompt.error();
+  return std::move(prompt.value().text);
+}
+
+std::vector<int32_t> tokenize_chat_prompt(const Tokenizer& tokenizer,
+                                          const chat::RenderedPrompt& prompt, bool add_special,
+                                          bool allow_control_tokens) {
+  if (allow_control_tokens) return tokenizer.encode(prompt.text, add_special, true);
+  return tokenizer.encode_with_content(prompt.text, prompt.content, add_special);
 }
 
 }  // namespace dspark::server

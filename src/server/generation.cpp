@@ -5,6 +5,7 @@
 #include <chrono>
 #include <random>
 
+#include "chat_prompt.h"
 #include "engine_requests.h"
 #include "response_format.h"
 
@@ -50,14 +51,15 @@ std::optional<ApiError> prepare(const State& state, const ServedModel& model,
   }
   const Tokenizer& tok = *model.tokenizer;
   if (endpoint == Endpoint::kChat) {
-    auto text = render_chat(model.chat, r.messages);
-    if (!text.ok()) {
-      return bad_request("the chat template failed on these messages: " + text.error().message,
-                         "messages");
+    // The template writes any BOS itself; message content never becomes control tokens.
+    std::vector<int32_t> prompt;
+    if (auto e = chat_prompt_tokens(model, r.messages, false,
+                                    state.options.allow_control_tokens_in_content, &prompt)) {
+      return e;
     }
-    // The template writes any BOS itself.
-    out->prompts.push_back(tok.encode(*text, false, true));
+    out->prompts.push_back(std::move(prompt));
   } else {
+    // A raw prompt is the caller's own text: its control tokens are parsed, as peers do.
     for (const PromptInput& p : r.prompts) {
       out->prompts.push_back(p.is_tokens ? p.tokens : tok.encode(p.text, true, true));
       if (r.echo) out->echo.push_back(p.is_tokens ? tok.decode(p.tokens, false) : p.text);
@@ -175,6 +177,7 @@ http::Reply whole_reply(const ServedModel& model, const http::Request& request, 
   const int32_t n = p.req.n;
   for (size_t i = 0; i < results.size(); ++i) {
     results[i].index = int32_t(i);
+    if (p.req.return_token_ids) results[i].prompt_ids = &p.prompts[i / size_t(n)];
     if (p.req.echo) {
       results[i].text = p.echo[i / size_t(n)];
       results[i].echo_bytes = int64_t(results[i].text.size());

@@ -222,6 +222,7 @@ std::optional<ApiError> parse_common(const Fields& f, const RequestLimits& limit
   if (v) p.min_tokens = static_cast<int32_t>(*v);
   DSPARK_API_CHECK(f.boolean("ignore_eos", &p.ignore_eos));
   DSPARK_API_CHECK(f.boolean("speculation", &r->speculate));
+  DSPARK_API_CHECK(f.boolean("return_token_ids", &r->return_token_ids));
   if (const json* ids = f.get("stop_token_ids")) {
     DSPARK_API_CHECK(parse_token_list("stop_token_ids", *ids, &p.stop_token_ids));
     if (static_cast<int64_t>(p.stop_token_ids.size()) > limits.max_stop_token_ids) {

@@ -55,6 +55,10 @@ struct ParsedRequest {
   // Every sampling field except max_tokens and seed, which the handler sets per choice.
   SamplingParams sampling;
   bool speculate = true;  // extension "speculation": false opts this request out
+  // Extension "return_token_ids" (vLLM's name): a non-streamed response carries the prompt's
+  // token ids as the engine received them (chat: top-level "prompt_token_ids"; completions: per
+  // choice).
+  bool return_token_ids = false;
 };
 
 // Checks the nesting depth of a JSON text before parsing it (bounded recursion everywhere).

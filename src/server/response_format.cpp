@@ -190,6 +190,14 @@ std::string full_response(const ResponseMeta& meta, const std::vector<ChoiceResu
       choice["logprobs"] = nullptr;
     }
     choice["finish_reason"] = finish_reason(c.final);
+    if (c.prompt_ids) {
+      // vLLM's places: one prompt per chat response, one per completions choice.
+      if (chat) {
+        out["prompt_token_ids"] = *c.prompt_ids;
+      } else {
+        choice["prompt_token_ids"] = *c.prompt_ids;
+      }
+    }
     list.push_back(std::move(choice));
     add_spec(c.final.spec, &spec);
   }

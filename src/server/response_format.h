@@ -34,6 +34,7 @@ struct ChoiceResult {
   int64_t echo_bytes = 0;               // bytes of the echoed prompt at the start of text
   std::vector<TokenLogprobs> logprobs;  // [n_completion] when asked
   engine::FinalRecord final;
+  const std::vector<int32_t>* prompt_ids = nullptr;  // return_token_ids: the engine's prompt
 };
 
 struct Usage {

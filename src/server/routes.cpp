@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 
+#include "chat_prompt.h"
 #include "generation.h"
 #include "json_text.h"
 #include "response_format.h"
@@ -117,23 +118,21 @@ std::optional<ApiError> tokenize(const State& state, const ServedModel& model,
     }
     add_special = req["add_special"].get<bool>();
   }
-  std::string text;
+  std::vector<int32_t> tokens;
   if (has_prompt) {
     if (!req["prompt"].is_string()) return bad_request("'prompt' must be a string", "prompt");
-    text = req["prompt"].get<std::string>();
+    tokens = model.tokenizer->encode(req["prompt"].get<std::string>(), add_special, true);
   } else {
-    // Reuse the chat parser for the messages (and their content parts).
+    // Reuse the chat parser for the messages (and their content parts); the tokens are the
+    // ones a chat request gives the engine.
     json chat_body = {{"messages", req["messages"]}};
     ParsedRequest parsed;
     if (auto e = parse_request_json(chat_body, Endpoint::kChat, state.limits, &parsed)) return e;
-    auto rendered = render_chat(model.chat, parsed.messages);
-    if (!rendered.ok()) {
-      return bad_request("the chat template failed on these messages: " + rendered.error().message,
-                         "messages");
+    if (auto e = chat_prompt_tokens(model, parsed.messages, add_special,
+                                    state.options.allow_control_tokens_in_content, &tokens)) {
+      return e;
     }
-    text = std::move(*rendered);
   }
-  const std::vector<int32_t> tokens = model.tokenizer->encode(text, add_special, true);
   *out = {{"tokens", tokens}, {"count", tokens.size()}, {"max_model_len", model.context}};
   return std::nullopt;
 }

@@ -66,24 +66,36 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(s
   }
 }
 
-int AddedTokenMatcher::longest_at(const Index& index, std::string_view text, size_t pos) const {
+int AddedTokenMatcher::longest_at(const Index& index, std::string_view text, size_t pos,
+                                  size_t limit) const {
   for (uint32_t i : index.buckets[static_cast<uint8_t>(text[pos])]) {
     const std::string& c = tokens_[i].content;
+    if (pos + c.size() > limit) continue;
     if (text.compare(pos, c.size(), c) == 0) return static_cast<int>(i);
   }
   return -1;
 }
 
 void AddedTokenMatcher::split(std::string_view text, bool normalized_pass, bool parse_special,
-                              std::vector<Segment>* out) const {
+                              std::span<const ByteSpan> content, std::vector<Segment>* out) const {
   const Index& index = by_first_byte_[normalized_pass ? 1 : 0];
   size_t emitted = 0;  // end of the last emitted segment
   size_t pos = 0;
+  size_t next = 0;  // first content range that does not end before pos
   auto emit_text = [&](size_t begin, size_t end) {
     if (end > begin) out->push_back({text.substr(begin, end - begin), -1, begin});
   };
   while (pos < text.size()) {
-    const int found = longest_at(index, text, pos);
+    while (next < content.size() && content[next].end <= pos) ++next;
+    size_t limit = text.size();  // matches must end before the next content byte
+    if (next < content.size()) {
+      if (content[next].begin <= pos) {
+        pos = content[next].end;  // no token starts inside content
+        continue;
+      }
+      limit = std::min(limit, content[next].begin);
+    }
+    const int found = longest_at(index, text, pos, limit);
     if (found < 0) {
       ++pos;
       continue;

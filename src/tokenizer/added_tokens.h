@@ -5,9 +5,12 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "dspark/tokenizer.h"
 
 namespace dspark::tok {
 
@@ -34,9 +37,10 @@ class AddedTokenMatcher {
   explicit AddedTokenMatcher(std::vector<AddedToken> tokens);
 
   // Splits text on the tokens whose `normalized` flag equals normalized_pass. Special tokens
-  // are skipped unless parse_special. Empty text runs are left out.
+  // are skipped unless parse_special. No token is matched that has a byte inside `content`
+  // (sorted, disjoint ranges of text). Empty text runs are left out.
   void split(std::string_view text, bool normalized_pass, bool parse_special,
-             std::vector<Segment>* out) const;
+             std::span<const ByteSpan> content, std::vector<Segment>* out) const;
   bool has_tokens(bool normalized_pass) const { return has_tokens_[normalized_pass ? 1 : 0]; }
 
  private:
@@ -44,8 +48,8 @@ class AddedTokenMatcher {
     // Token indices by first byte, longest content first.
     std::array<std::vector<uint32_t>, 256> buckets;
   };
-  // Longest token of the pass matching at pos, or -1.
-  int longest_at(const Index& index, std::string_view text, size_t pos) const;
+  // Longest token of the pass matching at pos and ending by limit, or -1.
+  int longest_at(const Index& index, std::string_view text, size_t pos, size_t limit) const;
 
   std::vector<AddedToken> tokens_;
   std::array<Index, 2> by_first_byte_;  // [0]: raw-text tokens, [1]: normalized-text tokens

@@ -1,5 +1,6 @@
 #include "bpe_tokenizer.h"
 
+#include "content_spans.h"
 #include "utf8.h"
 
 namespace dspark::tok {
@@ -19,30 +20,52 @@ BpeTokenizer::BpeTokenizer(TokenizerSpec spec, std::unique_ptr<BpeModel> model)
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_special,
                                           bool parse_special) const {
-  std::vector<int32_t> ids;
-  ids.reserve(text.size() / 3 + prefix_ids_.size() + suffix_ids_.size() + 1);
-  if (add_special) ids = prefix_ids_;
   // Invalid bytes are encoded as U+FFFD, as Hugging Face sees text decoded lossily.
   std::string clean;
   if (!utf8_is_valid(text)) {
     clean = utf8_sanitize(text);
     text = clean;
   }
+  return encode_valid(text, add_special, parse_special, {});
+}
+
+std::vector<int32_t> BpeTokenizer::encode_with_content(std::string_view text,
+                                                       std::span<const ByteSpan> content,
+                                                       bool add_special) const {
+  std::vector<ByteSpan> spans = canonical_spans(content, text.size());
+  std::string clean;
+  if (!utf8_is_valid(text)) {
+    sanitize_with_spans(text, &spans, &clean);
+    text = clean;
+  }
+  return encode_valid(text, add_special, /*parse_special=*/true, spans);
+}
+
+std::vector<int32_t> BpeTokenizer::encode_valid(std::string_view text, bool add_special,
+                                                bool parse_special,
+                                                std::span<const ByteSpan> content) const {
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + prefix_ids_.size() + suffix_ids_.size() + 1);
+  if (add_special) ids = prefix_ids_;
   std::vector<Segment> segments;
-  added_.split(text, /*normalized_pass=*/false, parse_special, &segments);
+  added_.split(text, /*normalized_pass=*/false, parse_special, content, &segments);
+  std::vector<ByteSpan> seg_content;
   for (const Segment& seg : segments) {
     if (seg.id >= 0) {
       ids.push_back(seg.id);
-    } else {
-      encode_text(seg.text, seg.offset == 0, parse_special, &ids);
+      continue;
     }
+    if (!content.empty())
+      seg_content = spans_within(content, seg.offset, seg.offset + seg.text.size());
+    encode_text(seg.text, seg.offset == 0, parse_special, seg_content, &ids);
   }
   if (add_special) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
   return ids;
 }
 
 void BpeTokenizer::encode_text(std::string_view text, bool at_start, bool parse_special,
-                               std::vector<int32_t>* ids) const {
+                               std::span<const ByteSpan> content, std::vector<int32_t>* ids) const {
+  const std::string_view raw = text;
   std::string normalized;
   if (!normalizers_.empty()) {
     normalized = normalize(normalizers_, text);
@@ -50,7 +73,12 @@ void BpeTokenizer::encode_text(std::string_view text, bool at_start, bool parse_
   }
   std::vector<Segment> segments;
   if (added_.has_tokens(/*normalized_pass=*/true)) {
-    added_.split(text, true, parse_special, &segments);
+    std::vector<ByteSpan> mapped;
+    if (!content.empty() && !normalizers_.empty()) {
+      mapped = normalized_spans(normalizers_, raw, text, content);
+      content = mapped;
+    }
+    added_.split(text, true, parse_special, content, &segments);
   } else {
     segments.push_back({text, -1, 0});
   }

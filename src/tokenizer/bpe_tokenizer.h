@@ -49,6 +49,8 @@ class BpeTokenizer final : public Tokenizer {
  public:
   std::vector<int32_t> encode(std::string_view text, bool add_special,
                               bool parse_special) const override;
+  std::vector<int32_t> encode_with_content(std::string_view text, std::span<const ByteSpan> content,
+                                           bool add_special) const override;
   std::string token_bytes(int32_t id, bool render_special) const override;
   TokenizerKind kind() const override { return kind_; }
   int32_t vocab_size() const override { return static_cast<int32_t>(tokens_.size()); }
@@ -65,8 +67,11 @@ class BpeTokenizer final : public Tokenizer {
   friend Result<std::unique_ptr<Tokenizer>> build_tokenizer(TokenizerSpec spec);
   BpeTokenizer(TokenizerSpec spec, std::unique_ptr<BpeModel> model);
 
+  // text must be valid UTF-8; content: sorted, disjoint, non-empty ranges inside it.
+  std::vector<int32_t> encode_valid(std::string_view text, bool add_special, bool parse_special,
+                                    std::span<const ByteSpan> content) const;
   void encode_text(std::string_view text, bool at_start, bool parse_special,
-                   std::vector<int32_t>* ids) const;
+                   std::span<const ByteSpan> content, std::vector<int32_t>* ids) const;
 
   TokenizerKind kind_;
   std::vector<std::string> tokens_;       // [vocab_size] as stored

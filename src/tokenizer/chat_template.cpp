@@ -19,7 +19,15 @@ namespace {
 using jinja::Value;
 using Json = nlohmann::ordered_json;  // keeps key order, as Python's json.loads does
 
-Value from_json(const Json& j, int depth) {
+// A context string; `mark` marks all of it as conversation data.
+Value json_string(std::string s, bool mark) {
+  const size_t n = s.size();
+  return mark ? Value::string(std::move(s), jinja::Marks::whole(n)) : Value::string(std::move(s));
+}
+
+// `mark`: strings (keys too) are conversation data, except the value of "role" in an object
+// directly inside `messages` (role_level 1 there), which the caller validates.
+Value from_json(const Json& j, int depth, bool mark, int role_level = -1) {
   if (depth > jinja::kMaxValueDepth) throw jinja::TemplateError("context JSON nests too deeply");
   switch (j.type()) {
     case Json::value_t::null:
@@ -37,16 +45,18 @@ Value from_json(const Json& j, int depth) {
     case Json::value_t::number_float:
       return Value::number(j.get<double>());
     case Json::value_t::string:
-      return Value::string(j.get<std::string>());
+      return json_string(j.get<std::string>(), mark);
     case Json::value_t::array: {
       std::vector<Value> items;
-      for (const auto& e : j) items.push_back(from_json(e, depth + 1));
+      for (const auto& e : j) items.push_back(from_json(e, depth + 1, mark, role_level - 1));
       return jinja::make_list(std::move(items));
     }
     case Json::value_t::object: {
       std::vector<std::pair<Value, Value>> items;
-      for (const auto& [k, v] : j.items())
-        items.emplace_back(Value::string(k), from_json(v, depth + 1));
+      for (const auto& [k, v] : j.items()) {
+        const bool role = role_level == 0 && k == "role" && v.is_string();
+        items.emplace_back(json_string(k, mark), from_json(v, depth + 1, mark && !role));
+      }
       return jinja::make_dict(std::move(items));
     }
     default:
@@ -54,13 +64,21 @@ Value from_json(const Json& j, int depth) {
   }
 }
 
-Result<std::string> run(const jinja::Body& body, std::vector<std::pair<std::string, Value>> context,
-                        size_t input_bytes, const RenderOptions& options) {
+RenderedPrompt to_prompt(jinja::MarkedText t) {
+  RenderedPrompt p;
+  p.text = std::move(t.text);
+  for (const jinja::ByteRange& r : t.marks.ranges()) p.content.push_back({r.begin, r.end});
+  return p;
+}
+
+Result<RenderedPrompt> run(const jinja::Body& body,
+                           std::vector<std::pair<std::string, Value>> context, size_t input_bytes,
+                           const RenderOptions& options) {
   jinja::RenderLimits limits;
   limits.max_output_bytes = std::max(options.max_output_bytes, 4 * input_bytes);
   try {
     jinja::Interpreter interp(body, limits);
-    return interp.render(std::move(context));
+    return to_prompt(interp.render(std::move(context)));
   } catch (const jinja::RaisedError& e) {
     return Error{e.what()};
   } catch (const jinja::TemplateError& e) {
@@ -68,6 +86,11 @@ Result<std::string> run(const jinja::Body& body, std::vector<std::pair<std::stri
   } catch (const std::bad_alloc&) {
     return Error{"chat template: out of memory while rendering"};
   }
+}
+
+Result<std::string> text_of(Result<RenderedPrompt> r) {
+  if (!r.ok()) return r.error();
+  return std::move(r.value().text);
 }
 
 std::optional<std::string> read_file(const std::filesystem::path& p) {
@@ -103,15 +126,26 @@ const std::string& ChatTemplate::source() const {
 
 Result<std::string> ChatTemplate::render(std::span<const Message> messages,
                                          const RenderOptions& options) const {
+  return text_of(render_prompt(messages, options));
+}
+
+Result<std::string> ChatTemplate::render_json(const std::string& context_json,
+                                              const RenderOptions& options) const {
+  return text_of(render_json_prompt(context_json, options));
+}
+
+Result<RenderedPrompt> ChatTemplate::render_prompt(std::span<const Message> messages,
+                                                   const RenderOptions& options) const {
   if (!program_) return Error{"chat template: not parsed"};
   std::vector<Value> list;
   size_t input_bytes = options.bos_token.size() + options.eos_token.size();
   try {
     for (const Message& m : messages) {
+      // Content and names are conversation data; the role is the caller's validated choice.
       std::vector<std::pair<Value, Value>> fields = {
           {Value::string("role"), Value::string(m.role)},
-          {Value::string("content"), Value::string(m.content)}};
-      if (m.name) fields.emplace_back(Value::string("name"), Value::string(*m.name));
+          {Value::string("content"), json_string(m.content, true)}};
+      if (m.name) fields.emplace_back(Value::string("name"), json_string(*m.name, true));
       list.push_back(jinja::make_dict(std::move(fields)));
       input_bytes += m.role.size() + m.content.size() + (m.name ? m.name->size() : 0);
     }
@@ -131,8 +165,8 @@ Result<std::string> ChatTemplate::render(std::span<const Message> messages,
   }
 }
 
-Result<std::string> ChatTemplate::render_json(const std::string& context_json,
-                                              const RenderOptions& options) const {
+Result<RenderedPrompt> ChatTemplate::render_json_prompt(const std::string& context_json,
+                                                        const RenderOptions& options) const {
   if (!program_) return Error{"chat template: not parsed"};
   Json j;
   try {
@@ -143,7 +177,11 @@ Result<std::string> ChatTemplate::render_json(const std::string& context_json,
   if (!j.is_object()) return Error{"chat template: context JSON must be an object"};
   std::vector<std::pair<std::string, Value>> context;
   try {
-    for (const auto& [k, v] : j.items()) context.emplace_back(k, from_json(v, 1));
+    for (const auto& [k, v] : j.items()) {
+      // The conversation's data; the other variables are the deployment's settings.
+      const bool data = k == "messages" || k == "tools" || k == "documents";
+      context.emplace_back(k, from_json(v, 1, data, k == "messages" ? 1 : -1));
+    }
   } catch (const jinja::TemplateError& e) {
     return Error{std::string("chat template: ") + e.what()};
   }

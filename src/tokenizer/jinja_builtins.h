@@ -3,10 +3,12 @@
 // Python's semantics, plus Hugging Face's tojson.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "jinja_text.h"
 #include "jinja_value.h"
 
 namespace dspark::jinja {
@@ -27,6 +29,19 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name);
 
 // The template globals; undefined for other names.
 Value global_function(Interpreter& in, const std::string& name);
+
+// String operations that keep the marks of the bytes they keep (jinja_string_ops.cpp).
+// str.strip/lstrip/rstrip of a string value.
+Value strip_text(const Value& s, const std::optional<std::string>& chars, StripSide side);
+// str.replace: kept bytes keep their marks, each insertion has the replacement's marks; a marked
+// `old` marks the whole result.
+Value replace_text(Interpreter& in, const Value& s, const Value& old, const Value& with,
+                   int64_t count);
+// sep.join(items) of string values: every piece keeps its marks.
+Value join_text(Interpreter& in, const Value& sep, const std::vector<Value>& items);
+// The parts of a split as a list of strings, each marked whole when `marked` (splitting a
+// marked string is treated as a transformation).
+Value split_list(std::vector<std::string> parts, bool marked);
 
 // Python's "item in container".
 bool contains(const Value& container, const Value& item);

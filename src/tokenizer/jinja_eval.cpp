@@ -54,8 +54,10 @@ std::vector<Value> iterate(const Value& v) {
     }
     case Value::Type::String: {
       std::vector<Value> chars;
-      for (const auto& cp : code_points(v.str()))
-        chars.push_back(Value::string(from_code_points({cp}, 0, 1)));
+      const auto cps = code_points(v.str());
+      const auto flags = cp_marks(v.str(), v.marks());
+      for (size_t i = 0; i < cps.size(); ++i)
+        chars.push_back(Value::text(text_from_cps(cps, flags, {i})));
       return chars;
     }
     default:
@@ -107,17 +109,17 @@ void Interpreter::check_size(size_t bytes) const {
                         " bytes");
 }
 
-void Interpreter::emit(const std::string& text) {
-  check_size(out_->size() + text.size());
+void Interpreter::emit(std::string_view text, const Marks& marks) {
+  check_size(out_->text.size() + text.size());
   charge(static_cast<int64_t>(text.size() / 256));
-  *out_ += text;
+  out_->append(text, marks);
 }
 
-std::string Interpreter::render(std::vector<std::pair<std::string, Value>> context) {
+MarkedText Interpreter::render(std::vector<std::pair<std::string, Value>> context) {
   Scope root;
   root.vars = std::move(context);
   root_ = &root;
-  std::string out;
+  MarkedText out;
   out_ = &out;
   exec_body(program_, root);
   return out;
@@ -133,9 +135,9 @@ Interpreter::Flow Interpreter::exec_body(const Body& body, Scope& scope) {
   return Flow::Normal;
 }
 
-std::string Interpreter::capture(const Body& body, Scope& scope) {
-  std::string buf;
-  std::string* saved = out_;
+MarkedText Interpreter::capture(const Body& body, Scope& scope) {
+  MarkedText buf;
+  MarkedText* saved = out_;
   out_ = &buf;
   try {
     exec_body(body, scope);
@@ -151,11 +153,13 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, Scope& scope) {
   charge(1);
   switch (s.kind) {
     case Stmt::Kind::Text:
-      emit(s.text);
+      emit(s.text, Marks());
       return Flow::Normal;
-    case Stmt::Kind::Output:
-      emit(to_str(eval(*s.expr, scope)));
+    case Stmt::Kind::Output: {
+      const Value text = to_text(eval(*s.expr, scope));
+      emit(text.str(), text.marks());
       return Flow::Normal;
+    }
     case Stmt::Kind::If:
       for (const auto& [cond, body] : s.branches)
         if (!cond || truthy(eval(*cond, scope))) return exec_body(body, scope);
@@ -169,14 +173,14 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, Scope& scope) {
       assign(s.target, eval(*s.expr, scope), scope);
       return Flow::Normal;
     case Stmt::Kind::SetBlock: {
-      Value text = Value::string(capture(s.body, scope));
+      Value text = Value::text(capture(s.body, scope));
       if (s.expr) text = filter_chain(*s.expr, std::move(text), scope);
       assign(s.target, std::move(text), scope);
       return Flow::Normal;
     }
     case Stmt::Kind::FilterBlock: {
-      Value text = Value::string(capture(s.body, scope));
-      emit(to_str(filter_chain(*s.expr, std::move(text), scope)));
+      const Value text = to_text(filter_chain(*s.expr, Value::text(capture(s.body, scope)), scope));
+      emit(text.str(), text.marks());
       return Flow::Normal;
     }
     case Stmt::Kind::Macro:
@@ -309,7 +313,7 @@ Value Interpreter::call_macro(const Stmt& s, CallArgs& args) {
   }
   charge(1);
   ++call_depth_;
-  std::string text;
+  MarkedText text;
   try {
     text = capture(s.body, scope);
   } catch (...) {
@@ -317,7 +321,7 @@ Value Interpreter::call_macro(const Stmt& s, CallArgs& args) {
     throw;
   }
   --call_depth_;
-  return Value::string(std::move(text));
+  return Value::text(std::move(text));
 }
 
 // ---- expressions ----
@@ -378,7 +382,7 @@ Value Interpreter::getitem(const Value& obj, const Value& key) {
       break;
     case Value::Type::String:
       if (key.is_integral()) {
-        if (auto c = cp_at(obj.str(), key.as_int())) return Value::string(std::move(*c));
+        if (auto c = char_at(obj, key.as_int())) return *c;
       }
       break;
     default:
@@ -486,12 +490,13 @@ Value Interpreter::eval_inner(const Expr& e, Scope& scope) {
       return Value::boolean(true);
     }
     case K::Concat: {
-      std::string s;
+      MarkedText s;
       for (const auto& a : e.args) {
-        s += to_str(eval(*a, scope));
-        check_size(s.size());
+        const Value piece = to_text(eval(*a, scope));
+        s.append(piece.str(), piece.marks());
+        check_size(s.text.size());
       }
-      return Value::string(std::move(s));
+      return Value::text(std::move(s));
     }
     case K::CondExpr:
       if (truthy(eval(*e.args[0], scope))) return eval(*e.args[1], scope);
@@ -594,7 +599,11 @@ Value Interpreter::binary(const std::string& op, const Value& a, const Value& b)
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       check_size(a.str().size() + b.str().size());
-      return Value::string(a.str() + b.str());
+      if (!a.is_content() && !b.is_content()) return Value::string(a.str() + b.str());
+      MarkedText s;
+      s.append(a.str(), a.marks());
+      s.append(b.str(), b.marks());
+      return Value::text(std::move(s));
     }
     if (a.is(Value::Type::List) && b.is(Value::Type::List) && a.list().tuple == b.list().tuple &&
         !is_generator(a) && !is_generator(b)) {
@@ -622,10 +631,10 @@ Value Interpreter::binary(const std::string& op, const Value& a, const Value& b)
       const size_t total = unit * static_cast<size_t>(n);
       if (seq.is_string()) {
         check_size(total);
-        std::string s;
-        s.reserve(total);
-        for (int64_t i = 0; i < n; ++i) s += seq.str();
-        return Value::string(std::move(s));
+        MarkedText s;
+        s.text.reserve(total);
+        for (int64_t i = 0; i < n; ++i) s.append(seq.str(), seq.marks());
+        return Value::text(std::move(s));
       }
       charge(static_cast<int64_t>(total));
       std::vector<Value> items;
@@ -651,10 +660,12 @@ Value Interpreter::slice(const Value& obj, const Value& start, const Value& stop
   const int64_t st = bound(step, "step").value_or(1);
   if (st == 0) throw TemplateError("slice step cannot be zero");
   std::vector<char32_t> cps;
+  std::vector<bool> flags;  // per code point: marked
   const std::vector<Value>* items = nullptr;
   int64_t n = 0;
   if (obj.is_string()) {
     cps = code_points(obj.str());
+    flags = cp_marks(obj.str(), obj.marks());
     n = static_cast<int64_t>(cps.size());
   } else if (obj.is(Value::Type::List) && !is_generator(obj)) {
     items = &obj.list().items;
@@ -680,11 +691,7 @@ Value Interpreter::slice(const Value& obj, const Value& start, const Value& stop
     if (__builtin_add_overflow(i, st, &i)) break;
   }
   charge(static_cast<int64_t>(picks.size()));
-  if (obj.is_string()) {
-    std::vector<char32_t> out;
-    for (size_t i : picks) out.push_back(cps[i]);
-    return Value::string(from_code_points(out, 0, out.size()));
-  }
+  if (obj.is_string()) return Value::text(text_from_cps(cps, flags, picks));
   std::vector<Value> out;
   for (size_t i : picks) out.push_back((*items)[i]);
   return make_list(std::move(out), obj.list().tuple);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,7 +30,8 @@ class Interpreter {
   Interpreter(const Body& program, RenderLimits limits) : program_(program), limits_(limits) {}
   ~Interpreter();
 
-  std::string render(std::vector<std::pair<std::string, Value>> context);
+  // The output with its marks: the bytes that came from marked strings of the context.
+  MarkedText render(std::vector<std::pair<std::string, Value>> context);
 
   // Used by the builtins (filters that call back: map, select, sort by attribute, ...).
   Value call(const Value& callee, CallArgs& args);
@@ -54,8 +56,8 @@ class Interpreter {
   Flow exec(const Stmt& s, Scope& scope);
   void exec_for(const Stmt& s, Scope& scope, Flow* flow);
   void assign(const Target& t, Value v, Scope& scope);
-  std::string capture(const Body& body, Scope& scope);
-  void emit(const std::string& text);
+  MarkedText capture(const Body& body, Scope& scope);
+  void emit(std::string_view text, const Marks& marks);
   Value define_macro(const Stmt& s);
   Value call_macro(const Stmt& s, CallArgs& args);
 
@@ -73,14 +75,14 @@ class Interpreter {
   const Body& program_;
   RenderLimits limits_;
   Scope* root_ = nullptr;
-  std::string* out_ = nullptr;
+  MarkedText* out_ = nullptr;
   int64_t steps_ = 0;
   int call_depth_ = 0;
   std::vector<NamespacePtr> namespaces_;
 };
 
-// Elements a for loop visits: list/tuple items, dict keys, string characters; undefined is
-// empty; anything else throws "'int' object is not iterable".
+// Elements a for loop visits: list/tuple items, dict keys, string characters (with their
+// marks); undefined is empty; anything else throws "'int' object is not iterable".
 std::vector<Value> iterate(const Value& v);
 
 }  // namespace dspark::jinja

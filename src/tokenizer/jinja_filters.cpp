@@ -237,7 +237,10 @@ Value tojson(const Value& v, CallArgs& a) {
   } else if (st.has_indent) {
     st.item_sep = ",";
   }
-  return Value::string(to_json(v, st));
+  bool content = false;
+  std::string out = to_json(v, st, &content);
+  const size_t n = out.size();
+  return content ? Value::string(std::move(out), Marks::whole(n)) : Value::string(std::move(out));
 }
 
 Value min_max(Interpreter& in, const Value& seq, CallArgs& a, bool want_max) {
@@ -261,6 +264,8 @@ Value min_max(Interpreter& in, const Value& seq, CallArgs& a, bool want_max) {
 Value indent(const Value& v, CallArgs& a) {
   Params p("indent", a, {"width", "first", "blank"});
   if (!v.is_string()) throw TemplateError("indent expects a string, not " + type_name(v));
+  // Lines are re-cut and padded: the result is marked whole when v or the padding is.
+  const Value* pad_value = p.has(0) ? &p[0] : nullptr;
   std::string pad = "    ";
   if (p.has(0))
     pad = p[0].is_string()
@@ -274,7 +279,7 @@ Value indent(const Value& v, CallArgs& a) {
     out += (pad_it ? pad : "") + lines[i];
   }
   if (p.has(1) && truthy(p[1])) out = pad + out;
-  return Value::string(std::move(out));
+  return derived(std::move(out), {&v, pad_value});
 }
 
 }  // namespace
@@ -299,39 +304,38 @@ Value apply_filter(Interpreter& in, const std::string& name, Value v, CallArgs& 
   }
   if (name == "string" || name == "safe") {
     Params p(name, a, {});
-    return Value::string(to_str(v));
+    return to_text(v);
   }
   if (name == "e" || name == "escape") {
     Params p(name, a, {});
-    return Value::string(html_escape(to_str(v)));
+    const Value t = to_text(v);
+    return derived(html_escape(t.str()), {&t});
   }
   if (name == "upper" || name == "lower" || name == "capitalize" || name == "title") {
     Params p(name, a, {});
-    const std::string s = to_str(v);
-    if (name == "upper") return Value::string(py_upper(s));
-    if (name == "lower") return Value::string(py_lower(s));
-    if (name == "capitalize") return Value::string(py_capitalize(s));
-    return Value::string(title_filter(s));
+    const Value t = to_text(v);
+    const std::string& s = t.str();
+    if (name == "upper") return derived(py_upper(s), {&t});
+    if (name == "lower") return derived(py_lower(s), {&t});
+    if (name == "capitalize") return derived(py_capitalize(s), {&t});
+    return derived(title_filter(s), {&t});
   }
   if (name == "trim") {
     Params p(name, a, {"chars"});
     std::optional<std::string> chars;
     if (p.has(0) && !p[0].is_none()) chars = to_str(p[0]);
-    return Value::string(py_strip(to_str(v), chars, StripSide::Both));
+    return strip_text(to_text(v), chars, StripSide::Both);
   }
   if (name == "replace") {
     Params p(name, a, {"old", "new", "count"});
     if (!p.has(1)) throw TemplateError("replace() needs the old and new strings");
     const int64_t count = p.has(2) && !p[2].is_none() && p[2].is_integral() ? p[2].as_int() : -1;
-    std::string out = py_replace(to_str(v), to_str(p[0]), to_str(p[1]), count);
-    in.check_size(out.size());
-    return Value::string(std::move(out));
+    return replace_text(in, to_text(v), to_text(p[0]), to_text(p[1]), count);
   }
   if (name == "first" || name == "last") {
     Params p(name, a, {});
     if (v.is_string()) {
-      auto c = cp_at(v.str(), name == "first" ? 0 : -1);
-      if (c) return Value::string(std::move(*c));
+      if (auto c = char_at(v, name == "first" ? 0 : -1)) return *c;
     } else if (!v.is_undefined()) {
       if (name == "last" && is_generator(v))
         throw TemplateError("'generator' object is not reversible");
@@ -342,16 +346,13 @@ Value apply_filter(Interpreter& in, const std::string& name, Value v, CallArgs& 
   }
   if (name == "join") {
     Params p(name, a, {"d", "attribute"});
-    const std::string sep = p.has(0) ? to_str(p[0]) : "";
-    std::string out;
-    bool first = true;
+    const Value sep = p.has(0) ? to_text(p[0]) : Value::string("");
+    std::vector<Value> pieces;
     for (const auto& item : iterate(v)) {
-      if (!first) out += sep;
-      first = false;
-      out += to_str(p.has(1) ? attr_path(in, item, p[1]) : item);
-      in.check_size(out.size());
+      pieces.push_back(to_text(p.has(1) ? attr_path(in, item, p[1]) : item));
+      in.check_size(pieces.back().str().size());
     }
-    return Value::string(std::move(out));
+    return join_text(in, sep, pieces);
   }
   if (name == "list") {
     Params p(name, a, {});
@@ -402,9 +403,10 @@ Value apply_filter(Interpreter& in, const std::string& name, Value v, CallArgs& 
   if (name == "reverse") {
     Params p(name, a, {});
     if (v.is_string()) {
-      auto cps = code_points(v.str());
-      std::reverse(cps.begin(), cps.end());
-      return Value::string(from_code_points(cps, 0, cps.size()));
+      const auto cps = code_points(v.str());
+      std::vector<size_t> picks(cps.size());
+      for (size_t i = 0; i < picks.size(); ++i) picks[i] = picks.size() - 1 - i;
+      return Value::text(text_from_cps(cps, cp_marks(v.str(), v.marks()), picks));
     }
     // reversed() of a list is an iterator; of anything else jinja2 builds a list.
     const bool lazy = v.is(Value::Type::List) && !is_generator(v);

@@ -42,12 +42,6 @@ int64_t opt_int(const Params& p, size_t i, int64_t fallback) {
   return p[i].as_int();
 }
 
-Value str_list(std::vector<std::string> parts) {
-  std::vector<Value> items;
-  for (auto& s : parts) items.push_back(Value::string(std::move(s)));
-  return make_list(std::move(items));
-}
-
 // Python's str.find result as a code point index.
 int64_t cp_index(const std::string& s, size_t byte_pos) {
   if (byte_pos == std::string::npos) return -1;
@@ -69,7 +63,8 @@ bool affix_match(const Value& affix, const std::string& s, bool prefix, const st
   return one(affix);
 }
 
-Value str_method(Interpreter& in, const std::string& s, const std::string& name, CallArgs& a) {
+Value str_method(Interpreter& in, const Value& sv, const std::string& name, CallArgs& a) {
+  const std::string& s = sv.str();
   if (name == "startswith" || name == "endswith") {
     Params p(name, a, {"prefix"});
     if (!p.has(0)) throw TemplateError(name + "() takes at least 1 argument (0 given)");
@@ -81,30 +76,30 @@ Value str_method(Interpreter& in, const std::string& s, const std::string& name,
     if (sep && sep->empty()) throw TemplateError("empty separator");
     auto parts = py_split(s, sep, opt_int(p, 1, -1), name == "rsplit");
     in.charge(static_cast<int64_t>(parts.size()));
-    return str_list(std::move(parts));
+    return split_list(std::move(parts), sv.is_content());
   }
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     Params p(name, a, {"chars"});
     const StripSide side = name == "strip"    ? StripSide::Both
                            : name == "lstrip" ? StripSide::Left
                                               : StripSide::Right;
-    return Value::string(py_strip(s, opt_str(p, 0, name), side));
+    return strip_text(sv, opt_str(p, 0, name), side);
   }
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize" ||
       name == "splitlines") {
     Params p(name, a, {});
-    if (name == "upper") return Value::string(py_upper(s));
-    if (name == "lower") return Value::string(py_lower(s));
-    if (name == "title") return Value::string(py_title(s));
-    if (name == "capitalize") return Value::string(py_capitalize(s));
-    return str_list(py_splitlines(s));
+    if (name == "upper") return derived(py_upper(s), {&sv});
+    if (name == "lower") return derived(py_lower(s), {&sv});
+    if (name == "title") return derived(py_title(s), {&sv});
+    if (name == "capitalize") return derived(py_capitalize(s), {&sv});
+    return split_list(py_splitlines(s), sv.is_content());
   }
   if (name == "replace") {
     Params p(name, a, {"old", "new", "count"});
     if (!p.has(1)) throw TemplateError("replace() takes at least 2 arguments");
-    std::string out = py_replace(s, need_str(p[0], name), need_str(p[1], name), opt_int(p, 2, -1));
-    in.check_size(out.size());
-    return Value::string(std::move(out));
+    need_str(p[0], name);
+    need_str(p[1], name);
+    return replace_text(in, sv, p[0], p[1], opt_int(p, 2, -1));
   }
   if (name == "find" || name == "rfind" || name == "index" || name == "count") {
     Params p(name, a, {"sub"});
@@ -124,23 +119,17 @@ Value str_method(Interpreter& in, const std::string& s, const std::string& name,
   if (name == "join") {
     Params p(name, a, {"iterable"});
     if (!p.has(0)) throw TemplateError("join() takes exactly one argument (0 given)");
-    std::string out;
-    bool first = true;
-    for (const auto& item : iterate(p[0])) {
-      if (!first) out += s;
-      first = false;
-      out += need_str(item, "sequence item of join");
-      in.check_size(out.size());
-    }
-    return Value::string(std::move(out));
+    const std::vector<Value> items = iterate(p[0]);
+    for (const auto& item : items) need_str(item, "sequence item of join");
+    return join_text(in, sv, items);
   }
   if (name == "removeprefix" || name == "removesuffix") {
     Params p(name, a, {"affix"});
     if (!p.has(0)) throw TemplateError(name + "() takes exactly one argument (0 given)");
     const std::string& x = need_str(p[0], name);
-    if (!affix_match(p[0], s, name == "removeprefix", name)) return Value::string(s);
-    return Value::string(name == "removeprefix" ? s.substr(x.size())
-                                                : s.substr(0, s.size() - x.size()));
+    if (!affix_match(p[0], s, name == "removeprefix", name)) return sv;
+    return name == "removeprefix" ? byte_slice(sv, x.size(), s.size())
+                                  : byte_slice(sv, 0, s.size() - x.size());
   }
   Params p(name, a, {});
   return Value::boolean(py_is(s, std::string_view(name).substr(2)));
@@ -284,7 +273,7 @@ bool has_method(const Value& obj, std::string_view name) {
 Value call_method(Interpreter& in_, const Value& obj, const std::string& name, CallArgs& args) {
   switch (obj.type()) {
     case Value::Type::String:
-      return str_method(in_, obj.str(), name, args);
+      return str_method(in_, obj, name, args);
     case Value::Type::Dict:
       if (in(kMutatingDict, name)) unsafe(obj, name);
       return dict_method(obj.dict(), name, args);

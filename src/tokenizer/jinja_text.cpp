@@ -108,14 +108,6 @@ size_t cp_length(std::string_view s) {
   return n;
 }
 
-std::optional<std::string> cp_at(std::string_view s, int64_t index) {
-  const auto cps = code_points(s);
-  const auto n = static_cast<int64_t>(cps.size());
-  if (index < 0) index += n;
-  if (index < 0 || index >= n) return std::nullopt;
-  return from_code_points(cps, static_cast<size_t>(index), static_cast<size_t>(index) + 1);
-}
-
 std::string py_strip(std::string_view s, const std::optional<std::string>& chars, StripSide side) {
   const auto cps = code_points(s);
   std::vector<char32_t> set;

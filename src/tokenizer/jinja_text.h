@@ -16,9 +16,6 @@ std::vector<char32_t> code_points(std::string_view s);
 std::string from_code_points(const std::vector<char32_t>& cps, size_t begin, size_t end);
 size_t cp_length(std::string_view s);
 
-// s[index] with a Python index (negative counts from the end); nullopt when out of range.
-std::optional<std::string> cp_at(std::string_view s, int64_t index);
-
 enum class StripSide { Left, Right, Both };
 // str.strip/lstrip/rstrip; chars nullopt strips whitespace.
 std::string py_strip(std::string_view s, const std::optional<std::string>& chars, StripSide side);

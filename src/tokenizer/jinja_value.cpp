@@ -15,16 +15,17 @@ void check_depth(int depth) {
   if (depth > kMaxValueDepth) throw TemplateError("value nests too deeply (or contains itself)");
 }
 
-void repr_into(const Value& v, std::string* out, int depth);
+// `content` (may be null) is set when a marked string is printed.
+void repr_into(const Value& v, std::string* out, int depth, bool* content);
 
-void repr_items(const std::vector<Value>& items, std::string* out, int depth) {
+void repr_items(const std::vector<Value>& items, std::string* out, int depth, bool* content) {
   for (size_t i = 0; i < items.size(); ++i) {
     if (i) *out += ", ";
-    repr_into(items[i], out, depth + 1);
+    repr_into(items[i], out, depth + 1, content);
   }
 }
 
-void repr_into(const Value& v, std::string* out, int depth) {
+void repr_into(const Value& v, std::string* out, int depth, bool* content) {
   check_depth(depth);
   switch (v.type()) {
     case Value::Type::Undefined:
@@ -32,6 +33,7 @@ void repr_into(const Value& v, std::string* out, int depth) {
       return;
     case Value::Type::String:
       *out += py_repr_string(v.str());
+      if (content && v.is_content()) *content = true;
       return;
     case Value::Type::List: {
       const List& l = v.list();
@@ -40,7 +42,7 @@ void repr_into(const Value& v, std::string* out, int depth) {
         return;
       }
       *out += l.tuple ? '(' : '[';
-      repr_items(l.items, out, depth);
+      repr_items(l.items, out, depth, content);
       if (l.tuple && l.items.size() == 1) *out += ',';
       *out += l.tuple ? ')' : ']';
       return;
@@ -51,9 +53,9 @@ void repr_into(const Value& v, std::string* out, int depth) {
       for (const auto& [k, val] : v.dict().items) {
         if (!first) *out += ", ";
         first = false;
-        repr_into(k, out, depth + 1);
+        repr_into(k, out, depth + 1, content);
         *out += ": ";
-        repr_into(val, out, depth + 1);
+        repr_into(val, out, depth + 1, content);
       }
       *out += '}';
       return;
@@ -67,13 +69,16 @@ void repr_into(const Value& v, std::string* out, int depth) {
                 (length ? to_str(*length) : "") + ">";
         return;
       }
+      // Attribute names may have come from the data (namespace(some_dict)) and are plain
+      // std::strings here: a printed namespace counts as content.
+      if (content) *content = true;
       *out += "<Namespace {";
       bool first = true;
       for (const auto& [k, val] : n.attrs) {
         if (!first) *out += ", ";
         first = false;
         *out += py_repr_string(k) + ": ";
-        repr_into(val, out, depth + 1);
+        repr_into(val, out, depth + 1, content);
       }
       *out += "}>";
       return;
@@ -142,9 +147,10 @@ std::string json_float(double d) {
 }
 
 // Dict keys as json.dumps converts them: str as is, numbers/bools/None to their JSON text.
-std::string json_key(const Value& k) {
+std::string json_key(const Value& k, bool* content) {
   switch (k.type()) {
     case Value::Type::String:
+      if (content && k.is_content()) *content = true;
       return k.str();
     case Value::Type::Int:
       return std::to_string(k.as_int());
@@ -159,7 +165,7 @@ std::string json_key(const Value& k) {
   }
 }
 
-void json_into(const Value& v, const JsonStyle& st, int depth, std::string* out) {
+void json_into(const Value& v, const JsonStyle& st, int depth, std::string* out, bool* content) {
   check_depth(depth);
   auto newline = [&](int level) {
     *out += '\n';
@@ -181,6 +187,7 @@ void json_into(const Value& v, const JsonStyle& st, int depth, std::string* out)
       return;
     case Value::Type::String:
       json_string(v.str(), st.ensure_ascii, out);
+      if (content && v.is_content()) *content = true;
       return;
     case Value::Type::List: {
       if (v.list().generator)
@@ -194,7 +201,7 @@ void json_into(const Value& v, const JsonStyle& st, int depth, std::string* out)
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) *out += item_sep;
         if (st.has_indent) newline(depth + 1);
-        json_into(items[i], st, depth + 1, out);
+        json_into(items[i], st, depth + 1, out, content);
       }
       if (st.has_indent) newline(depth);
       *out += ']';
@@ -202,7 +209,7 @@ void json_into(const Value& v, const JsonStyle& st, int depth, std::string* out)
     }
     case Value::Type::Dict: {
       std::vector<std::pair<std::string, const Value*>> items;
-      for (const auto& [k, val] : v.dict().items) items.emplace_back(json_key(k), &val);
+      for (const auto& [k, val] : v.dict().items) items.emplace_back(json_key(k, content), &val);
       if (items.empty()) {
         *out += "{}";
         return;
@@ -216,7 +223,7 @@ void json_into(const Value& v, const JsonStyle& st, int depth, std::string* out)
         if (st.has_indent) newline(depth + 1);
         json_string(items[i].first, st.ensure_ascii, out);
         *out += st.key_sep;
-        json_into(*items[i].second, st, depth + 1, out);
+        json_into(*items[i].second, st, depth + 1, out, content);
       }
       if (st.has_indent) newline(depth);
       *out += '}';
@@ -419,7 +426,7 @@ std::string float_repr(double d) {
   return out + "e" + (e < 0 ? "-" : "+") + e_digits;
 }
 
-std::string to_str(const Value& v) {
+std::string to_str(const Value& v, bool* content) {
   switch (v.type()) {
     case Value::Type::Undefined:
       return "";
@@ -432,23 +439,53 @@ std::string to_str(const Value& v) {
     case Value::Type::Float:
       return float_repr(v.as_float());
     case Value::Type::String:
+      if (content && v.is_content()) *content = true;
       return v.str();
     case Value::Type::Callable:
       return "<function " + v.callable().name + ">";
     default:
-      return repr(v);
+      return repr(v, content);
   }
 }
 
-std::string repr(const Value& v) {
+std::string repr(const Value& v, bool* content) {
   std::string out;
-  repr_into(v, &out, 0);
+  repr_into(v, &out, 0, content);
   return out;
 }
 
-std::string to_json(const Value& v, const JsonStyle& style) {
+Value to_text(const Value& v) {
+  if (v.is_string()) return v;
+  bool content = false;
+  std::string s = to_str(v, &content);
+  const size_t n = s.size();
+  return content ? Value::string(std::move(s), Marks::whole(n)) : Value::string(std::move(s));
+}
+
+std::optional<Value> char_at(const Value& s, int64_t index) {
+  const auto cps = code_points(s.str());
+  const auto n = static_cast<int64_t>(cps.size());
+  if (index < 0) index += n;
+  if (index < 0 || index >= n) return std::nullopt;
+  return Value::text(text_from_cps(cps, cp_marks(s.str(), s.marks()), {size_t(index)}));
+}
+
+Value byte_slice(const Value& s, size_t begin, size_t end) {
+  end = std::min(end, s.str().size());
+  begin = std::min(begin, end);
+  return Value::string(s.str().substr(begin, end - begin), s.marks().slice(begin, end));
+}
+
+Value derived(std::string s, std::initializer_list<const Value*> inputs) {
+  bool content = false;
+  for (const Value* v : inputs) content = content || (v && v->is_content());
+  const size_t n = s.size();
+  return content ? Value::string(std::move(s), Marks::whole(n)) : Value::string(std::move(s));
+}
+
+std::string to_json(const Value& v, const JsonStyle& style, bool* content) {
   std::string out;
-  json_into(v, style, 0, &out);
+  json_into(v, style, 0, &out, content);
   return out;
 }
 

@@ -5,13 +5,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "jinja_marks.h"
 
 namespace dspark::jinja {
 
@@ -51,7 +55,14 @@ class Value {
   static Value integer(int64_t i) { return Value(i); }
   static Value number(double d) { return Value(d); }
   static Value string(std::string s) {
-    return Value(std::make_shared<const std::string>(std::move(s)));
+    return Value(std::make_shared<const MarkedText>(MarkedText{std::move(s), {}}));
+  }
+  // A string whose marked bytes came from the conversation's data (jinja_marks.h).
+  static Value string(std::string s, Marks marks) {
+    return Value(std::make_shared<const MarkedText>(MarkedText{std::move(s), std::move(marks)}));
+  }
+  static Value text(MarkedText t) {
+    return Value(std::make_shared<const MarkedText>(std::move(t)));
   }
   static Value list(ListPtr l) { return Value(std::move(l)); }
   static Value dict(DictPtr d) { return Value(std::move(d)); }
@@ -71,7 +82,10 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const;   // int or bool
   double as_float() const;  // any number
-  const std::string& str() const { return *std::get<StringPtr>(v_); }
+  const std::string& str() const { return std::get<StringPtr>(v_)->text; }
+  const Marks& marks() const { return std::get<StringPtr>(v_)->marks; }  // strings only
+  // A string some byte of which is marked.
+  bool is_content() const { return is_string() && !marks().empty(); }
   const List& list() const { return *std::get<ListPtr>(v_); }
   const ListPtr& list_ptr() const { return std::get<ListPtr>(v_); }
   const Dict& dict() const { return *std::get<DictPtr>(v_); }
@@ -84,7 +98,7 @@ class Value {
   template <class T>
   explicit Value(T v) : v_(std::move(v)) {}
   // Strings are shared: templates look the same message text up many times.
-  using StringPtr = std::shared_ptr<const std::string>;
+  using StringPtr = std::shared_ptr<const MarkedText>;
   std::variant<Undefined, None, bool, int64_t, double, StringPtr, ListPtr, DictPtr, NamespacePtr,
                CallablePtr>
       v_;
@@ -134,9 +148,21 @@ bool is_generator(const Value& v);
 bool truthy(const Value& v);
 // Python's type name ("str", "int", "NoneType", ...), for error messages and repr.
 std::string type_name(const Value& v);
-// str(v) as jinja2 prints it: undefined -> "", None -> "None", containers as repr.
-std::string to_str(const Value& v);
-std::string repr(const Value& v);
+// str(v) as jinja2 prints it: undefined -> "", None -> "None", containers as repr. When
+// `content` is given it is set if a marked string went into the text.
+std::string to_str(const Value& v, bool* content = nullptr);
+std::string repr(const Value& v, bool* content = nullptr);
+// str(v) as a string value: a string keeps its marks; other values print unmarked, except
+// containers holding marked strings, whose whole text is marked.
+Value to_text(const Value& v);
+// s[index] of a string (a Python index), keeping the character's mark; nullopt when out of
+// range.
+std::optional<Value> char_at(const Value& s, int64_t index);
+// The bytes [begin, end) of a string, with their marks.
+Value byte_slice(const Value& s, size_t begin, size_t end);
+// A string computed from the given inputs by a transformation that does not keep bytes in
+// place: all of it is marked when any input is a marked string.
+Value derived(std::string s, std::initializer_list<const Value*> inputs);
 // Python's repr of a float ("1.0", "1e+16", "0.1").
 std::string float_repr(double d);
 
@@ -149,7 +175,8 @@ struct JsonStyle {
   bool ensure_ascii = false;
 };
 // json.dumps with the given options (HF's tojson); throws for values JSON cannot hold.
-std::string to_json(const Value& v, const JsonStyle& style);
+// `content` as in to_str.
+std::string to_json(const Value& v, const JsonStyle& style, bool* content = nullptr);
 
 // Python ==, and ordering for <, <=, >, >= (throws TypeError-like errors for mixed types).
 bool equals(const Value& a, const Value& b);

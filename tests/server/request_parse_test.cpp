@@ -57,7 +57,7 @@ TEST(RequestParse, ChatSamplingFields) {
       "stream":true,"stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":4,
       "presence_penalty":0.5,"frequency_penalty":-0.5,"logit_bias":{"12":-100,"7":2.5},
       "user":"u","top_k":-1,"min_p":0.1,"repetition_penalty":1.2,"min_tokens":2,
-      "ignore_eos":true,"stop_token_ids":[3,4],"speculation":false})");
+      "ignore_eos":true,"stop_token_ids":[3,4],"speculation":false,"return_token_ids":true})");
   ASSERT_FALSE(p.error) << p.error->message;
   const SamplingParams& s = p.req.sampling;
   EXPECT_EQ(*p.req.max_tokens, 7);  // max_completion_tokens wins
@@ -78,6 +78,7 @@ TEST(RequestParse, ChatSamplingFields) {
   EXPECT_FLOAT_EQ(s.min_p, 0.1f);
   EXPECT_FLOAT_EQ(s.repetition_penalty, 1.2f);
   EXPECT_EQ(s.min_tokens, 2);
+  EXPECT_TRUE(p.req.return_token_ids);
   EXPECT_TRUE(s.ignore_eos);
   EXPECT_EQ(s.stop_token_ids, (std::vector<int32_t>{3, 4}));
   EXPECT_FALSE(p.req.speculate);
@@ -111,6 +112,7 @@ TEST(RequestParse, WrongTypesNameTheParam) {
   EXPECT_EQ(chat_error_param(R"("stop_token_ids":[1,-2])"), "stop_token_ids");
   EXPECT_EQ(chat_error_param(R"("ignore_eos":"no")"), "ignore_eos");
   EXPECT_EQ(chat_error_param(R"("speculation":"off")"), "speculation");
+  EXPECT_EQ(chat_error_param(R"("return_token_ids":1)"), "return_token_ids");
   // 2.0 counts as the integer 2.
   EXPECT_EQ(chat_error_param(R"("max_tokens":2.0)"), "<accepted>");
 }

@@ -15,6 +15,10 @@ using json = nlohmann::json;
 class FakeTokenizer : public Tokenizer {
  public:
   std::vector<int32_t> encode(std::string_view, bool, bool) const override { return {}; }
+  std::vector<int32_t> encode_with_content(std::string_view, std::span<const ByteSpan>,
+                                           bool) const override {
+    return {};
+  }
   std::string token_bytes(int32_t id, bool) const override {
     return id == 99 ? std::string("\xe2") : "t" + std::to_string(id);
   }
