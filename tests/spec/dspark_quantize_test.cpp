@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "dspark_harness.h"
+#include "model/tiny_models.h"
 
 namespace dspark::spec {
 namespace {
@@ -75,12 +76,7 @@ TEST(DSparkQuantize, BaseLogitsStayWithinQuantizationNoise) {
   const int V = f->target().config().vocab_size;
   const std::vector<int32_t> table = {0, 1, 2, 3};
   for (uint32_t seed = 1; seed <= 3; ++seed) {
-    std::vector<int32_t> tokens;
-    uint32_t x = seed * 2654435761u + 7u;
-    for (int i = 0; i < 13; ++i) {
-      x = x * 1664525u + 1013904223u;
-      tokens.push_back(static_cast<int32_t>((x >> 8) % uint32_t(V - 1)));
-    }
+    const std::vector<int32_t> tokens = dspark::test::some_tokens(13, V - 1, seed);  // no mask id
     ASSERT_TRUE(f->prefill(tokens, 0, 12, table).ok());
     ASSERT_TRUE(q->prefill(tokens, 0, 12, table).ok());
     f->drafter().keep_logits(true);

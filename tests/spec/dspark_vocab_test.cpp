@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "dspark_harness.h"
+#include "model/tiny_models.h"
 
 namespace dspark::spec {
 namespace {
@@ -78,14 +79,9 @@ std::unique_ptr<DSparkHarness> harness() {
   return h;
 }
 
+// Token ids in [0, vocab - 1): the mask id (the last) excluded, as real text never holds it.
 std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) {
-  std::vector<int32_t> out;
-  uint32_t x = seed * 2654435761u + 12345u;
-  for (int i = 0; i < n; ++i) {
-    x = x * 1664525u + 1013904223u;
-    out.push_back(static_cast<int32_t>((x >> 8) % uint32_t(vocab - 1)));
-  }
-  return out;
+  return dspark::test::some_tokens(n, vocab - 1, seed);
 }
 
 // Commits the harness's prefill features of tokens[0, n) to another drafter.
