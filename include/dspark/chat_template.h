@@ -12,7 +12,7 @@
 
 #include "dspark/loader.h"
 #include "dspark/status.h"
-#include "dspark/tokenizer.h"
+#include "dspark/text.h"
 
 namespace dspark::chat {
 

@@ -12,16 +12,11 @@
 
 #include "dspark/loader.h"
 #include "dspark/status.h"
+#include "dspark/text.h"
 
 namespace dspark {
 
 enum class TokenizerKind { ByteLevelBpe, SentencePieceBpe };
-
-// Bytes [begin, end) of a text.
-struct ByteSpan {
-  size_t begin = 0;
-  size_t end = 0;
-};
 
 class Tokenizer {
  public:

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "dspark/text.h"
 #include "regex.h"
-#include "utf8.h"
 
 namespace dspark::tok {
 

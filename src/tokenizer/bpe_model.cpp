@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <queue>
 
-#include "utf8.h"
+#include "dspark/text.h"
 
 namespace dspark::tok {
 

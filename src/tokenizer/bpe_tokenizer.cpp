@@ -1,7 +1,7 @@
 #include "bpe_tokenizer.h"
 
 #include "content_spans.h"
-#include "utf8.h"
+#include "dspark/text.h"
 
 namespace dspark::tok {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "utf8.h"
+#include "dspark/text.h"
 
 namespace dspark::tok {
 

@@ -6,7 +6,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "utf8.h"
+#include "dspark/text.h"
 
 namespace dspark::tok {
 

@@ -3,7 +3,7 @@
 
 #include <pcre2.h>
 
-#include "utf8.h"
+#include "dspark/text.h"
 
 namespace dspark::tok {
 

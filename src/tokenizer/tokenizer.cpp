@@ -4,8 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "dspark/text.h"
 #include "loaders.h"
-#include "utf8.h"
 
 namespace dspark {
 
@@ -63,15 +63,15 @@ std::string StreamingDetokenizer::push(int32_t id) {
   std::string out;
   size_t pos = 0;
   while (pos < pending_.size()) {
-    const size_t n = tok::utf8_valid_len(pending_, pos);
+    const size_t n = utf8_valid_len(pending_, pos);
     if (n > 0) {
       out.append(pending_, pos, n);
       pos += n;
-    } else if (tok::utf8_incomplete_tail(pending_, pos)) {
+    } else if (utf8_incomplete_tail(pending_, pos)) {
       break;
     } else {
-      tok::utf8_append(tok::kReplacementChar, &out);
-      pos += tok::utf8_maximal_subpart(pending_, pos);
+      utf8_append(kReplacementChar, &out);
+      pos += utf8_maximal_subpart(pending_, pos);
     }
   }
   pending_.erase(0, pos);
@@ -79,7 +79,7 @@ std::string StreamingDetokenizer::push(int32_t id) {
 }
 
 std::string StreamingDetokenizer::flush() {
-  std::string out = tok::utf8_sanitize(pending_);
+  std::string out = utf8_sanitize(pending_);
   pending_.clear();
   return out;
 }

@@ -4,7 +4,7 @@
 
 #include "bpe_tokenizer.h"
 #include "byte_unicode.h"
-#include "utf8.h"
+#include "dspark/text.h"
 
 namespace dspark::tok {
 

@@ -4,8 +4,8 @@
 
 #include <random>
 
+#include "dspark/text.h"
 #include "test_util.h"
-#include "tokenizer/utf8.h"
 
 namespace dspark::tok {
 namespace {

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdio>
 
+#include "dspark/text.h"
 #include "jinja_builtins.h"
 #include "jinja_eval.h"
 #include "jinja_text.h"
-#include "utf8.h"
 
 namespace dspark::jinja {
 namespace {
@@ -142,7 +142,7 @@ std::string title_filter(const std::string& s) {
   for (char32_t c : code_points(s)) {
     const bool sep = py_isspace(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
     std::string one;
-    tok::utf8_append(c, &one);
+    utf8_append(c, &one);
     if (sep) {
       out += one;
       word_start = true;

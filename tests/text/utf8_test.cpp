@@ -1,8 +1,8 @@
-#include "tokenizer/utf8.h"
+#include "dspark/text.h"
 
 #include <gtest/gtest.h>
 
-namespace dspark::tok {
+namespace dspark {
 namespace {
 
 const std::string kFffd = "\xEF\xBF\xBD";
@@ -65,4 +65,4 @@ TEST(Utf8, Whitespace) {
 }
 
 }  // namespace
-}  // namespace dspark::tok
+}  // namespace dspark

@@ -17,12 +17,9 @@
 #include <string_view>
 #include <vector>
 
-namespace dspark::jinja {
+#include "dspark/text.h"
 
-struct ByteRange {
-  size_t begin = 0;
-  size_t end = 0;
-};
+namespace dspark::jinja {
 
 // Marked byte ranges of one string: sorted, disjoint, non-empty and never touching.
 class Marks {
@@ -31,7 +28,7 @@ class Marks {
   static Marks whole(size_t size);
 
   bool empty() const { return ranges_.empty(); }
-  const std::vector<ByteRange>& ranges() const { return ranges_; }
+  const std::vector<ByteSpan>& ranges() const { return ranges_; }
   // Marks [begin, end); begin must not precede the end of the last range.
   void add(size_t begin, size_t end);
   // Appends other's ranges shifted by offset, which must not precede the end of the last range.
@@ -42,7 +39,7 @@ class Marks {
   bool any(size_t begin, size_t end) const;
 
  private:
-  std::vector<ByteRange> ranges_;
+  std::vector<ByteSpan> ranges_;
 };
 
 // A string with its marks, built by appending.

@@ -12,7 +12,7 @@
    template and vocabulary), Llama 3 and Qwen3 (the hand-written templates on Qwen2.5's
    vocabulary, with Llama 3's special tokens, resp. Qwen3's <think>/<tool_response> tokens, added
    as the original tokenizer.json files declare them). The reference is Hugging Face
-   `tokenizers` built as in test_tokenizer_ref.py.
+   `tokenizers` built as in tests/tokenizer/test_tokenizer_ref.py.
    - Conversations whose data holds no added token's string tokenize exactly as before: dspark's
      ids equal encode() of the whole text and the reference's ids on jinja2's rendering.
    - Conversations whose content, names, tool results and tool-call arguments hold every added
@@ -35,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, TESTS_DIR)
+sys.path.insert(0, os.path.join(TESTS_DIR, "tokenizer"))  # test_tokenizer_ref
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import py_util  # noqa: E402
 import test_chat_template_ref as ctr  # noqa: E402  (skips without jinja2)
@@ -205,7 +207,7 @@ class Setup:
             self.tokenizer = os.path.join(work, fam.label.replace(" ", "_") + ".tokenizer.json")
             self.ref.save(self.tokenizer)
         if fam.template:
-            with open(os.path.join(args.source_dir, "tests", "tokenizer", "chat_templates",
+            with open(os.path.join(args.source_dir, "tests", "chat_template", "chat_templates",
                                    fam.template), encoding="utf-8") as f:
                 self.template = f.read()
         else:
@@ -286,11 +288,11 @@ def check_family(fam, args, env, tool, work, failures):
 
 def main():
     args = py_util.parse_args()
-    tool = py_util.built(args, "tests/tokenizer/chat_template_tool")
+    tool = py_util.built(args, "tests/chat_template/chat_template_tool")
     env = ctr.make_env()
     failures = []
     contexts = ctr.base_contexts() + ctr.extra_contexts()
-    tdir = os.path.join(args.source_dir, "tests", "tokenizer", "chat_templates")
+    tdir = os.path.join(args.source_dir, "tests", "chat_template", "chat_templates")
     for path in sorted(glob.glob(os.path.join(tdir, "*.jinja"))):
         with open(path, encoding="utf-8") as f:
             check_provenance(env, tool, os.path.basename(path), f.read(), contexts, failures)

@@ -4,9 +4,9 @@
 #include <limits>
 #include <string_view>
 
+#include "dspark/text.h"
 #include "jinja_text.h"
 #include "jinja_value.h"
-#include "utf8.h"
 
 namespace dspark::jinja {
 namespace {
@@ -70,9 +70,9 @@ class Lexer {
   // Length of the Python whitespace character at pos, or 0.
   size_t space_len(size_t pos) const {
     size_t next = pos;
-    const size_t len = tok::utf8_valid_len(src_, pos);
+    const size_t len = utf8_valid_len(src_, pos);
     if (len == 0) return 0;
-    return py_isspace(tok::utf8_next(src_, &next)) ? len : 0;
+    return py_isspace(utf8_next(src_, &next)) ? len : 0;
   }
 
   size_t skip_spaces(size_t pos) const {
@@ -128,9 +128,9 @@ class Lexer {
   bool all_space(const std::string& text, size_t from) const {
     size_t p = from;
     while (p < text.size()) {
-      const size_t len = tok::utf8_valid_len(text, p);
+      const size_t len = utf8_valid_len(text, p);
       size_t next = p;
-      if (len == 0 || !py_isspace(tok::utf8_next(text, &next))) return false;
+      if (len == 0 || !py_isspace(utf8_next(text, &next))) return false;
       p += len;
     }
     return true;
@@ -381,17 +381,17 @@ class Lexer {
           out += '\v';
           break;
         case 'x':
-          tok::utf8_append(hex_value(pos, 2), &out);
+          utf8_append(hex_value(pos, 2), &out);
           pos += 2;
           break;
         case 'u':
-          tok::utf8_append(hex_value(pos, 4), &out);
+          utf8_append(hex_value(pos, 4), &out);
           pos += 4;
           break;
         case 'U': {
           const uint32_t v = hex_value(pos, 8);
           if (v > 0x10FFFF) fail(pos - 2, "illegal Unicode character in \\U escape");
-          tok::utf8_append(v, &out);
+          utf8_append(v, &out);
           pos += 8;
           break;
         }
@@ -402,7 +402,7 @@ class Lexer {
             uint32_t v = static_cast<uint32_t>(e - '0');
             for (int i = 0; i < 2 && pos < src_.size() && src_[pos] >= '0' && src_[pos] <= '7'; ++i)
               v = v * 8 + static_cast<uint32_t>(src_[pos++] - '0');
-            tok::utf8_append(v, &out);
+            utf8_append(v, &out);
           } else {
             out += '\\';
             out += e;
@@ -428,8 +428,7 @@ class Lexer {
     static const std::string_view singles = "+-/*%~[](){}><=.:|,;";
     if (singles.find(c) == std::string_view::npos) {
       fail(pos, std::string("unexpected character '") +
-                    src_.substr(pos, std::max<size_t>(1, tok::utf8_valid_len(src_, pos))) +
-                    "' in tag");
+                    src_.substr(pos, std::max<size_t>(1, utf8_valid_len(src_, pos))) + "' in tag");
     }
     if (c == '(' || c == '[' || c == '{') balance->push_back(c == '(' ? ')' : c == '[' ? ']' : '}');
     if (c == ')' || c == ']' || c == '}') {

@@ -1,6 +1,6 @@
-#include "utf8.h"
+#include "dspark/text.h"
 
-namespace dspark::tok {
+namespace dspark {
 
 namespace {
 
@@ -133,4 +133,4 @@ bool is_unicode_whitespace(char32_t cp) {
          cp == 0x205F || cp == 0x3000;
 }
 
-}  // namespace dspark::tok
+}  // namespace dspark

@@ -4,10 +4,10 @@
 Every template is rendered by jinja2 the way Hugging Face's apply_chat_template renders it
 (ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loop controls; tojson with
 ensure_ascii=False and unsorted keys; raise_exception and strftime_now as globals) and by
-tests/tokenizer/chat_template_tool on the same contexts; the strings must be identical. When
+tests/chat_template/chat_template_tool on the same contexts; the strings must be identical. When
 jinja2 raises, dspark must fail too, with the same message for raise_exception.
 
-Templates: the hand-written family templates in tests/tokenizer/chat_templates (no model
+Templates: the hand-written family templates in tests/chat_template/chat_templates (no model
 needed), random expressions over a fixed context (seeded), then the template inside every GGUF
 in the models folder (DSPARK_MODELS_DIR, default <source-dir>/models), which must also be what
 find_chat_template returns.
@@ -318,12 +318,12 @@ def gguf_template(path):
 
 def main():
     args = py_util.parse_args()
-    tool = py_util.built(args, "tests/tokenizer/chat_template_tool")
+    tool = py_util.built(args, "tests/chat_template/chat_template_tool")
     env = make_env()
     contexts = base_contexts() + extra_contexts()
     failures = 0
 
-    tdir = os.path.join(args.source_dir, "tests", "tokenizer", "chat_templates")
+    tdir = os.path.join(args.source_dir, "tests", "chat_template", "chat_templates")
     for path in sorted(glob.glob(os.path.join(tdir, "*.jinja"))):
         with open(path, encoding="utf-8") as f:
             template = f.read()

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "utf8.h"
+#include "dspark/text.h"
 
 namespace dspark::jinja {
 
@@ -22,13 +22,13 @@ void Marks::add(size_t begin, size_t end) {
 }
 
 void Marks::append(const Marks& other, size_t offset) {
-  for (const ByteRange& r : other.ranges_) add(r.begin + offset, r.end + offset);
+  for (const ByteSpan& r : other.ranges_) add(r.begin + offset, r.end + offset);
 }
 
 Marks Marks::slice(size_t begin, size_t end) const {
   Marks out;
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), begin,
-                             [](size_t pos, const ByteRange& r) { return pos < r.end; });
+                             [](size_t pos, const ByteSpan& r) { return pos < r.end; });
   for (; it != ranges_.end() && it->begin < end; ++it) {
     out.add(std::max(it->begin, begin) - begin, std::min(it->end, end) - begin);
   }
@@ -39,7 +39,7 @@ bool Marks::any(size_t begin, size_t end) const {
   if (end <= begin) return false;
   // The first range ending after begin is the only one that can overlap first.
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), begin,
-                             [](size_t pos, const ByteRange& r) { return pos < r.end; });
+                             [](size_t pos, const ByteSpan& r) { return pos < r.end; });
   return it != ranges_.end() && it->begin < end;
 }
 
@@ -57,7 +57,7 @@ void MarkedText::append(std::string_view s, const Marks& m) {
 
 void MarkedText::append_cp(char32_t cp, bool marked) {
   const size_t at = text.size();
-  tok::utf8_append(cp, &text);
+  utf8_append(cp, &text);
   if (marked) marks.add(at, text.size());
 }
 
@@ -68,7 +68,7 @@ std::vector<bool> cp_marks(std::string_view s, const Marks& marks) {
   size_t pos = 0;
   while (pos < s.size()) {
     const size_t start = pos;
-    tok::utf8_next(s, &pos);
+    utf8_next(s, &pos);
     out.push_back(marks.any(start, pos));
   }
   return out;

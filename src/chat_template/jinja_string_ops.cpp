@@ -1,7 +1,7 @@
 // String builtins that keep marks byte for byte (jinja_marks.h): strip, replace, join, split.
+#include "dspark/text.h"
 #include "jinja_builtins.h"
 #include "jinja_eval.h"
-#include "utf8.h"
 
 namespace dspark::jinja {
 
@@ -42,7 +42,7 @@ Value replace_text(Interpreter& in, const Value& s, const Value& old, const Valu
     while (pos < text.size()) {
       insert();
       const size_t start = pos;
-      tok::utf8_next(text, &pos);
+      utf8_next(text, &pos);
       keep(start, pos);
     }
     insert();

@@ -1,6 +1,7 @@
-// UTF-8 helpers shared by the tokenizer: decoding, encoding, validation, and replacing invalid
-// bytes by U+FFFD the way Python's and Rust's lossy decoders do (one U+FFFD per maximal
-// invalid subpart), so ids for invalid input match Hugging Face on the lossily decoded text.
+// Text as bytes, shared by the tokenizer and the chat template interpreter: byte ranges of a
+// text, and UTF-8 decoding, encoding, validation, and replacing invalid bytes by U+FFFD the way
+// Python's and Rust's lossy decoders do (one U+FFFD per maximal invalid subpart), so ids for
+// invalid input match Hugging Face on the lossily decoded text.
 #pragma once
 
 #include <cstddef>
@@ -8,7 +9,13 @@
 #include <string>
 #include <string_view>
 
-namespace dspark::tok {
+namespace dspark {
+
+// Bytes [begin, end) of a text.
+struct ByteSpan {
+  size_t begin = 0;
+  size_t end = 0;
+};
 
 inline constexpr char32_t kReplacementChar = 0xFFFD;
 
@@ -38,4 +45,4 @@ void utf8_append(char32_t cp, std::string* out);
 // Rust's char::is_whitespace (the Unicode White_Space property).
 bool is_unicode_whitespace(char32_t cp);
 
-}  // namespace dspark::tok
+}  // namespace dspark

@@ -4,8 +4,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "dspark/text.h"
 #include "jinja_text.h"
-#include "utf8.h"
 
 namespace dspark::jinja {
 namespace {
@@ -98,7 +98,7 @@ void json_string(std::string_view s, bool ensure_ascii, std::string* out) {
   size_t pos = 0;
   while (pos < s.size()) {
     const size_t start = pos;
-    const char32_t c = tok::utf8_next(s, &pos);
+    const char32_t c = utf8_next(s, &pos);
     switch (c) {
       case '"':
         *out += "\\\"";

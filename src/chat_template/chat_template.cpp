@@ -67,7 +67,7 @@ Value from_json(const Json& j, int depth, bool mark, int role_level = -1) {
 RenderedPrompt to_prompt(jinja::MarkedText t) {
   RenderedPrompt p;
   p.text = std::move(t.text);
-  for (const jinja::ByteRange& r : t.marks.ranges()) p.content.push_back({r.begin, r.end});
+  p.content = t.marks.ranges();
   return p;
 }
 

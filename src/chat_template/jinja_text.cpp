@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "dspark/text.h"
 #include "jinja_value.h"
-#include "utf8.h"
 
 namespace dspark::jinja {
 namespace {
@@ -64,7 +64,7 @@ void append_upper(char32_t c, std::string* out) {
     *out += "SS";
     return;
   }
-  tok::utf8_append(upper_cp(c), out);
+  utf8_append(upper_cp(c), out);
 }
 
 bool is_printable(char32_t c) {
@@ -92,13 +92,13 @@ std::vector<char32_t> code_points(std::string_view s) {
   std::vector<char32_t> out;
   out.reserve(s.size());
   size_t pos = 0;
-  while (pos < s.size()) out.push_back(tok::utf8_next(s, &pos));
+  while (pos < s.size()) out.push_back(utf8_next(s, &pos));
   return out;
 }
 
 std::string from_code_points(const std::vector<char32_t>& cps, size_t begin, size_t end) {
   std::string out;
-  for (size_t i = begin; i < end && i < cps.size(); ++i) tok::utf8_append(cps[i], &out);
+  for (size_t i = begin; i < end && i < cps.size(); ++i) utf8_append(cps[i], &out);
   return out;
 }
 
@@ -222,7 +222,7 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
         out += with;
         ++done;
       }
-      if (i < cps.size()) tok::utf8_append(cps[i], &out);
+      if (i < cps.size()) utf8_append(cps[i], &out);
     }
     return out;
   }
@@ -265,9 +265,9 @@ std::string py_lower(std::string_view s) {
   for (size_t i = 0; i < cps.size(); ++i) {
     // Python's Final_Sigma rule: a capital sigma ending a word lowers to the final form.
     if (cps[i] == 0x3A3 && cased_at(i, -1) && !cased_at(i, 1))
-      tok::utf8_append(0x3C2, &out);
+      utf8_append(0x3C2, &out);
     else
-      tok::utf8_append(lower_cp(cps[i]), &out);
+      utf8_append(lower_cp(cps[i]), &out);
   }
   return out;
 }
@@ -279,7 +279,7 @@ std::string py_capitalize(std::string_view s) {
     if (first)
       append_upper(c, &out);
     else
-      tok::utf8_append(lower_cp(c), &out);
+      utf8_append(lower_cp(c), &out);
     first = false;
   }
   return out;
@@ -290,7 +290,7 @@ std::string py_title(std::string_view s) {
   bool prev_cased = false;
   for (char32_t c : code_points(s)) {
     if (prev_cased)
-      tok::utf8_append(lower_cp(c), &out);
+      utf8_append(lower_cp(c), &out);
     else
       append_upper(c, &out);
     prev_cased = is_cased(c);
@@ -341,7 +341,7 @@ std::string py_repr_string(std::string_view s) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (is_printable(c)) {
-      tok::utf8_append(c, &out);
+      utf8_append(c, &out);
     } else {
       const int digits = c <= 0xFF ? 2 : c <= 0xFFFF ? 4 : 8;
       out += digits == 2 ? "\\x" : digits == 4 ? "\\u" : "\\U";

@@ -127,7 +127,7 @@ const std::vector<std::string> kFragments = {
 std::vector<std::string> seed_templates() {
   std::vector<std::string> seeds;
   const std::filesystem::path dir =
-      std::filesystem::path(DSPARK_SOURCE_DIR) / "tests" / "tokenizer" / "chat_templates";
+      std::filesystem::path(DSPARK_SOURCE_DIR) / "tests" / "chat_template" / "chat_templates";
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     std::ifstream in(entry.path(), std::ios::binary);
     std::ostringstream ss;
