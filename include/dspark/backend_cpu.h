@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dspark/backend.h"
 #include "dspark/loader.h"
 
 namespace dspark::cpu {
@@ -95,20 +96,7 @@ class ThreadPool {
   std::unique_ptr<Impl> impl_;
 };
 
-// A weight matrix as stored in the model file: [rows, cols], each row row_bytes long.
-struct WeightView {
-  DType type = DType::F32;
-  int64_t rows = 0;
-  int64_t cols = 0;
-  const void* data = nullptr;  // [rows, row_bytes]
-  uint64_t row_bytes = 0;
-  // Optional copy of the rows of every whole group of 16 in the kernels' tile layout (see
-  // pack_for_matmul), same size as those rows; matmul and get_row then read it, not data, for
-  // them (the scalar kernels always read data).
-  std::shared_ptr<const uint8_t> packed;  // [rows / 16, 16 * row_bytes]
-
-  static WeightView from(const TensorInfo& t);
-};
+using WeightView = dspark::WeightView;
 
 // Returns w with a packed copy when the active kernels have a packed layout for its type
 // (AVX-512: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; AVX2: the five 32-value formats),
@@ -146,27 +134,9 @@ void get_row(const WeightView& w, int64_t row, float* out /*[w.cols]*/);
 void rmsnorm(const float* x /*[n, d]*/, const float* weight /*[d]*/, int64_t n, int64_t d,
              float eps, float* y /*[n, d]*/);
 
-enum class RopeLayout {
-  Interleaved,  // rotates pairs (2i, 2i+1): GGUF llama (q/k permuted at conversion)
-  Neox,         // rotates (i, i + rot_dims/2): Hugging Face, GGUF qwen2/qwen3
-};
-struct RopeParams {
-  RopeLayout layout = RopeLayout::Neox;
-  int rot_dims = 0;  // leading dims of each head that rotate (= head_dim normally)
-  float theta = 10000.0f;
-  // Frequency scaling: factor 1 = none. Linear divides positions by factor. Llama3 uses
-  // low/high frequency factors around original_context.
-  enum class Scaling { None, Linear, Llama3, Yarn } scaling = Scaling::None;
-  float factor = 1.0f;
-  float low_freq_factor = 1.0f, high_freq_factor = 4.0f;
-  int64_t original_context = 0;
-  float yarn_beta_fast = 32.0f, yarn_beta_slow = 1.0f;
-};
-
-// Inverse frequency of each rotated pair i in [0, rot_dims / 2) with the model's scaling
-// applied, computed in double; *mscale receives the factor YaRN applies to cos/sin (else 1).
-// Shared by every backend so they rotate by the same angles.
-std::vector<double> rope_inv_frequencies(const RopeParams& params, double* mscale);
+using dspark::rope_inv_frequencies;
+using dspark::RopeLayout;
+using dspark::RopeParams;
 // Rotates each head of x in place by its token's position.
 void rope(float* x /*[n_tok, n_heads, head_dim]*/, const int32_t* positions /*[n_tok]*/,
           int64_t n_tok, int64_t n_heads, int64_t head_dim, const RopeParams& params);
@@ -181,26 +151,17 @@ void store_kv_f16(const float* kv /*[n_tok, n_kv_heads*head_dim]*/,
                   const int32_t* slots /*[n_tok]*/, int64_t n_tok, int64_t row_elems,
                   uint16_t* cache /*[n_slots, row_elems]*/);
 
-// Attention of each token over its own list of key slots (context, in-batch tokens, itself) in
-// list order; softmax in fp32 (long lists in fixed 256-key chunks merged in order, so results
-// depend on neither the batch nor the thread count). Grouped-query: head h reads kv head
-// h / (n_heads / n_kv_heads). A token with no keys gets zeros.
-struct AttentionArgs {
-  int64_t n_tok = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
-  float scale = 1.0f;
-  const float* q = nullptr;              // [n_tok, n_heads, head_dim]
-  const uint16_t* k_cache = nullptr;     // [n_slots, n_kv_heads, head_dim] fp16
-  const uint16_t* v_cache = nullptr;     // [n_slots, n_kv_heads, head_dim] fp16
-  const int64_t* key_offsets = nullptr;  // [n_tok + 1]: token t's keys are
-  const int32_t* key_slots = nullptr;    //   key_slots[key_offsets[t] .. key_offsets[t+1])
-  float* out = nullptr;                  // [n_tok, n_heads, head_dim]
-};
-// The args of a model's attention over its KV cache, scaled by 1 / sqrt(head_dim).
-AttentionArgs attention_args(int64_t n_tok, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                             const float* q, const uint16_t* k_cache, const uint16_t* v_cache,
-                             const int64_t* key_offsets, const int32_t* key_slots, float* out);
+using dspark::attention_args;
+using dspark::AttentionArgs;
 void attention(const AttentionArgs& args, ThreadPool& pool);
 void attention_reference(const AttentionArgs& args);
+
+// One row of n floats (n % 32 == 0) as Q8_0 blocks: d = max |x| / 127 (stored f16),
+// q = round(x / d).
+void quantize_row_q8_0(const float* x /*[n]*/, int64_t n, uint8_t* out /*[n / 32 * 34]*/);
+// Backend::quantize_weight and gather_rows of the CPU backend (owned copies, packed).
+Result<WeightView> quantize_weight(const WeightView& w, DType type);
+WeightView gather_rows(const WeightView& w, const int32_t* ids /*[n]*/, int64_t n);
 
 // Index of the largest value (first one on ties).
 int64_t argmax(const float* x /*[n]*/, int64_t n);

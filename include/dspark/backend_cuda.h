@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "dspark/backend_cpu.h"
+#include "dspark/backend.h"
 #include "dspark/loader.h"
 #include "dspark/status.h"
 
@@ -131,8 +131,6 @@ Status silu_mul(const float* gate /*[n]*/, const float* up /*[n]*/, int64_t n, f
 // Rotates each head of x in place by its token's position, as cpu::rope (same layouts and
 // frequency scalings). params.rot_dims must be even, in (0, head_dim] and at most
 // kMaxRopeDims.
-using RopeParams = cpu::RopeParams;
-using RopeLayout = cpu::RopeLayout;
 inline constexpr int kMaxRopeDims = 512;
 Status rope(float* x /*[n_tok, n_heads, head_dim]*/, const int32_t* positions /*[n_tok]*/,
             int64_t n_tok, int64_t n_heads, int64_t head_dim, const RopeParams& params,

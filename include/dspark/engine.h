@@ -209,10 +209,11 @@ class Engine {
   // Waits (up to timeout) until no request is live, then checks the KV block manager: its
   // invariants hold and every block is free or cached with no reference. Errors otherwise.
   Status check_kv_idle(std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  // Waits for the step in progress (the counters are the engine thread's).
-  EngineStats stats();
-  // Requests running (admitted, prefilling or decoding) at the end of the last step, without
-  // waiting for the step in progress: what an admission check on every submit should read.
+  // The counters as the engine thread published them at the end of its last step (never waits
+  // for the step in progress).
+  EngineStats stats() const;
+  // Requests running (admitted, prefilling or decoding) at the end of the last step: what an
+  // admission check on every submit reads.
   int32_t n_running() const;
 
   struct Impl;

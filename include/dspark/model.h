@@ -1,5 +1,5 @@
-// Transformer models (llama, qwen2, qwen3) over the CPU backend. One forward runs a flat batch
-// of tokens from several sequences; each token attends to its sequence's cached KV (through a
+// Transformer models (llama, qwen2, qwen3) over a backend (backend.h). One forward runs a flat
+// batch of tokens from several sequences; each token attends to its sequence's cached KV (through a
 // paged block table) and to chosen earlier tokens of the same batch.
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "dspark/backend_cpu.h"
+#include "dspark/backend.h"
 #include "dspark/loader.h"
 #include "dspark/status.h"
 
@@ -31,7 +31,7 @@ struct ModelConfig {
   int vocab_size = 0;
   int64_t context_length = 0;  // trained context
   float rms_eps = 1e-6f;
-  cpu::RopeParams rope;
+  RopeParams rope;
   bool tied_embeddings = false;
   bool qkv_bias = false;  // qwen2
   bool qk_norm = false;   // qwen3
@@ -110,6 +110,55 @@ struct ForwardOutput {
   std::vector<float> hidden;  // [n_tok, capture_layers.size(), d_model]
 };
 
+// One transformer layer's weights: a llama/qwen2/qwen3 layer of a Model, or a DSpark draft
+// layer. Matrices are backend-placed views; the small vectors are float.
+struct LayerWeights {
+  std::vector<float> attn_norm;  // [d_model]
+  WeightView q;                  // [n_heads * head_dim, d_model]
+  WeightView k;                  // [n_kv_heads * head_dim, d_model]
+  WeightView v;                  // [n_kv_heads * head_dim, d_model]
+  WeightView o;                  // [d_model, n_heads * head_dim]
+  std::vector<float> q_bias;     // [n_heads * head_dim] with qkv_bias, else empty
+  std::vector<float> k_bias;     // [n_kv_heads * head_dim] with qkv_bias, else empty
+  std::vector<float> v_bias;     // [n_kv_heads * head_dim] with qkv_bias, else empty
+  std::vector<float> q_norm;     // [head_dim] with qk_norm, else empty
+  std::vector<float> k_norm;     // [head_dim] with qk_norm, else empty
+  std::vector<float> ffn_norm;   // [d_model]
+  WeightView gate;               // [d_ff, d_model]
+  WeightView up;                 // [d_ff, d_model]
+  WeightView down;               // [d_model, d_ff]
+};
+
+// Activations one layer forward reuses from call to call (grown, never shrunk: steady-state
+// calls do not allocate; new elements are zeroed).
+struct LayerScratch {
+  std::vector<float> xn;    // [n_tok, d_model] normed input of a sub-block
+  std::vector<float> q;     // [n_tok, n_heads * head_dim]
+  std::vector<float> k;     // [n_tok, n_kv_heads * head_dim]
+  std::vector<float> v;     // [n_tok, n_kv_heads * head_dim]
+  std::vector<float> attn;  // [n_tok, n_heads * head_dim]
+  std::vector<float> proj;  // [n_tok, d_model] output of o / down before the residual add
+  std::vector<float> gate;  // [n_tok, d_ff]
+  std::vector<float> up;    // [n_tok, d_ff]
+  void fit(const ModelConfig& c, int64_t n_tok);
+};
+
+// Where a layer's tokens write their K/V and which slots each attends to (host arrays).
+struct LayerKeys {
+  const int32_t* positions = nullptr;    // [n_tok] absolute positions (RoPE)
+  const int32_t* kv_slots = nullptr;     // [n_tok] slots receiving the tokens' K/V
+  const int64_t* key_offsets = nullptr;  // [n_tok + 1] token t attends to
+  const int32_t* key_slots = nullptr;    //   key_slots[key_offsets[t] .. key_offsets[t+1])
+};
+
+// One pre-norm transformer layer over n_tok rows of the residual stream x, in place: the
+// attention block (RMSNorm, q/k/v with the config's biases or per-head q/k norms, RoPE, K/V
+// stored at kv layer `kv_layer`, attention over each token's key list, o, residual add), then
+// the SwiGLU feed-forward block. The slots are trusted: the caller has validated them.
+void forward_layer(const ModelConfig& c, const LayerWeights& L, int kv_layer, const LayerKeys& keys,
+                   int64_t n_tok, float* x /*[n_tok, d_model]*/, KvStorage& kv, LayerScratch& s,
+                   Backend& backend);
+
 class Model {
  public:
   // Optional progress callback (done_bytes, total_bytes) while weights are paged in.
@@ -121,17 +170,17 @@ class Model {
   const ModelFile& file() const { return *file_; }
   uint64_t weight_bytes() const;  // bytes read from weights by one forward
   // The model's own weights, for drafters that share them (DSpark): possibly quantized and
-  // packed, so read them through cpu::get_row and cpu::matmul. They point into the model's
-  // mapped file: valid while the model lives.
-  const cpu::WeightView& token_embedding() const { return token_embd_; }  // [vocab, d_model]
+  // packed, so read them through a Backend's ops. They point into the model's mapped file:
+  // valid while the model lives.
+  const WeightView& token_embedding() const { return token_embd_; }  // [vocab, d_model]
   // [vocab, d_model]; the token embedding itself when tied.
-  const cpu::WeightView& output_head() const { return output_; }
+  const WeightView& output_head() const { return output_; }
 
   // Validates the batch (ids, slots, positions in range) before touching anything. Calls are
   // serialized on an internal mutex (the scratch buffers are reused from call to call), so use
   // one Model per thread for parallel forwards.
   Status forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& out,
-                 cpu::ThreadPool& pool) const;
+                 Backend& backend) const;
   // Grows the forward's scratch to n_tokens (every row with logits), touching it, so that the
   // first step that large pays no allocation and page faults (an engine reserves its per-step
   // token limit at creation; the scratch is shared by every engine on this model). An error
@@ -139,19 +188,16 @@ class Model {
   Status reserve(int64_t n_tokens) const;
 
  private:
-  struct Layer;
   struct Scratch;
   Model();
   Status bind_weights();                         // weights.cpp: finds and checks every tensor
   void page_in(const Progress& progress) const;  // model.cpp: reads the mapped weights once
-  void run_layer(int l, const ForwardBatch& batch, KvStorage& kv, Scratch& s,
-                 cpu::ThreadPool& pool) const;  // forward.cpp
 
   ModelConfig config_;
   std::shared_ptr<ModelFile> file_;
-  std::vector<Layer> layers_;
-  cpu::WeightView token_embd_;      // [vocab, d_model]
-  cpu::WeightView output_;          // [vocab, d_model] (token_embd_ when tied)
+  std::vector<LayerWeights> layers_;
+  WeightView token_embd_;           // [vocab, d_model]
+  WeightView output_;               // [vocab, d_model] (token_embd_ when tied)
   std::vector<float> output_norm_;  // [d_model]
   uint64_t weight_bytes_ = 0;
   mutable std::mutex forward_mutex_;

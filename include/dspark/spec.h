@@ -162,7 +162,7 @@ struct DraftModelConfig {
   int32_t kv_blocks = 0;               // its own paged KV pool
   int32_t block_size = 16;
   int32_t top_k = 4;                // children expanded per node (EAGLE-2 style)
-  cpu::ThreadPool* pool = nullptr;  // threads for its forwards (the engine's)
+  Backend* backend = nullptr;       // runs its forwards (the engine's; nullptr: its own CPU one)
   // Drafts come from ids below this only, so each draft forward computes that many rows of the
   // output projection (for a 0.5B model with a 152k vocabulary the head is ~40% of the weights
   // read). Byte-level BPE ids rise with rarity, so the first 32k cover nearly every token
@@ -192,7 +192,7 @@ struct DSparkDrafterConfig {
   int32_t kv_blocks = 0;  // the target's KV pool: context K/V lives at its slots
   int32_t block_size = 16;
   int32_t max_requests = 8;         // blocks drafted per pass (more inputs: in groups)
-  cpu::ThreadPool* pool = nullptr;  // threads for its matmuls (nullptr: its own pool)
+  Backend* backend = nullptr;       // runs its ops (the engine's; nullptr: its own CPU one)
   uint64_t seed = 0;                // the drafter's sampling generator
   // fc and the draft layers' projections as Q8_0 (dspark_checkpoint.h quantize_layers): about
   // 2.5x faster context commits and block passes on the CPU, drafts within quantization noise.

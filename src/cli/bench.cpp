@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "args.h"
 #include "commands.h"
+#include "dspark/backend_cpu.h"
 #include "model_loading.h"
 #include "sequence_runner.h"
 
@@ -99,15 +101,20 @@ Status bench(const BenchOptions& o) {
   if (!loaded.ok()) return loaded.error();
   const Model& model = *loaded->model;
   const int64_t vocab = model.config().vocab_size;
-  cpu::ThreadPool pool(int(o.threads));
+  const std::unique_ptr<Backend> backend = make_cpu_backend(int(o.threads));
 
-  std::printf("measuring read bandwidth (%d threads)...\n", pool.size());
-  std::vector<double> bws;
-  for (int r = 0; r < 3; ++r) bws.push_back(cpu::measure_read_bandwidth(pool));
-  const double bandwidth = median(bws);
+  double bandwidth = 0.0;
+  {
+    // Its own pool, only for the measurement (the forwards run on the backend's threads).
+    cpu::ThreadPool pool(backend->n_threads());
+    std::printf("measuring read bandwidth (%d threads)...\n", pool.size());
+    std::vector<double> bws;
+    for (int r = 0; r < 3; ++r) bws.push_back(cpu::measure_read_bandwidth(pool));
+    bandwidth = median(bws);
+  }
 
   const std::vector<int> widths = {1, 2, 4, 8, 16};
-  SequenceRunner runner(model, pool, o.context + o.decode_tokens + widths.back() + 1);
+  SequenceRunner runner(model, *backend, o.context + o.decode_tokens + widths.back() + 1);
   // A context of ordinary token ids (a fixed pattern: the values do not change the cost).
   std::vector<int32_t> context(size_t(o.context));
   for (size_t i = 0; i < context.size(); ++i) context[i] = int32_t((i * 7919 + 13) % vocab);
@@ -147,7 +154,7 @@ Status bench(const BenchOptions& o) {
   const double weight_bytes = double(model.weight_bytes());
   const double bound_tok_s = bandwidth / weight_bytes;
   std::printf("\nmodel             %s\n", o.model_path.c_str());
-  std::printf("threads / isa     %d / %s\n", pool.size(), cpu::isa_name());
+  std::printf("threads / isa     %d / %s\n", backend->n_threads(), cpu::isa_name());
   std::printf("read bandwidth    %.1f GB/s (median of 3)\n", bandwidth / 1e9);
   std::printf("weights per token %.1f MiB\n", weight_bytes / (1 << 20));
   std::printf("prefill           %.1f tok/s (%ld tokens)\n", prefill_tok_s, long(o.context));

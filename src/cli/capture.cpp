@@ -113,13 +113,13 @@ void top_k_row(const float* logits /*[V]*/, int64_t V, int64_t K,
 
 // Converts a forward's hidden [n, m, d] and logits [n, V] into rows, in parallel over tokens.
 void convert_rows(const ForwardOutput& out, int64_t n, int64_t md, int64_t V, int64_t K,
-                  cpu::ThreadPool& pool, Rows& rows) {
+                  Backend& backend, Rows& rows) {
   rows.features.resize(size_t(n * md));
   rows.topk_ids.resize(size_t(n * K));
   rows.topk_probs.resize(size_t(n * K));
-  std::vector<std::vector<std::pair<float, int32_t>>> heaps(size_t(pool.size()));
-  std::vector<int64_t> overflows(size_t(pool.size()), 0);
-  pool.run(n, [&](int64_t t, int thread) {
+  std::vector<std::vector<std::pair<float, int32_t>>> heaps(size_t(backend.n_threads()));
+  std::vector<int64_t> overflows(size_t(backend.n_threads()), 0);
+  backend.host_parallel(n, [&](int64_t t, int thread) {
     for (int64_t i = t * md; i < (t + 1) * md; ++i) {
       const float x = out.hidden[size_t(i)];
       rows.features[size_t(i)] = f32_to_f16(x);
@@ -133,7 +133,7 @@ void convert_rows(const ForwardOutput& out, int64_t n, int64_t md, int64_t V, in
 
 // Runs one sequence through the target in chunks of o.chunk tokens (positions from 0, the KV
 // reused from sequence to sequence) and streams its rows to the writer.
-Status capture_sequence(const Model& model, KvStorage& kv, cpu::ThreadPool& pool,
+Status capture_sequence(const Model& model, KvStorage& kv, Backend& backend,
                         const CaptureOptions& o, const std::vector<int32_t>& layer_ids,
                         const std::vector<int32_t>& tokens, ShardWriter& writer,
                         int64_t* overflows) {
@@ -153,8 +153,8 @@ Status capture_sequence(const Model& model, KvStorage& kv, cpu::ThreadPool& pool
       batch.add_token(tokens[size_t(p)], int32_t(p), 0, kBlockSize, /*want_logits=*/true);
     }
     batch.capture_layers = layer_ids;
-    DSPARK_RETURN_IF_ERROR(model.forward(batch, kv, out, pool));
-    convert_rows(out, end - begin, md, V, o.top_k, pool, rows);
+    DSPARK_RETURN_IF_ERROR(model.forward(batch, kv, out, backend));
+    convert_rows(out, end - begin, md, V, o.top_k, backend, rows);
     DSPARK_RETURN_IF_ERROR(writer.write_rows(rows.features, rows.topk_ids, rows.topk_probs));
   }
   *overflows += rows.overflows;
@@ -255,7 +255,7 @@ Status capture_all(const CaptureOptions& o) {
   if (!meta.ok()) return meta.error();
   const int64_t resume_at = meta->samples_done;
 
-  cpu::ThreadPool pool(int(o.threads));
+  const std::unique_ptr<Backend> backend = make_cpu_backend(int(o.threads));
   DSPARK_RETURN_IF_ERROR(model.reserve(std::min(o.chunk, o.max_len)));
   KvStorage kv(model.config(), kBlockSize, int((o.max_len + kBlockSize - 1) / kBlockSize));
   ShardWriter writer(o.output, std::move(meta).value());
@@ -278,7 +278,7 @@ Status capture_all(const CaptureOptions& o) {
       continue;
     }
     DSPARK_RETURN_IF_ERROR(
-        capture_sequence(model, kv, pool, o, *layer_ids, tokens, writer, &progress.overflows));
+        capture_sequence(model, kv, *backend, o, *layer_ids, tokens, writer, &progress.overflows));
     std::vector<uint8_t> mask(tokens.size(), 0);  // [n] 1 on answer tokens
     std::fill(mask.begin() + sample->n_prompt, mask.end(), uint8_t{1});
     DSPARK_RETURN_IF_ERROR(writer.end_sequence(tokens, mask));

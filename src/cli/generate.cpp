@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "dspark/backend_cpu.h"
 #include "dspark/engine.h"
 #include "dspark/sample.h"
 #include "engine_options.h"

@@ -11,10 +11,10 @@ int blocks_for(int64_t tokens, int block_size) {
 }
 }  // namespace
 
-SequenceRunner::SequenceRunner(const Model& model, cpu::ThreadPool& pool, int64_t max_tokens,
+SequenceRunner::SequenceRunner(const Model& model, Backend& backend, int64_t max_tokens,
                                int block_size)
     : model_(model),
-      pool_(pool),
+      backend_(backend),
       capacity_(int64_t(blocks_for(max_tokens, block_size)) * block_size),
       kv_(model.config(), block_size, blocks_for(max_tokens, block_size)) {}
 
@@ -46,7 +46,7 @@ Status SequenceRunner::append(const std::vector<int32_t>& tokens, int64_t n_logi
       batch_.add_token(tokens[size_t(i)], int32_t(n_past_ + i - begin), 0, block_size,
                        i >= n - n_logits);
     }
-    DSPARK_RETURN_IF_ERROR(model_.forward(batch_, kv_, out_, pool_));
+    DSPARK_RETURN_IF_ERROR(model_.forward(batch_, kv_, out_, backend_));
     // Logit rows of this chunk are the tail of the wanted ones.
     const int64_t first_wanted = n - n_logits;
     const int64_t rows_here = int64_t(batch_.logit_rows.size());

@@ -11,8 +11,7 @@ namespace dspark::cli {
 
 class SequenceRunner {
  public:
-  SequenceRunner(const Model& model, cpu::ThreadPool& pool, int64_t max_tokens,
-                 int block_size = 16);
+  SequenceRunner(const Model& model, Backend& backend, int64_t max_tokens, int block_size = 16);
 
   int64_t n_past() const { return n_past_; }
   int64_t capacity() const { return capacity_; }
@@ -26,7 +25,7 @@ class SequenceRunner {
 
  private:
   const Model& model_;
-  cpu::ThreadPool& pool_;
+  Backend& backend_;
   int64_t capacity_;
   KvStorage kv_;
   int64_t n_past_ = 0;

@@ -77,7 +77,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   impl->scheduler = std::make_unique<sched::Scheduler>(std::move(scheduler.value()));
   impl->storage =
       std::make_unique<KvStorage>(config.model->config(), config.block_size, config.kv_blocks);
-  impl->pool = std::make_unique<cpu::ThreadPool>(config.threads);
+  impl->backend = make_cpu_backend(config.threads);
   // The largest step's activations now: the first long prefill then pays no page faults (in
   // --compare-plain the engine that stepped first paid 30-50 ms for both).
   Status reserved = config.model->reserve(config.max_num_batched_tokens);
@@ -88,6 +88,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   impl->config = std::move(config);
   Status spec = impl->init_speculation();
   if (!spec.ok()) return spec.error();
+  impl->publish_stats();  // before the thread starts: stats() of a fresh engine reads it
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -169,24 +170,30 @@ Status Engine::check_kv_idle(std::chrono::milliseconds timeout) {
 }
 
 int32_t Engine::n_running() const {
-  return impl_->n_running_published.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(impl_->snapshot_mu);
+  return impl_->snapshot.sched.n_running;
 }
 
-EngineStats Engine::stats() {
-  std::lock_guard<std::mutex> lock(impl_->state_mu);
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->snapshot_mu);
+  return impl_->snapshot;
+}
+
+void Engine::Impl::publish_stats() {
   EngineStats s;
-  s.sched = impl_->scheduler->stats();
-  s.n_steps = impl_->n_steps;
-  s.n_forward_tokens = impl_->n_forward_tokens;
-  s.n_prompt_tokens = impl_->n_prompt_tokens;
-  s.n_generated_tokens = impl_->n_generated_tokens;
-  s.step_seconds = impl_->step_seconds;
-  s.spec_method = impl_->config.spec.method;
-  s.spec = impl_->spec_totals;
-  s.spec_mean_depth = impl_->spec_mean_depth;
-  s.spec_stopped = impl_->spec_stopped;
-  s.spec_calibration_ece = impl_->calibrator ? impl_->calibrator->ece() : 0.0;
-  return s;
+  s.sched = scheduler->stats();
+  s.n_steps = n_steps;
+  s.n_forward_tokens = n_forward_tokens;
+  s.n_prompt_tokens = n_prompt_tokens;
+  s.n_generated_tokens = n_generated_tokens;
+  s.step_seconds = step_seconds;
+  s.spec_method = config.spec.method;
+  s.spec = spec_totals;
+  s.spec_mean_depth = spec_mean_depth;
+  s.spec_stopped = spec_stopped;
+  s.spec_calibration_ece = calibrator ? calibrator->ece() : 0.0;
+  std::lock_guard<std::mutex> lock(snapshot_mu);
+  snapshot = std::move(s);
 }
 
 void Engine::Impl::run() {
@@ -225,7 +232,9 @@ void Engine::Impl::run() {
         step();
         step_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
       }
-      n_running_published.store(scheduler->stats().n_running, std::memory_order_relaxed);
+      publish_stats();
+      for (auto& [stream, event] : finals_pending) stream->push(std::move(event));
+      finals_pending.clear();
     }
     if (may_step && config.turns) config.turns->end(config.turn_player);
     idle_cv.notify_all();
@@ -256,16 +265,16 @@ void Engine::Impl::finish(LiveRequest& r, FinishReason reason, const std::string
   FinalRecord f;
   f.reason = reason;
   f.message = message;
-  f.n_prompt_tokens = static_cast<int32_t>(r.prompt.size());
-  f.n_completion_tokens = static_cast<int32_t>(r.output.size());
+  f.n_prompt_tokens = r.n_prompt;
+  f.n_completion_tokens = static_cast<int32_t>(r.output().size());
   if (r.scheduled) f.timings.queue_s = secs(r.first_scheduled - r.submitted);
-  if (!r.output.empty()) {
+  if (!r.output().empty()) {
     f.timings.ttft_s = secs(r.first_token - r.submitted);
     f.timings.decode_s = secs(r.last_token - r.first_token);
   }
   f.spec = r.spec;
   tail.final = std::move(f);
-  r.stream->push(std::move(tail));
+  finals_pending.emplace_back(r.stream, std::move(tail));
   const RequestId id = r.id;
   if (drafter) drafter->release(id);
   requests.erase(id);

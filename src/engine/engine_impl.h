@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,9 +25,8 @@ using Clock = std::chrono::steady_clock;
 struct LiveRequest {
   RequestId id = 0;
   std::shared_ptr<Stream> stream;
-  std::vector<int32_t> prompt;  // [n_prompt]
-  std::vector<int32_t> output;  // [n_generated] sampled so far
-  std::vector<int32_t> tokens;  // [n_prompt + n_generated] both, for the drafter
+  std::vector<int32_t> tokens;  // [n_prompt + n_generated] the prompt, then what was sampled
+  int32_t n_prompt = 0;
   SpecStats spec;
   Sampler sampler;
   FinishChecker checker;
@@ -41,13 +41,18 @@ struct LiveRequest {
               std::vector<int32_t> eos, Clock::time_point t)
       : id(id_),
         stream(std::move(s)),
-        prompt(std::move(r.prompt)),
-        tokens(prompt),
+        tokens(std::move(r.prompt)),
+        n_prompt(static_cast<int32_t>(tokens.size())),
         sampler(r.params),
         checker(r.params, std::move(eos)),
         detok(tok),
         submitted(t),
         speculate(r.speculate) {}
+
+  std::span<const int32_t> prompt() const { return {tokens.data(), size_t(n_prompt)}; }
+  std::span<const int32_t> output() const {
+    return std::span<const int32_t>(tokens).subspan(size_t(n_prompt));
+  }
 };
 
 struct Pending {
@@ -90,12 +95,18 @@ struct Engine::Impl {
 
   // Owned by the engine thread; also read under state_mu by check_kv_idle/stats.
   std::mutex state_mu;
-  // scheduler->stats().n_running after each step, for Engine::n_running() (no lock).
-  std::atomic<int32_t> n_running_published{0};
+  // What stats() and n_running() read: published at the end of every loop turn (under
+  // state_mu), so readers never wait for a step.
+  std::mutex snapshot_mu;
+  EngineStats snapshot;  // guarded by snapshot_mu
+  void publish_stats();  // call under state_mu
+  // Final events of requests finished in this loop turn, pushed after publish_stats: whoever
+  // waits for a request's end then reads stats that include the step that ended it.
+  std::vector<std::pair<std::shared_ptr<Stream>, Event>> finals_pending;
   std::unique_ptr<kv::BlockManager> kv;
   std::unique_ptr<sched::Scheduler> scheduler;
   std::unique_ptr<KvStorage> storage;
-  std::unique_ptr<cpu::ThreadPool> pool;
+  std::unique_ptr<Backend> backend;  // runs every forward and the host-parallel sampling
   std::unordered_map<RequestId, LiveRequest> requests;
   // The step's forward output, kept between steps (it holds its largest step's logits): a fresh
   // one re-allocated megabytes of logits every step, and what that cost depended on which

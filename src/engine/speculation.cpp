@@ -21,8 +21,8 @@ constexpr int64_t kProbeRounds = 4;           // verified rounds before a catch-
 // Seconds of one forward over n tokens of one sequence written from slot 0 (all blocks are free
 // at start-up), logits on every row (ids below logit_vocab, 0: all) as in a verification step or
 // a draft level; the best of two runs.
-Result<double> time_forward(const Model& model, KvStorage& storage, cpu::ThreadPool& pool,
-                            int32_t n, int32_t logit_vocab = 0) {
+Result<double> time_forward(const Model& model, KvStorage& storage, Backend& backend, int32_t n,
+                            int32_t logit_vocab = 0) {
   ForwardBatch batch;
   batch.logit_vocab = logit_vocab;
   SeqRef seq;
@@ -33,7 +33,7 @@ Result<double> time_forward(const Model& model, KvStorage& storage, cpu::ThreadP
   double best = 1e30;
   for (int rep = 0; rep < 2; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
-    DSPARK_RETURN_IF_ERROR(model.forward(batch, storage, out, pool));
+    DSPARK_RETURN_IF_ERROR(model.forward(batch, storage, out, backend));
     best = std::min(best,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -87,7 +87,7 @@ Status Engine::Impl::init_speculation() {
     dc.kv_blocks = config.kv_blocks;
     dc.block_size = config.block_size;
     dc.max_requests = config.max_num_seqs;
-    dc.pool = pool.get();
+    dc.backend = backend.get();
     dc.quantize_layers = true;
     auto made = spec::make_dspark_drafter(dc);
     if (!made.ok()) return Error{"engine: dspark drafter: " + made.error().message};
@@ -106,7 +106,7 @@ Status Engine::Impl::init_speculation() {
     dc.kv_blocks = sc.draft_kv_blocks > 0 ? sc.draft_kv_blocks : config.kv_blocks;
     dc.block_size = config.block_size;
     dc.top_k = sc.draft_top_k;
-    dc.pool = pool.get();
+    dc.backend = backend.get();
     auto made = spec::make_draft_model_drafter(dc);
     if (!made.ok()) return Error{"engine: draft model: " + made.error().message};
     drafter = std::move(made).value();
@@ -127,7 +127,7 @@ Status Engine::Impl::init_speculation() {
   std::vector<double> seconds(sizes.size(), 1.0);
   if (sc.profile) {
     for (size_t i = 0; i < sizes.size(); ++i) {
-      auto t = time_forward(*config.model, *storage, *pool, sizes[i]);
+      auto t = time_forward(*config.model, *storage, *backend, sizes[i]);
       if (!t.ok()) return Error{"engine: SPS profile: " + t.error().message};
       seconds[i] = *t;
     }
@@ -151,7 +151,7 @@ Status Engine::Impl::profile_draft_model(const std::vector<int32_t>& sizes) {
       std::min<int64_t>(spec::DraftModelConfig{}.vocab_limit, draft.config().vocab_size));
   std::vector<double> seconds;
   for (int32_t n : sizes) {
-    auto t = time_forward(draft, scratch, *pool, n, head);
+    auto t = time_forward(draft, scratch, *backend, n, head);
     if (!t.ok()) return Error{"engine: draft model profile: " + t.error().message};
     seconds.push_back(*t);
   }
@@ -208,7 +208,7 @@ int32_t Engine::Impl::choose_depth(const sched::StepPlan& plan, const std::vecto
     double remaining = 0;
     for (size_t i : index) {
       const LiveRequest& r = requests.at(plan.requests[i].id);
-      remaining += r.sampler.params().max_tokens - static_cast<double>(r.output.size());
+      remaining += r.sampler.params().max_tokens - static_cast<double>(r.output().size());
     }
     di.catch_up_seconds = catch_up_seconds(plan, index);
     di.remaining_tokens = remaining / double(index.size());
@@ -243,7 +243,7 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
     const LiveRequest& r = requests.at(sr.id);
     if (!r.speculate) continue;                                         // opted out
     if (r.tokens.empty() || r.tokens.back() != sr.tokens[0]) continue;  // not at its anchor
-    if (r.sampler.params().max_tokens - static_cast<int32_t>(r.output.size()) < 2) continue;
+    if (r.sampler.params().max_tokens - static_cast<int32_t>(r.output().size()) < 2) continue;
     index.push_back(i);
   }
   if (index.empty()) return;
@@ -261,11 +261,11 @@ void Engine::Impl::plan_speculation(const sched::StepPlan& plan, std::vector<Spe
     const sched::ScheduledRequest& sr = plan.requests[i];
     LiveRequest& r = requests.at(sr.id);
     // The bonus token always comes on top of the accepted drafts.
-    const int32_t left = r.sampler.params().max_tokens - static_cast<int32_t>(r.output.size());
+    const int32_t left = r.sampler.params().max_tokens - static_cast<int32_t>(r.output().size());
     spec::DraftInput in;
     in.id = sr.id;
     in.tokens = r.tokens;
-    in.n_prompt = static_cast<int32_t>(r.prompt.size());
+    in.n_prompt = r.n_prompt;
     in.max_nodes = sc.tree_budget;
     in.max_depth = std::min(draft_depth, left - 1);
     in.params = &r.sampler.params();
@@ -364,16 +364,16 @@ const float* Engine::Impl::processed_logits(const LiveRequest& r, const SpecWork
   const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;  // [vocab]
   const int64_t depth = node < 0 ? 0 : w.tree.depth(node);
   const SamplingParams& params = r.sampler.params();
-  if (!logits_processors_active(params, static_cast<int64_t>(r.output.size()) + depth)) {
+  if (!logits_processors_active(params, static_cast<int64_t>(r.output().size()) + depth)) {
     return logits;
   }
   // The history the target would have seen: the output so far plus the path to the node.
-  std::vector<int32_t> history = r.output;
+  std::vector<int32_t> history(r.output().begin(), r.output().end());
   const size_t n_output = history.size();
   for (int32_t n = node; n >= 0; n = w.tree.parent[n]) history.push_back(w.tree.tokens[n]);
   std::reverse(history.begin() + std::ptrdiff_t(n_output), history.end());
   buffer.assign(logits, logits + vocab);
-  apply_logits_processors(params, TokenHistory{r.prompt, history, eos_ids}, buffer.data(), vocab);
+  apply_logits_processors(params, TokenHistory{r.prompt(), history, eos_ids}, buffer.data(), vocab);
   return buffer.data();
 }
 

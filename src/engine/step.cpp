@@ -10,13 +10,12 @@ size_t Engine::Impl::emit(LiveRequest& r, const Produced& produced, const Forwar
   const int64_t vocab = config.model->config().vocab_size;
   const SamplingParams& params = r.sampler.params();
   const auto now = Clock::now();
-  if (r.output.empty()) r.first_token = now;
+  if (r.output().empty()) r.first_token = now;
   r.last_token = now;
   Event e;
   size_t kept = 0;
   for (size_t i = 0; i < produced.tokens.size() && !r.finish; ++i) {
     const int32_t token = produced.tokens[i];
-    r.output.push_back(token);
     r.tokens.push_back(token);
     ++kept;
     e.tokens.push_back(token);
@@ -136,7 +135,7 @@ void Engine::Impl::step() {
 
   ForwardOutput& out = forward_out;
   const auto t_forward = Clock::now();
-  Status st = config.model->forward(batch, *storage, out, *pool);
+  Status st = config.model->forward(batch, *storage, out, *backend);
   if (!st.ok()) {
     fail_all("forward: " + st.message());
     (void)scheduler->update(plan, {});
@@ -156,7 +155,7 @@ void Engine::Impl::step() {
   for (size_t i = 0; i < plan.requests.size(); ++i) {
     if (plan.requests[i].samples) sampling[i] = &requests.at(plan.requests[i].id);
   }
-  pool->run(static_cast<int64_t>(sampling.size()), [&](int64_t i, int) {
+  backend->host_parallel(static_cast<int64_t>(sampling.size()), [&](int64_t i, int) {
     LiveRequest* r = sampling[size_t(i)];
     if (r == nullptr) return;
     Produced& p = produced_by[size_t(i)];
@@ -166,7 +165,7 @@ void Engine::Impl::step() {
     }
     const float* logits = out.logits.data() + int64_t{sample_row[size_t(i)]} * vocab;  // [vocab]
     p.tokens.push_back(
-        r->sampler.sample(logits, vocab, TokenHistory{r->prompt, r->output, eos_ids}));
+        r->sampler.sample(logits, vocab, TokenHistory{r->prompt(), r->output(), eos_ids}));
     p.rows.push_back(sample_row[size_t(i)]);
   });
   std::vector<sched::SampledToken> sampled;

@@ -167,7 +167,7 @@ Result<ModelConfig> from_gguf(const ModelFile& file) {
   c.context_length = *ctx;
   // llama.cpp's converter permutes llama q/k rows so that adjacent pairs rotate; it leaves
   // qwen2/qwen3 in the Hugging Face half-split order.
-  c.rope.layout = c.arch == Arch::Llama ? cpu::RopeLayout::Interleaved : cpu::RopeLayout::Neox;
+  c.rope.layout = c.arch == Arch::Llama ? RopeLayout::Interleaved : RopeLayout::Neox;
   DSPARK_RETURN_IF_ERROR(model_detail::read_gguf_rope_scaling(file, *arch, &c));
 
   auto vocab = embedding_rows(file);
@@ -262,7 +262,7 @@ Result<ModelConfig> from_hf(const ModelFile& file) {
   auto ctx = file.get_int("hf.max_position_embeddings");
   if (!ctx.ok()) return Error{"config.json: " + ctx.error().message};
   c.context_length = *ctx;
-  c.rope.layout = cpu::RopeLayout::Neox;  // Hugging Face q/k rows are in half-split order
+  c.rope.layout = RopeLayout::Neox;  // Hugging Face q/k rows are in half-split order
   DSPARK_RETURN_IF_ERROR(model_detail::read_hf_rope_scaling(file, &c));
 
   auto vocab = embedding_rows(file);

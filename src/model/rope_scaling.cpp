@@ -13,7 +13,7 @@ namespace dspark::model_detail {
 
 namespace {
 
-using Scaling = cpu::RopeParams::Scaling;
+using Scaling = RopeParams::Scaling;
 constexpr double kPi = 3.14159265358979323846;
 
 Status check_factor(const std::string& key, double factor) {
@@ -44,7 +44,7 @@ bool reproduces(const std::vector<double>& wavelen, const std::vector<float>& di
 // own frequencies matter, so the blend region is fitted to them: the blend is linear in
 // 1/wavelength, equal to 1 at the last unscaled frequency's side and 0 at the first fully
 // scaled one.
-Status fit_llama3(const TensorInfo& t, const ModelConfig& c, cpu::RopeParams* rope) {
+Status fit_llama3(const TensorInfo& t, const ModelConfig& c, RopeParams* rope) {
   const int half = c.rope.rot_dims / 2;
   if (t.shape.size() != 1 || t.shape[0] != half ||
       (t.type != DType::F32 && t.type != DType::F16 && t.type != DType::BF16)) {
@@ -136,7 +136,7 @@ Status read_gguf_rope_scaling(const ModelFile& file, const std::string& arch, Mo
   if (!factor.ok()) return factor.error();
   auto legacy_linear = float_or(file, p + "scale_linear", 1.0);
   if (!legacy_linear.ok()) return legacy_linear.error();
-  cpu::RopeParams& r = c->rope;
+  RopeParams& r = c->rope;
   if (*type == "none" && *legacy_linear != 1.0) {
     DSPARK_RETURN_IF_ERROR(check_factor(p + "scale_linear", *legacy_linear));
     r.scaling = Scaling::Linear;
@@ -183,7 +183,7 @@ Status read_hf_rope_scaling(const ModelFile& file, ModelConfig* c) {
     kind = string_or(file, p + "type", "default");
     if (!kind.ok()) return kind.error();
   }
-  cpu::RopeParams& r = c->rope;
+  RopeParams& r = c->rope;
   if (*kind == "default") return Status::Ok();
   auto factor = file.get_float(p + "factor");
   if (!factor.ok()) return factor.error();

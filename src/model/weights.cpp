@@ -3,6 +3,7 @@
 #include <string>
 
 #include "config_read.h"
+#include "dspark/backend_cpu.h"
 #include "model_internal.h"
 
 namespace dspark {
@@ -17,8 +18,7 @@ class Binder {
   Binder(const ModelFile& file, const ModelConfig& c) : file_(file), c_(c) {}
 
   // A matrix the CPU kernels multiply with directly: [rows, cols], computable type.
-  Result<cpu::WeightView> matrix(Tensor t, int layer, int64_t rows, int64_t cols,
-                                 const char* what) {
+  Result<WeightView> matrix(Tensor t, int layer, int64_t rows, int64_t cols, const char* what) {
     auto info = find(t, layer, what);
     if (!info.ok()) return info.error();
     const TensorInfo& ti = **info;
@@ -28,7 +28,7 @@ class Binder {
                    "] for this " + arch_name(c_.arch) + " config"};
     }
     DSPARK_RETURN_IF_ERROR(computable(ti, what, /*matrix=*/true));
-    const cpu::WeightView w = cpu::WeightView::from(ti);
+    const WeightView w = WeightView::from(ti);
     // Matrices the forward multiplies with go to the kernels' packed layout where they have
     // one; the embedding table is only read row by row (unless tied, see bind_weights).
     return t == Tensor::Embedding ? w : cpu::pack_for_matmul(w, /*release_source=*/true);
@@ -104,7 +104,7 @@ Status Model::bind_weights() {
   }
   layers_.resize(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
-    Layer& L = layers_[l];
+    LayerWeights& L = layers_[l];
     DSPARK_ASSIGN(L.attn_norm, b.vector(Tensor::AttnNorm, l, d, "attention norm"));
     DSPARK_ASSIGN(L.q, b.matrix(Tensor::Q, l, q_dim, d, "query projection"));
     DSPARK_ASSIGN(L.k, b.matrix(Tensor::K, l, kv_dim, d, "key projection"));
@@ -127,10 +127,10 @@ Status Model::bind_weights() {
 
   // Bytes one forward reads: every matrix once (embedding rows are negligible) plus the small
   // float vectors.
-  auto bytes = [](const cpu::WeightView& w) { return uint64_t(w.rows) * w.row_bytes; };
+  auto bytes = [](const WeightView& w) { return uint64_t(w.rows) * w.row_bytes; };
   uint64_t total = bytes(output_) + output_norm_.size() * sizeof(float);
-  for (const Layer& L : layers_) {
-    for (const cpu::WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+  for (const LayerWeights& L : layers_) {
+    for (const WeightView* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
       total += bytes(*w);
     }
     for (const std::vector<float>* v :

@@ -106,8 +106,7 @@ std::optional<ApiError> prepare(const State& state, const ServedModel& model,
 std::optional<ApiError> submit_all(State& state, const ServedModel& model, const Prepared& p,
                                    EngineRequests* requests) {
   std::lock_guard<std::mutex> lock(state.admission_mu);
-  // n_running(), not stats(): stats() waits for the step in progress, which made every submit
-  // wait a step (and then often miss the next one).
+  // Requests running at the end of the engine's last step (published, never waits for a step).
   const int64_t queued = state.live_engine_requests() - int64_t(model.engine->n_running());
   if (queued >= state.options.max_queued_requests) {
     return ApiError{429,

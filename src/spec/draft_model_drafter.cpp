@@ -66,8 +66,8 @@ DraftModelDrafter::DraftModelDrafter(DraftModelConfig config, kv::BlockManager b
     : config_(std::move(config)),
       blocks_(std::move(blocks)),
       kv_(config_.model->config(), config_.block_size, config_.kv_blocks),
-      own_pool_(config_.pool == nullptr ? std::make_unique<cpu::ThreadPool>() : nullptr),
-      pool_(config_.pool != nullptr ? config_.pool : own_pool_.get()) {}
+      own_backend_(config_.backend == nullptr ? make_cpu_backend() : nullptr),
+      backend_(config_.backend != nullptr ? config_.backend : own_backend_.get()) {}
 
 Result<std::unique_ptr<DraftModelDrafter>> DraftModelDrafter::create(DraftModelConfig config) {
   const std::string who = "draft-model drafter: ";
@@ -207,7 +207,7 @@ Status DraftModelDrafter::catch_up(std::vector<Active>& active) {
     }
     if (b.tokens.empty()) break;
     b.logit_vocab = int32_t(vocab);
-    DSPARK_RETURN_IF_ERROR(model.forward(b, kv_, forward_out_, *pool_));
+    DSPARK_RETURN_IF_ERROR(model.forward(b, kv_, forward_out_, *backend_));
     for (size_t r = 0; r < owner.size(); ++r) {
       Active& a = active[owner[r]];
       const float* row = forward_out_.logits.data() + int64_t(r) * vocab;
@@ -256,7 +256,7 @@ Result<bool> DraftModelDrafter::expand_level(std::vector<Active>& active, int32_
   }
   if (b.tokens.empty()) return false;
   b.logit_vocab = int32_t(vocab);
-  DSPARK_RETURN_IF_ERROR(model.forward(b, kv_, forward_out_, *pool_));
+  DSPARK_RETURN_IF_ERROR(model.forward(b, kv_, forward_out_, *backend_));
   for (size_t r = 0; r < rows.size(); ++r) {
     active[rows[r].first].tree.expand(rows[r].second,
                                       forward_out_.logits.data() + int64_t(r) * vocab, vocab);

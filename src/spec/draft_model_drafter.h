@@ -50,8 +50,8 @@ class DraftModelDrafter final : public Drafter {
   DraftModelConfig config_;
   kv::BlockManager blocks_;
   KvStorage kv_;
-  std::unique_ptr<cpu::ThreadPool> own_pool_;  // when the config gave none
-  cpu::ThreadPool* pool_;
+  std::unique_ptr<Backend> own_backend_;  // when the config gave none
+  Backend* backend_;                      // config_.backend or own_backend_
   // Committed tokens the block manager holds for each request (to detect a changed history).
   std::unordered_map<RequestId, std::vector<int32_t>> tokens_;
   ForwardOutput forward_out_;

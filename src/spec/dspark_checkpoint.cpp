@@ -57,10 +57,10 @@ class TensorBinder {
  public:
   TensorBinder(const ModelFile& file, const ConfigReader& config) : file_(file), config_(config) {}
 
-  Result<cpu::WeightView> matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  Result<WeightView> matrix(const std::string& name, int64_t rows, int64_t cols) const {
     auto t = find(name, {rows, cols});
     if (!t.ok()) return t.error();
-    return cpu::WeightView::from(**t);
+    return WeightView::from(**t);
   }
   bool has(const std::string& name) const { return file_.tensor(name) != nullptr; }
   // A [n] vector, or a [1, n] matrix's single row when as_row.
@@ -115,7 +115,7 @@ Status read_config(const ModelFile& file, const ConfigReader& cfg, const ModelCo
   lc.name = file.dir();
   // DeepSpec's draft layers are Hugging Face Qwen3 layers: rotate-half over the whole head,
   // even when the target's own q/k rows were permuted for the interleaved layout (GGUF llama).
-  lc.rope.layout = cpu::RopeLayout::Neox;
+  lc.rope.layout = RopeLayout::Neox;
   lc.rope.rot_dims = target.head_dim;
 
   // Geometry that must equal the target's (the draft reads its features and shares its KV
@@ -266,7 +266,7 @@ Status bind_layer(const TensorBinder& tb, const ModelConfig& c, int i, DraftLaye
   struct Mat {
     const char* name;
     int64_t rows, cols;
-    cpu::WeightView* dst;
+    WeightView* dst;
   };
   for (const Mat& m : {Mat{"self_attn.q_proj.weight", q_rows, d, &L->q},
                        Mat{"self_attn.k_proj.weight", kv_rows, d, &L->k},
@@ -301,7 +301,7 @@ Status bind_tensors(const TensorBinder& tb, Checkpoint* ck) {
   struct Mat {
     const char* name;
     int64_t rows, cols;
-    cpu::WeightView* dst;
+    WeightView* dst;
   };
   std::vector<Mat> mats = {Mat{"fc.weight", d, ck->n_features() * d, &ck->fc}};
   // Frozen copies of the target's: optional, the target's own weights stand in (share_with).
@@ -342,8 +342,8 @@ Status bind_tensors(const TensorBinder& tb, Checkpoint* ck) {
 // The target's token embedding and output head for the tensors the checkpoint lacks.
 Status share_with(const Model& model, Checkpoint* ck) {
   const ModelConfig& c = ck->layers_config;
-  const cpu::WeightView* from[] = {&model.token_embedding(), &model.output_head()};
-  cpu::WeightView* to[] = {&ck->embed, &ck->lm_head};
+  const WeightView* from[] = {&model.token_embedding(), &model.output_head()};
+  WeightView* to[] = {&ck->embed, &ck->lm_head};
   const bool own[] = {ck->own_embed, ck->own_lm_head};
   const char* what[] = {"token embedding", "output head"};
   for (int i = 0; i < 2; ++i) {
@@ -361,7 +361,7 @@ Status share_with(const Model& model, Checkpoint* ck) {
 
 }  // namespace
 
-Result<Checkpoint> load_checkpoint(const std::string& path, const Model& model) {
+Result<Checkpoint> load_checkpoint(const std::string& path, const Model& model, Backend& backend) {
   const ModelConfig& target = model.config();
   if (target.d_model < 1 || target.n_heads < 1 || target.n_kv_heads < 1 || target.head_dim < 1 ||
       target.vocab_size < 1 || target.n_layers < 1) {
@@ -379,7 +379,7 @@ Result<Checkpoint> load_checkpoint(const std::string& path, const Model& model) 
   DSPARK_RETURN_IF_ERROR(read_config(*ck.file, cfg, target, &ck));
   DSPARK_RETURN_IF_ERROR(bind_tensors(TensorBinder(*ck.file, cfg), &ck));
   DSPARK_RETURN_IF_ERROR(share_with(model, &ck));
-  DSPARK_RETURN_IF_ERROR(cut_draft_vocab(*ck.file, &ck));
+  DSPARK_RETURN_IF_ERROR(cut_draft_vocab(*ck.file, backend, &ck));
   return ck;
 }
 

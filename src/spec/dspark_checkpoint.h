@@ -7,32 +7,21 @@
 #include <string>
 #include <vector>
 
-#include "dspark/backend_cpu.h"
+#include "dspark/backend.h"
 #include "dspark/loader.h"
 #include "dspark/model.h"
 #include "dspark/status.h"
 
 namespace dspark::spec::dspark_detail {
 
-// One Qwen3 draft layer (no biases; q/k RMS norm per head).
-struct DraftLayer {
-  std::vector<float> attn_norm;  // [d_model] input_layernorm
-  std::vector<float> ffn_norm;   // [d_model] post_attention_layernorm
-  std::vector<float> q_norm;     // [head_dim]
-  std::vector<float> k_norm;     // [head_dim]
-  cpu::WeightView q;             // [n_heads * head_dim, d_model]
-  cpu::WeightView k;             // [n_kv_heads * head_dim, d_model]
-  cpu::WeightView v;             // [n_kv_heads * head_dim, d_model]
-  cpu::WeightView o;             // [d_model, n_heads * head_dim]
-  cpu::WeightView gate;          // [d_ff, d_model]
-  cpu::WeightView up;            // [d_ff, d_model]
-  cpu::WeightView down;          // [d_model, d_ff]
-};
+// One Qwen3 draft layer: the model's own layer weights (no biases; q/k RMS norm per head,
+// input_layernorm as attn_norm, post_attention_layernorm as ffn_norm), run by forward_layer.
+using DraftLayer = LayerWeights;
 
 struct Checkpoint {
-  std::shared_ptr<ModelFile> file;  // owns the mapped weights every view points into
+  std::shared_ptr<ModelFile> file;  // owns the mapped weights the bound views point into
   // Geometry of the draft layers: the target's, with the checkpoint's layer count and d_ff
-  // (what KvStorage and the kernels need).
+  // (what KvStorage and the backend ops need).
   ModelConfig layers_config;
   int32_t block_size = 0;                 // B: draft positions per round
   int32_t mask_token = 0;                 // id of the MASK embedding row
@@ -43,16 +32,16 @@ struct Checkpoint {
   std::vector<float> confidence_temperatures;
   // The checkpoint's embed_tokens / lm_head, or the target's own token embedding / output head
   // when the checkpoint has none (possibly quantized; they point into the target's weights).
-  cpu::WeightView embed;           // [vocab, d_model]
-  cpu::WeightView lm_head;         // [vocab, d_model]
+  WeightView embed;                // [vocab, d_model]
+  WeightView lm_head;              // [vocab, d_model]
   bool own_embed = false;          // embed is the checkpoint's
   bool own_lm_head = false;        // lm_head is the checkpoint's
-  cpu::WeightView fc;              // [d_model, m * d_model]
+  WeightView fc;                   // [d_model, m * d_model]
   std::vector<float> hidden_norm;  // [d_model] applied to fc's output (the context)
   std::vector<float> norm;         // [d_model] applied after the last draft layer
   std::vector<DraftLayer> layers;  // [n_draft_layers]
-  cpu::WeightView markov_w1;       // [vocab, r] embedding table of the previous token
-  cpu::WeightView markov_w2;       // [vocab, r] r -> vocab projection
+  WeightView markov_w1;            // [vocab, r] embedding table of the previous token
+  WeightView markov_w2;            // [vocab, r] r -> vocab projection
   // [d_model + r] (or [d_model] without the Markov feature): weights over [h ; W1[prev]].
   std::vector<float> confidence_w;
   float confidence_b = 0.0f;
@@ -60,11 +49,8 @@ struct Checkpoint {
   // --loss-vocab writes; empty: every id) and the two vocabulary-sized heads cut to those rows,
   // so a round multiplies V' rows, not vocab. Without ids they are lm_head and markov_w2.
   std::vector<int32_t> draft_ids;
-  cpu::WeightView draft_head;  // [V', d_model]
-  cpu::WeightView draft_w2;    // [V', r]
-  // Storage of the views made at load (cut heads, quantized layers) that do not point into the
-  // mapped files.
-  std::vector<std::shared_ptr<const std::vector<uint8_t>>> owned;
+  WeightView draft_head;  // [V', d_model]
+  WeightView draft_w2;    // [V', r]
 
   int64_t d_model() const { return layers_config.d_model; }
   int64_t vocab() const { return layers_config.vocab_size; }
@@ -78,15 +64,16 @@ struct Checkpoint {
 };
 
 // Reads the optional draft_vocab_ids tensor (I32 [V'], strictly increasing ids in [0, vocab))
-// and sets draft_ids, draft_head and draft_w2 (row copies of lm_head and markov_w2, packed for
-// the kernels). Called once lm_head and markov_w2 are bound.
-Status cut_draft_vocab(const ModelFile& file, Checkpoint* ck);
+// and sets draft_ids, draft_head and draft_w2 (row copies of lm_head and markov_w2 the backend
+// gathers and places, owned by the views). Called once lm_head and markov_w2 are bound.
+Status cut_draft_vocab(const ModelFile& file, Backend& backend, Checkpoint* ck);
 
 // Re-encodes fc and every draft layer's projections as Q8_0 (rows of 32-value blocks, one f16
-// scale each), packed for the kernels: the integer kernels run them several times faster than
-// the BF16 float path, for drafts within quantization noise of the float drafter. Matrices
-// whose width is not a multiple of 32 stay as they are.
-void quantize_layers(Checkpoint* ck);
+// scale each) through backend.quantize_weight, placed and owned by the views: the CPU integer
+// kernels run them several times faster than the BF16 float path, for drafts within
+// quantization noise of the float drafter. Matrices whose width is not a multiple of 32 stay as
+// they are.
+Status quantize_layers(Backend& backend, Checkpoint* ck);
 
 // Opens the folder at path and checks it against the target: architecture Qwen3DSparkModel,
 // d_model / heads / head_dim / vocab equal to the target's, num_target_layers == target
@@ -96,7 +83,8 @@ void quantize_layers(Checkpoint* ck);
 // expected shape and a BF16, F16 or F32 type. embed_tokens.weight and lm_head.weight may be
 // absent: each missing one is the target's token embedding / output head. The draft layers'
 // RoPE is rotate-half over the whole head whatever the target's layout, with the target's theta
-// and scaling. The checkpoint keeps views of target's weights: target must outlive it.
-Result<Checkpoint> load_checkpoint(const std::string& path, const Model& target);
+// and scaling. The checkpoint keeps views of target's weights: target must outlive it. backend
+// makes the cut heads (cut_draft_vocab).
+Result<Checkpoint> load_checkpoint(const std::string& path, const Model& target, Backend& backend);
 
 }  // namespace dspark::spec::dspark_detail

@@ -26,7 +26,8 @@ struct DSparkDrafter::Active {
   float temperature;  // <= 1e-5: greedy
 };
 
-DSparkDrafter::DSparkDrafter(const DSparkDrafterConfig& config, dspark_detail::Checkpoint ck)
+DSparkDrafter::DSparkDrafter(const DSparkDrafterConfig& config, dspark_detail::Checkpoint ck,
+                             std::unique_ptr<Backend> own_backend)
     : config_(config),
       ck_(std::move(ck)),
       target_slots_(int64_t{config.kv_blocks} * config.block_size),
@@ -34,8 +35,8 @@ DSparkDrafter::DSparkDrafter(const DSparkDrafterConfig& config, dspark_detail::C
       kv_(ck_.layers_config, config.block_size,
           config.kv_blocks +
               (config.max_requests * ck_.block_size + config.block_size - 1) / config.block_size),
-      own_pool_(config.pool == nullptr ? std::make_unique<cpu::ThreadPool>() : nullptr),
-      pool_(config.pool != nullptr ? config.pool : own_pool_.get()),
+      own_backend_(std::move(own_backend)),
+      backend_(config.backend != nullptr ? config.backend : own_backend_.get()),
       rng_(config.seed) {}
 
 Result<std::unique_ptr<DSparkDrafter>> DSparkDrafter::create(const DSparkDrafterConfig& config) {
@@ -49,16 +50,23 @@ Result<std::unique_ptr<DSparkDrafter>> DSparkDrafter::create(const DSparkDrafter
     return Error{kWho + "max_requests " + std::to_string(config.max_requests) +
                  " is not in [1, 4096]"};
   }
-  auto ck = dspark_detail::load_checkpoint(config.path, *config.target_model);
+  // The backend places the weights it copies at load (cut heads, quantized layers) and runs the
+  // drafter's ops.
+  std::unique_ptr<Backend> own_backend = config.backend == nullptr ? make_cpu_backend() : nullptr;
+  Backend& backend = config.backend != nullptr ? *config.backend : *own_backend;
+  auto ck = dspark_detail::load_checkpoint(config.path, *config.target_model, backend);
   if (!ck.ok()) return ck.error();
-  if (config.quantize_layers) dspark_detail::quantize_layers(&ck.value());
+  if (config.quantize_layers) {
+    DSPARK_RETURN_IF_ERROR(dspark_detail::quantize_layers(backend, &ck.value()));
+  }
   const int64_t scratch = int64_t{config.max_requests} * ck->block_size + config.block_size;
   if (int64_t{config.kv_blocks} * config.block_size + scratch >
       std::numeric_limits<int32_t>::max()) {
     return Error{kWho + std::to_string(config.kv_blocks) + " blocks of " +
                  std::to_string(config.block_size) + " slots overflow int32 slot ids"};
   }
-  return std::unique_ptr<DSparkDrafter>(new DSparkDrafter(config, std::move(ck.value())));
+  return std::unique_ptr<DSparkDrafter>(
+      new DSparkDrafter(config, std::move(ck.value()), std::move(own_backend)));
 }
 
 Result<std::unique_ptr<Drafter>> make_dspark_drafter(const DSparkDrafterConfig& config) {
@@ -94,7 +102,7 @@ Status DSparkDrafter::commit_features(std::span<const int64_t> slots,
     const int64_t m = std::min(kCommitChunk, n - begin);
     ctx_slots_.assign(slots.begin() + begin, slots.begin() + begin + m);
     dspark_detail::write_context(ck_, features.data() + begin * row, positions.data() + begin,
-                                 ctx_slots_.data(), m, kv_, scratch_, *pool_);
+                                 ctx_slots_.data(), m, kv_, scratch_, *backend_);
   }
   return Status::Ok();
 }
@@ -190,7 +198,7 @@ void DSparkDrafter::propose_group(std::span<const Active> group, std::span<const
       b.key_offsets.push_back(static_cast<int64_t>(b.key_slots.size()));
     }
   }
-  dspark_detail::run_block(ck_, b, kv_, scratch_, *pool_, h_);
+  dspark_detail::run_block(ck_, b, kv_, scratch_, *backend_, h_);
 
   // Logits only for the rows that become drafts (the head is the largest matrix).
   int64_t n_rows = 0;
@@ -203,13 +211,13 @@ void DSparkDrafter::propose_group(std::span<const Active> group, std::span<const
     row += group[r].n_nodes;
   }
   logits_.resize(size_t(n_rows * V));
-  cpu::matmul(ck_.draft_head, h_rows_.data(), n_rows, logits_.data(), *pool_);
+  backend_->matmul(ck_.draft_head, h_rows_.data(), n_rows, logits_.data());
 
   row = 0;
   for (const Active& a : group) {
     const float* U = logits_.data() + row * V;
     dspark_detail::draft_chain(ck_, h_rows_.data() + row * d, U, a.n_nodes, a.anchor, a.temperature,
-                               rng_, head_scratch_, *pool_, out[a.input]);
+                               rng_, head_scratch_, *backend_, out[a.input]);
     if (keep_logits_) last_logits_[a.input].assign(U, U + a.n_nodes * V);
     row += a.n_nodes;
   }

@@ -43,7 +43,8 @@ class DSparkDrafter final : public Drafter {
 
  private:
   struct Active;  // one request drafting in a propose call (defined in the .cpp)
-  DSparkDrafter(const DSparkDrafterConfig& config, dspark_detail::Checkpoint ck);
+  DSparkDrafter(const DSparkDrafterConfig& config, dspark_detail::Checkpoint ck,
+                std::unique_ptr<Backend> own_backend);
   Status check_input(const DraftInput& in, size_t index) const;
   // One block pass and the heads for up to max_requests requests.
   void propose_group(std::span<const Active> group, std::span<const DraftInput> inputs,
@@ -53,8 +54,8 @@ class DSparkDrafter final : public Drafter {
   dspark_detail::Checkpoint ck_;
   int64_t target_slots_;  // kv_blocks * block_size: slots [0, target_slots_) mirror the target's
   KvStorage kv_;          // target slots, then max_requests * B scratch slots for the blocks
-  std::unique_ptr<cpu::ThreadPool> own_pool_;  // when the config gave none
-  cpu::ThreadPool* pool_;
+  std::unique_ptr<Backend> own_backend_;  // when the config gave none
+  Backend* backend_;                      // config.backend or own_backend_
   std::mt19937_64 rng_;
   std::mutex mutex_;  // guards the scratch, the KV and the generator
   dspark_detail::Scratch scratch_;

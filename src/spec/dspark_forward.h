@@ -1,4 +1,4 @@
-// The DSpark draft layers on the CPU kernels: context K/V from target features (written once
+// The DSpark draft layers through the backend ops: context K/V from target features (written once
 // per committed token at its target slot), and the non-causal block pass over
 // [anchor, MASK x (B-1)] of several requests at once (dspark-spec.md sections 2-3).
 #pragma once
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "dspark/backend_cpu.h"
+#include "dspark/backend.h"
 #include "dspark/model.h"
 #include "dspark_checkpoint.h"
 
@@ -14,22 +14,15 @@ namespace dspark::spec::dspark_detail {
 
 // Activations reused from call to call (grown on demand, never shrunk).
 struct Scratch {
-  std::vector<float> ctx;   // [n, d_model] context rows / residual stream of the block
-  std::vector<float> xn;    // [n, d_model] normed input of a sub-block
-  std::vector<float> q;     // [n, n_heads * head_dim]
-  std::vector<float> k;     // [n, n_kv_heads * head_dim]
-  std::vector<float> v;     // [n, n_kv_heads * head_dim]
-  std::vector<float> attn;  // [n, n_heads * head_dim]
-  std::vector<float> proj;  // [n, d_model]
-  std::vector<float> gate;  // [n, d_ff]
-  std::vector<float> up;    // [n, d_ff]
+  std::vector<float> ctx;  // [n, d_model] context rows / residual stream of the block
+  LayerScratch layer;      // the draft layers' activations
 };
 
 // Committed tokens' context: ctx = RMSNorm_hidden_norm(fc . features), then for every draft
 // layer K = RoPE(k_norm(k_proj(ctx)), position) and V = v_proj(ctx), stored fp16 at slots.
 void write_context(const Checkpoint& ck, const float* features /*[n, m * d_model]*/,
                    const int32_t* positions /*[n]*/, const int32_t* slots /*[n]*/, int64_t n,
-                   KvStorage& kv, Scratch& s, cpu::ThreadPool& pool);
+                   KvStorage& kv, Scratch& s, Backend& backend);
 
 // The block rows of every request in one pass.
 struct BlockBatch {
@@ -43,6 +36,6 @@ struct BlockBatch {
 
 // Runs the draft layers over the batch; h receives RMSNorm_norm of the last layer's output.
 void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch& s,
-               cpu::ThreadPool& pool, std::vector<float>& h /*[rows, d_model]*/);
+               Backend& backend, std::vector<float>& h /*[rows, d_model]*/);
 
 }  // namespace dspark::spec::dspark_detail

@@ -75,7 +75,7 @@ size_t draw(const SparseDist& q, std::mt19937_64& rng) {
 
 void draft_chain(const Checkpoint& ck, const float* h, const float* U, int32_t n_nodes,
                  int32_t anchor, float temperature, std::mt19937_64& rng, HeadScratch& s,
-                 cpu::ThreadPool& pool, DraftTree& tree) {
+                 Backend& backend, DraftTree& tree) {
   const int64_t V = ck.draft_vocab(), d = ck.d_model(), r = ck.markov_rank;
   s.w1_row.resize(size_t(r));
   s.logits.resize(size_t(V));
@@ -86,9 +86,9 @@ void draft_chain(const Checkpoint& ck, const float* h, const float* U, int32_t n
     float* L = s.logits.data();
     if (r > 0) {
       // bias_k = W2 . W1[prev]: the rank-r bigram correction from the previous token.
-      cpu::get_row(ck.markov_w1, prev, s.w1_row.data());
-      cpu::matmul(ck.draft_w2, s.w1_row.data(), 1, L, pool);
-      cpu::add_inplace(L, u, V);
+      backend.gather_weight_rows(ck.markov_w1, &prev, 1, s.w1_row.data());
+      backend.matmul(ck.draft_w2, s.w1_row.data(), 1, L);
+      backend.add(L, u, V);
     } else {
       std::copy(u, u + V, L);
     }
@@ -112,7 +112,7 @@ void draft_chain(const Checkpoint& ck, const float* h, const float* U, int32_t n
     int32_t token = 0;
     int32_t q_index = -1;
     if (greedy) {
-      const int64_t column = cpu::argmax(L, V);
+      const int64_t column = backend.argmax(L, V);
       token = ck.draft_token(column);
       if (!ck.confidence_head) confidence = top_probability(L, V, column);
     } else {

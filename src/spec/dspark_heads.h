@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "dspark/backend_cpu.h"
+#include "dspark/backend.h"
 #include "dspark/spec.h"
 #include "dspark_checkpoint.h"
 
@@ -31,7 +31,7 @@ struct HeadScratch {
 // recorded in tree.q. The draw feeds the next position's Markov term.
 void draft_chain(const Checkpoint& ck, const float* h /*[n_nodes, d_model]*/,
                  const float* U /*[n_nodes, V']*/, int32_t n_nodes, int32_t anchor,
-                 float temperature, std::mt19937_64& rng, HeadScratch& s, cpu::ThreadPool& pool,
+                 float temperature, std::mt19937_64& rng, HeadScratch& s, Backend& backend,
                  DraftTree& tree);
 
 }  // namespace dspark::spec::dspark_detail

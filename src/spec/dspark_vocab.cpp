@@ -14,23 +14,6 @@ namespace {
 
 constexpr const char* kIdsTensor = "draft_vocab_ids";
 
-// Copies the rows ids of w into owned storage (kept alive by ck->owned) and packs them for
-// the kernels like any weight.
-cpu::WeightView cut_rows(const cpu::WeightView& w, const std::vector<int32_t>& ids,
-                         Checkpoint* ck) {
-  auto rows = std::make_shared<std::vector<uint8_t>>(ids.size() * w.row_bytes);
-  const auto* src = static_cast<const uint8_t*>(w.data);
-  for (size_t j = 0; j < ids.size(); ++j) {
-    std::memcpy(rows->data() + j * w.row_bytes, src + uint64_t(ids[j]) * w.row_bytes, w.row_bytes);
-  }
-  cpu::WeightView cut = w;
-  cut.rows = static_cast<int64_t>(ids.size());
-  cut.data = rows->data();
-  cut.packed = nullptr;
-  ck->owned.push_back(std::move(rows));
-  return cpu::pack_for_matmul(cut, /*release_source=*/false);
-}
-
 Result<std::vector<int32_t>> read_ids(const TensorInfo& t, int64_t vocab, const std::string& dir) {
   const std::string who = "DSpark checkpoint " + dir + ": tensor '" + kIdsTensor + "' ";
   if (t.type != DType::I32) return Error{who + "must have type I32"};
@@ -55,7 +38,7 @@ Result<std::vector<int32_t>> read_ids(const TensorInfo& t, int64_t vocab, const 
 
 }  // namespace
 
-Status cut_draft_vocab(const ModelFile& file, Checkpoint* ck) {
+Status cut_draft_vocab(const ModelFile& file, Backend& backend, Checkpoint* ck) {
   ck->draft_head = ck->lm_head;
   ck->draft_w2 = ck->markov_w2;
   const TensorInfo* t = file.tensor(kIdsTensor);
@@ -64,8 +47,11 @@ Status cut_draft_vocab(const ModelFile& file, Checkpoint* ck) {
   if (!ids.ok()) return ids.error();
   if (int64_t(ids->size()) == ck->vocab()) return Status::Ok();  // every id: nothing to cut
   ck->draft_ids = std::move(*ids);
-  ck->draft_head = cut_rows(ck->lm_head, ck->draft_ids, ck);
-  if (ck->markov_rank > 0) ck->draft_w2 = cut_rows(ck->markov_w2, ck->draft_ids, ck);
+  // Row copies the backend gathers and places like any weight (the views own them).
+  const int32_t* ids_data = ck->draft_ids.data();
+  const int64_t n = static_cast<int64_t>(ck->draft_ids.size());
+  ck->draft_head = backend.gather_rows(ck->lm_head, ids_data, n);
+  if (ck->markov_rank > 0) ck->draft_w2 = backend.gather_rows(ck->markov_w2, ids_data, n);
   return Status::Ok();
 }
 

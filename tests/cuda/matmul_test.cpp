@@ -64,7 +64,12 @@ class CudaMatmul : public testing::CudaTest {
     const std::vector<uint8_t> w_bytes = encode(w, type);
     const uint64_t row_bytes = w_bytes.size() / rows;
 
-    cpu::WeightView view{type, rows, cols, w_bytes.data(), row_bytes, nullptr};
+    cpu::WeightView view;
+    view.type = type;
+    view.rows = rows;
+    view.cols = cols;
+    view.data = w_bytes.data();
+    view.row_bytes = row_bytes;
     std::vector<float> expected(n_tok * rows);
     cpu::matmul_reference(view, x.data(), n_tok, expected.data());
 

@@ -225,7 +225,7 @@ std::map<std::vector<int32_t>, double> exact_triples(const Model& model,
                                                      const std::vector<int32_t>& prompt,
                                                      const SamplingParams& params,
                                                      const std::vector<int32_t>& eos) {
-  cpu::ThreadPool pool(1);
+  const std::unique_ptr<Backend> backend = make_cpu_backend(1);
   const int64_t vocab = model.config().vocab_size;
   auto dist = [&](const std::vector<int32_t>& output) {
     std::vector<int32_t> all = prompt;
@@ -239,7 +239,7 @@ std::map<std::vector<int32_t>, double> exact_triples(const Model& model,
       b.add_token(all[i], int32_t(i), 0, 16, i + 1 == all.size());
     }
     ForwardOutput out;
-    EXPECT_TRUE(model.forward(b, kv, out, pool).ok());
+    EXPECT_TRUE(model.forward(b, kv, out, *backend).ok());
     apply_logits_processors(params, TokenHistory{prompt, output, eos}, out.logits.data(), vocab);
     std::vector<float> p;
     processed_distribution(params, out.logits.data(), vocab, &p);

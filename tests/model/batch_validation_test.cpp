@@ -36,7 +36,7 @@ class BatchValidation : public ::testing::Test {
     edit(b);
     const std::vector<uint16_t> k0(kv_->k(0), kv_->k(0) + kv_->n_slots() * kv_->row_elems());
     ForwardOutput out;
-    Status st = model_->forward(b, *kv_, out, pool_);
+    Status st = model_->forward(b, *kv_, out, *backend_);
     ASSERT_FALSE(st.ok()) << "accepted; expected an error with '" << part << "'";
     EXPECT_NE(st.message().find(part), std::string::npos)
         << "'" << st.message() << "' lacks '" << part << "'";
@@ -45,12 +45,12 @@ class BatchValidation : public ::testing::Test {
 
   std::unique_ptr<Model> model_;
   std::unique_ptr<KvStorage> kv_;
-  cpu::ThreadPool pool_{2};
+  std::unique_ptr<Backend> backend_ = make_cpu_backend(2);
 };
 
 TEST_F(BatchValidation, ValidBatchRuns) {
   ForwardOutput out;
-  Status st = model_->forward(valid(), *kv_, out, pool_);
+  Status st = model_->forward(valid(), *kv_, out, *backend_);
   ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(out.logits.size(), size_t(2 * model_->config().vocab_size));
   EXPECT_TRUE(out.hidden.empty());
@@ -60,7 +60,7 @@ TEST_F(BatchValidation, EmptyBatchRuns) {
   ForwardBatch b;
   ForwardOutput out;
   out.logits.assign(3, 1.0f);
-  ASSERT_TRUE(model_->forward(b, *kv_, out, pool_).ok());
+  ASSERT_TRUE(model_->forward(b, *kv_, out, *backend_).ok());
   EXPECT_TRUE(out.logits.empty());
 }
 
@@ -143,10 +143,10 @@ TEST_F(BatchValidation, AcceptsSharedExtraSlots) {
   b.seqs[0].extra_slots = {0, 3};
   b.seqs[1].extra_slots = {3, 9};
   ForwardOutput out;
-  Status st = model_->forward(b, *kv_, out, pool_);
+  Status st = model_->forward(b, *kv_, out, *backend_);
   ASSERT_TRUE(st.ok()) << st.message();
   // Marks from the check are cleared: the same extra slots pass again.
-  st = model_->forward(b, *kv_, out, pool_);
+  st = model_->forward(b, *kv_, out, *backend_);
   ASSERT_TRUE(st.ok()) << st.message();
 }
 
@@ -166,7 +166,7 @@ TEST_F(BatchValidation, RejectsStorageOfAnotherModel) {
   ASSERT_NE(other, nullptr) << error;
   KvStorage wrong(other->config(), 4, 8);
   ForwardOutput out;
-  Status st = model_->forward(valid(), wrong, out, pool_);
+  Status st = model_->forward(valid(), wrong, out, *backend_);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("made for another model"), std::string::npos) << st.message();
 }
@@ -180,13 +180,13 @@ TEST_F(BatchValidation, RecoversAfterRejection) {
     auto m = load_tiny("qwen2-q5_0.gguf", &error);
     ASSERT_NE(m, nullptr) << error;
     KvStorage kv(m->config(), 4, 8);
-    ASSERT_TRUE(m->forward(valid(), kv, fresh, pool_).ok());
+    ASSERT_TRUE(m->forward(valid(), kv, fresh, *backend_).ok());
   }
   ForwardBatch bad = valid();
   bad.kv_slots[4] = bad.kv_slots[1];
   ForwardOutput out;
-  ASSERT_FALSE(model_->forward(bad, *kv_, out, pool_).ok());
-  ASSERT_TRUE(model_->forward(valid(), *kv_, out, pool_).ok());
+  ASSERT_FALSE(model_->forward(bad, *kv_, out, *backend_).ok());
+  ASSERT_TRUE(model_->forward(valid(), *kv_, out, *backend_).ok());
   EXPECT_TRUE(bit_equal(out.logits.data(), fresh.logits.data(), fresh.logits.size()));
 }
 

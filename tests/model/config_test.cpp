@@ -6,7 +6,7 @@
 namespace dspark::test {
 namespace {
 
-using Scaling = cpu::RopeParams::Scaling;
+using Scaling = RopeParams::Scaling;
 
 ModelConfig config_of(const std::string& name) {
   auto file = ModelFile::open(tiny_path(name));
@@ -30,7 +30,7 @@ TEST(ModelConfig, GgufLlama) {
   EXPECT_EQ(c.vocab_size, 400);
   EXPECT_EQ(c.context_length, 2048);
   EXPECT_FLOAT_EQ(c.rms_eps, 1e-5f);
-  EXPECT_EQ(c.rope.layout, cpu::RopeLayout::Interleaved);  // q/k permuted by the converter
+  EXPECT_EQ(c.rope.layout, RopeLayout::Interleaved);  // q/k permuted by the converter
   EXPECT_EQ(c.rope.rot_dims, 16);
   EXPECT_FLOAT_EQ(c.rope.theta, 10000.0f);
   EXPECT_EQ(c.rope.scaling, Scaling::None);
@@ -43,7 +43,7 @@ TEST(ModelConfig, GgufLlama) {
 TEST(ModelConfig, HfLlamaUsesNeoxLayout) {
   const ModelConfig c = config_of("llama-hf-f32");
   EXPECT_EQ(c.arch, Arch::Llama);
-  EXPECT_EQ(c.rope.layout, cpu::RopeLayout::Neox);
+  EXPECT_EQ(c.rope.layout, RopeLayout::Neox);
   EXPECT_EQ(c.head_dim, 16);
   EXPECT_EQ(c.vocab_size, 400);
   EXPECT_EQ(c.context_length, 2048);
@@ -65,7 +65,7 @@ TEST(ModelConfig, Qwen2AndQwen3) {
   EXPECT_EQ(q2.arch, Arch::Qwen2);
   EXPECT_TRUE(q2.qkv_bias);
   EXPECT_FALSE(q2.qk_norm);
-  EXPECT_EQ(q2.rope.layout, cpu::RopeLayout::Neox);
+  EXPECT_EQ(q2.rope.layout, RopeLayout::Neox);
   EXPECT_FLOAT_EQ(q2.rms_eps, 1e-6f);
   EXPECT_FLOAT_EQ(q2.rope.theta, 1e6f);
   EXPECT_TRUE(config_of("qwen2-hf-f32").qkv_bias);
@@ -77,7 +77,7 @@ TEST(ModelConfig, Qwen2AndQwen3) {
     EXPECT_EQ(q3.rope.rot_dims, 32) << name;
     EXPECT_TRUE(q3.qk_norm) << name;
     EXPECT_FALSE(q3.qkv_bias) << name;
-    EXPECT_EQ(q3.rope.layout, cpu::RopeLayout::Neox) << name;
+    EXPECT_EQ(q3.rope.layout, RopeLayout::Neox) << name;
   }
 }
 

@@ -20,15 +20,15 @@ class ForwardTest : public ::testing::TestWithParam<std::string> {
     vocab_ = model_->config().vocab_size;
   }
   std::unique_ptr<Model> model_;
-  cpu::ThreadPool pool_{2};
+  std::unique_ptr<Backend> backend_ = make_cpu_backend(2);
   int vocab_ = 0;
 };
 
 TEST_P(ForwardTest, ChunkedPrefillEqualsTokenByToken) {
   const auto tokens = some_tokens(23, vocab_, 1);
-  SeqRunner whole(*model_, pool_, 4, iota_table(8), 8);
-  SeqRunner chunks(*model_, pool_, 4, iota_table(8), 8);
-  SeqRunner single(*model_, pool_, 4, iota_table(8), 8);
+  SeqRunner whole(*model_, *backend_, 4, iota_table(8), 8);
+  SeqRunner chunks(*model_, *backend_, 4, iota_table(8), 8);
+  SeqRunner single(*model_, *backend_, 4, iota_table(8), 8);
   ASSERT_TRUE(whole.feed(tokens).ok());
   ASSERT_TRUE(chunks.feed_chunked(tokens, 5).ok());
   ASSERT_TRUE(single.feed_chunked(tokens, 1).ok());
@@ -49,8 +49,8 @@ TEST_P(ForwardTest, ChunkedPrefillEqualsTokenByToken) {
 
 TEST_P(ForwardTest, ScatteredBlockTableEqualsContiguous) {
   const auto tokens = some_tokens(21, vocab_, 2);
-  SeqRunner contiguous(*model_, pool_, 4, iota_table(6), 6);
-  SeqRunner scattered(*model_, pool_, 4, {9, 2, 7, 0, 11, 5}, 12);
+  SeqRunner contiguous(*model_, *backend_, 4, iota_table(6), 6);
+  SeqRunner scattered(*model_, *backend_, 4, {9, 2, 7, 0, 11, 5}, 12);
   ASSERT_TRUE(contiguous.feed_chunked(tokens, 7).ok());
   ASSERT_TRUE(scattered.feed(std::vector<int32_t>(tokens.begin(), tokens.begin() + 6)).ok());
   ASSERT_TRUE(
@@ -69,7 +69,7 @@ TEST_P(ForwardTest, BatchOfSequencesEqualsEachAlone) {
   // Alone: prompt, then the next tokens as one chunk.
   std::vector<std::vector<float>> alone;
   for (size_t s = 0; s < prompts.size(); ++s) {
-    SeqRunner r(*model_, pool_, bs, iota_table(6), 6);
+    SeqRunner r(*model_, *backend_, bs, iota_table(6), 6);
     ASSERT_TRUE(r.feed(prompts[s]).ok());
     ASSERT_TRUE(r.feed(next[s]).ok());
     alone.emplace_back(r.logits().begin() + prompts[s].size() * vocab_, r.logits().end());
@@ -88,7 +88,7 @@ TEST_P(ForwardTest, BatchOfSequencesEqualsEachAlone) {
     }
   }
   ForwardOutput out;
-  ASSERT_TRUE(model_->forward(prefill, kv, out, pool_).ok());
+  ASSERT_TRUE(model_->forward(prefill, kv, out, *backend_).ok());
   ForwardBatch step;
   for (int s = 0; s < 3; ++s)
     step.seqs.push_back({prefill.seqs[s].block_table, int32_t(prompts[s].size())});
@@ -101,7 +101,7 @@ TEST_P(ForwardTest, BatchOfSequencesEqualsEachAlone) {
       }
     }
   }
-  ASSERT_TRUE(model_->forward(step, kv, out, pool_).ok());
+  ASSERT_TRUE(model_->forward(step, kv, out, *backend_).ok());
   ASSERT_EQ(out.logits.size(), order.size() * size_t(vocab_));
   for (size_t r = 0; r < order.size(); ++r) {
     const auto [s, i] = order[r];
@@ -121,7 +121,7 @@ INSTANTIATE_TEST_SUITE_P(TinyModels, ForwardTest,
 // The same float32 weights as GGUF (llama: q/k rows permuted, interleaved RoPE) and as a Hugging
 // Face folder (half-split RoPE) give the same logits up to float rounding.
 TEST(FormatsAgree, GgufAndHuggingFaceLayouts) {
-  cpu::ThreadPool pool(2);
+  const std::unique_ptr<Backend> backend = make_cpu_backend(2);
   const std::pair<const char*, const char*> pairs[] = {
       {"llama-f32.gguf", "llama-hf-f32"},
       {"llama3-scaling-f32.gguf", "llama3-scaling-hf-f32"},
@@ -135,7 +135,7 @@ TEST(FormatsAgree, GgufAndHuggingFaceLayouts) {
     ASSERT_NE(b, nullptr) << error;
     // Long enough that llama3's scaled low frequencies matter.
     const auto tokens = some_tokens(80, a->config().vocab_size, 9);
-    SeqRunner ra(*a, pool, 16, iota_table(5), 5), rb(*b, pool, 16, iota_table(5), 5);
+    SeqRunner ra(*a, *backend, 16, iota_table(5), 5), rb(*b, *backend, 16, iota_table(5), 5);
     ASSERT_TRUE(ra.feed(tokens).ok());
     ASSERT_TRUE(rb.feed(tokens).ok());
     double max_diff = 0, max_abs = 0;

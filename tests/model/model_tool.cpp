@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "dspark/backend_cpu.h"
 #include "dspark/model.h"
 
 namespace {
@@ -47,19 +48,19 @@ struct Session {
 
   // Runs tokens as one forward; logits for rows [first_row, n) of this chunk.
   dspark::Status run(const Model& m, const std::vector<int32_t>& tokens, size_t first_row,
-                     ForwardOutput& out, dspark::cpu::ThreadPool& pool) {
+                     ForwardOutput& out, dspark::Backend& backend) {
     ForwardBatch b;
     b.seqs.push_back({table, n_past});
     for (size_t i = 0; i < tokens.size(); ++i) {
       b.add_token(tokens[i], n_past + static_cast<int32_t>(i), 0, kBlockSize, i >= first_row);
     }
-    dspark::Status st = m.forward(b, kv, out, pool);
+    dspark::Status st = m.forward(b, kv, out, backend);
     if (st.ok()) n_past += static_cast<int32_t>(tokens.size());
     return st;
   }
 };
 
-json do_logits(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
+json do_logits(const Model& m, const json& req, dspark::Backend& backend) {
   const auto tokens = req.at("tokens").get<std::vector<int32_t>>();
   const bool all = req.value("rows", std::string("all")) == "all";
   const size_t chunk = req.value("chunk", tokens.size());
@@ -71,7 +72,7 @@ json do_logits(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
     const size_t end = std::min(tokens.size(), begin + chunk);
     std::vector<int32_t> part(tokens.begin() + begin, tokens.begin() + end);
     const size_t first = all ? 0 : (end == tokens.size() ? part.size() - 1 : part.size());
-    dspark::Status st = s.run(m, part, first, out, pool);
+    dspark::Status st = s.run(m, part, first, out, backend);
     if (!st.ok()) return {{"error", st.message()}};
     logits.insert(logits.end(), out.logits.begin(), out.logits.end());
   }
@@ -83,7 +84,7 @@ json do_logits(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
           {"vocab", m.config().vocab_size}};
 }
 
-json do_hidden(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
+json do_hidden(const Model& m, const json& req, dspark::Backend& backend) {
   const auto tokens = req.at("tokens").get<std::vector<int32_t>>();
   if (tokens.empty()) return {{"error", "need tokens"}};
   Session s(m, static_cast<int64_t>(tokens.size()));
@@ -94,7 +95,7 @@ json do_hidden(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
   }
   for (int l = -1; l < m.config().n_layers; ++l) b.capture_layers.push_back(l);
   ForwardOutput out;
-  dspark::Status st = m.forward(b, s.kv, out, pool);
+  dspark::Status st = m.forward(b, s.kv, out, backend);
   if (!st.ok()) return {{"error", st.message()}};
   std::ofstream f(req.at("out").get<std::string>(), std::ios::binary);
   f.write(reinterpret_cast<const char*>(out.hidden.data()),
@@ -105,14 +106,14 @@ json do_hidden(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
           {"d_model", m.config().d_model}};
 }
 
-json do_greedy(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
+json do_greedy(const Model& m, const json& req, dspark::Backend& backend) {
   const auto prompt = req.at("tokens").get<std::vector<int32_t>>();
   const int n = req.value("n", 16);
   if (prompt.empty() || n < 1) return {{"error", "need a prompt and n >= 1"}};
   Session s(m, static_cast<int64_t>(prompt.size()) + n);
   ForwardOutput out;
   auto t0 = std::chrono::steady_clock::now();
-  dspark::Status st = s.run(m, prompt, prompt.size() - 1, out, pool);
+  dspark::Status st = s.run(m, prompt, prompt.size() - 1, out, backend);
   if (!st.ok()) return {{"error", st.message()}};
   const double prefill_s = seconds_since(t0);
   const int64_t vocab = m.config().vocab_size;
@@ -122,7 +123,7 @@ json do_greedy(const Model& m, const json& req, dspark::cpu::ThreadPool& pool) {
     const auto next = static_cast<int32_t>(dspark::cpu::argmax(out.logits.data(), vocab));
     generated.push_back(next);
     if (i + 1 == n) break;
-    st = s.run(m, {next}, 0, out, pool);
+    st = s.run(m, {next}, 0, out, backend);
     if (!st.ok()) return {{"error", st.message()}};
   }
   const double decode_s = seconds_since(t0);
@@ -154,7 +155,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double load_s = seconds_since(t0);
-  dspark::cpu::ThreadPool pool(threads);
+  const std::unique_ptr<dspark::Backend> backend = dspark::make_cpu_backend(threads);
   const Model& m = **model;
   std::string line;
   while (std::getline(std::cin, line)) {
@@ -171,14 +172,14 @@ int main(int argc, char** argv) {
                  {"d_model", c.d_model},
                  {"weight_bytes", m.weight_bytes()},
                  {"load_s", load_s},
-                 {"threads", pool.size()},
+                 {"threads", backend->n_threads()},
                  {"isa", dspark::cpu::isa_name()}};
       } else if (op == "logits") {
-        reply = do_logits(m, req, pool);
+        reply = do_logits(m, req, *backend);
       } else if (op == "hidden") {
-        reply = do_hidden(m, req, pool);
+        reply = do_hidden(m, req, *backend);
       } else if (op == "greedy") {
-        reply = do_greedy(m, req, pool);
+        reply = do_greedy(m, req, *backend);
       } else {
         reply = {{"error", "unknown op " + op}};
       }

@@ -48,10 +48,10 @@ inline std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) {
 // One sequence in its own KV storage, fed in chunks; collects the logits of every token.
 class SeqRunner {
  public:
-  SeqRunner(const Model& m, cpu::ThreadPool& pool, int block_size, std::vector<int32_t> table,
+  SeqRunner(const Model& m, Backend& backend, int block_size, std::vector<int32_t> table,
             int n_blocks)
       : m_(m),
-        pool_(pool),
+        backend_(backend),
         bs_(block_size),
         table_(std::move(table)),
         kv_(m.config(), block_size, n_blocks) {}
@@ -64,7 +64,7 @@ class SeqRunner {
       b.add_token(tokens[i], n_past_ + int32_t(i), 0, bs_, true);
     }
     ForwardOutput out;
-    Status st = m_.forward(b, kv_, out, pool_);
+    Status st = m_.forward(b, kv_, out, backend_);
     if (!st.ok()) return st;
     logits_.insert(logits_.end(), out.logits.begin(), out.logits.end());
     n_past_ += int32_t(tokens.size());
@@ -89,7 +89,7 @@ class SeqRunner {
 
  private:
   const Model& m_;
-  cpu::ThreadPool& pool_;
+  Backend& backend_;
   int bs_;
   std::vector<int32_t> table_;
   KvStorage kv_;

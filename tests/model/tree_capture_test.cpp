@@ -1,6 +1,7 @@
 // Tree attention through `attend` lists and hidden-state capture.
 #include <gtest/gtest.h>
 
+#include "dspark/backend_cpu.h"
 #include "param_name.h"
 #include "tiny_models.h"
 
@@ -15,13 +16,13 @@ TEST_P(TreeTest, TreeEqualsChains) {
   std::string error;
   auto m = load_tiny(GetParam(), &error);
   ASSERT_NE(m, nullptr) << error;
-  cpu::ThreadPool pool(2);
+  const std::unique_ptr<Backend> backend = make_cpu_backend(2);
   const int V = m->config().vocab_size, bs = 4;
   const auto prefix = some_tokens(6, V, 11);
   const auto t = some_tokens(4, V, 12);  // r, a, b, c
   const int32_t n = int32_t(prefix.size());
 
-  SeqRunner tree(*m, pool, bs, iota_table(3), 4);
+  SeqRunner tree(*m, *backend, bs, iota_table(3), 4);
   ASSERT_TRUE(tree.feed(prefix).ok());
   ForwardBatch b;
   b.seqs.push_back({tree.table(), n});
@@ -33,10 +34,10 @@ TEST_P(TreeTest, TreeEqualsChains) {
   b.attend = {{}, {0}, {0}, {0, 1}};
   b.logit_rows = {0, 1, 2, 3};
   ForwardOutput out;
-  Status st = m->forward(b, tree.kv(), out, pool);
+  Status st = m->forward(b, tree.kv(), out, *backend);
   ASSERT_TRUE(st.ok()) << st.message();
 
-  SeqRunner chain1(*m, pool, bs, iota_table(3), 3), chain2(*m, pool, bs, iota_table(3), 3);
+  SeqRunner chain1(*m, *backend, bs, iota_table(3), 3), chain2(*m, *backend, bs, iota_table(3), 3);
   ASSERT_TRUE(chain1.feed(prefix).ok());
   ASSERT_TRUE(chain1.feed({t[0], t[1], t[3]}).ok());
   ASSERT_TRUE(chain2.feed(prefix).ok());
@@ -57,7 +58,7 @@ TEST_P(TreeTest, LevelByLevelWithExtraSlotsEqualsOneForward) {
   std::string error;
   auto m = load_tiny(GetParam(), &error);
   ASSERT_NE(m, nullptr) << error;
-  cpu::ThreadPool pool(2);
+  const std::unique_ptr<Backend> backend = make_cpu_backend(2);
   const int V = m->config().vocab_size, bs = 4;
   const auto prefix = some_tokens(6, V, 21);
   const auto t = some_tokens(6, V, 22);  // r, a, b, c, d, e
@@ -65,7 +66,7 @@ TEST_P(TreeTest, LevelByLevelWithExtraSlotsEqualsOneForward) {
   const std::vector<int32_t> slot = {12, 13, 14, 15, 16, 17};  // scratch in blocks 3 and 4
 
   // One forward with attend lists.
-  SeqRunner one(*m, pool, bs, iota_table(3), 5);
+  SeqRunner one(*m, *backend, bs, iota_table(3), 5);
   ASSERT_TRUE(one.feed(prefix).ok());
   ForwardBatch b;
   b.seqs.push_back({one.table(), n});
@@ -76,11 +77,11 @@ TEST_P(TreeTest, LevelByLevelWithExtraSlotsEqualsOneForward) {
   b.attend = {{}, {0}, {0}, {0, 1}, {0, 1}, {0, 1, 3}};
   b.logit_rows = {0, 1, 2, 3, 4, 5};
   ForwardOutput whole;
-  Status st = m->forward(b, one.kv(), whole, pool);
+  Status st = m->forward(b, one.kv(), whole, *backend);
   ASSERT_TRUE(st.ok()) << st.message();
 
   // Level by level in a fresh storage; logits collected per node in r, a, b, c, d, e order.
-  SeqRunner lv(*m, pool, bs, iota_table(3), 5);
+  SeqRunner lv(*m, *backend, bs, iota_table(3), 5);
   ASSERT_TRUE(lv.feed(prefix).ok());
   std::vector<float> levels(size_t(6 * V));
   auto run_level = [&](const std::vector<SeqRef>& seqs, const std::vector<int32_t>& nodes,
@@ -95,7 +96,7 @@ TEST_P(TreeTest, LevelByLevelWithExtraSlotsEqualsOneForward) {
       l.logit_rows.push_back(int32_t(i));
     }
     ForwardOutput out;
-    Status level_st = m->forward(l, lv.kv(), out, pool);
+    Status level_st = m->forward(l, lv.kv(), out, *backend);
     ASSERT_TRUE(level_st.ok()) << level_st.message();
     for (size_t i = 0; i < nodes.size(); ++i) {
       std::copy_n(out.logits.data() + i * V, V, levels.data() + size_t(nodes[i]) * V);
@@ -112,8 +113,8 @@ TEST_P(TreeTest, LevelByLevelWithExtraSlotsEqualsOneForward) {
     EXPECT_TRUE(bit_equal(levels.data() + i * V, whole.logits.data() + i * V, V)) << names[i];
   }
 
-  SeqRunner ace(*m, pool, bs, iota_table(3), 3), rb(*m, pool, bs, iota_table(3), 3),
-      ad(*m, pool, bs, iota_table(3), 3);
+  SeqRunner ace(*m, *backend, bs, iota_table(3), 3), rb(*m, *backend, bs, iota_table(3), 3),
+      ad(*m, *backend, bs, iota_table(3), 3);
   ASSERT_TRUE(ace.feed(prefix).ok());
   ASSERT_TRUE(ace.feed({t[0], t[1], t[3], t[5]}).ok());
   ASSERT_TRUE(rb.feed(prefix).ok());
@@ -142,7 +143,7 @@ TEST(HiddenCapture, ShapesAndValues) {
     ASSERT_NE(m, nullptr) << error;
     const ModelConfig& c = m->config();
     const int d = c.d_model, V = c.vocab_size, last = c.n_layers - 1;
-    cpu::ThreadPool pool(2);
+    const std::unique_ptr<Backend> backend = make_cpu_backend(2);
     KvStorage kv(c, 8, 2);
     ForwardBatch b;
     b.seqs.push_back({{0, 1}, 0});
@@ -150,7 +151,7 @@ TEST(HiddenCapture, ShapesAndValues) {
     for (int i = 0; i < 5; ++i) b.add_token(tokens[i], i, 0, 8, i == 4 || i == 1);
     b.capture_layers = {-1, 0, last, 0};
     ForwardOutput out;
-    Status st = m->forward(b, kv, out, pool);
+    Status st = m->forward(b, kv, out, *backend);
     ASSERT_TRUE(st.ok()) << st.message();
     ASSERT_EQ(out.hidden.size(), size_t(5 * 4 * d));
     ASSERT_EQ(out.logits.size(), size_t(2 * V));
@@ -178,7 +179,7 @@ TEST(HiddenCapture, ShapesAndValues) {
       const int t = b.logit_rows[r];
       std::copy_n(out.hidden.data() + (size_t(t) * 4 + 2) * d, d, row.data());
       cpu::rmsnorm(row.data(), norm_w.data(), 1, d, c.rms_eps, row.data());
-      cpu::matmul(cpu::WeightView::from(*head), row.data(), 1, logits.data(), pool);
+      backend->matmul(WeightView::from(*head), row.data(), 1, logits.data());
       EXPECT_TRUE(bit_equal(logits.data(), out.logits.data() + size_t(r) * V, V))
           << name << " logits of token " << t;
     }

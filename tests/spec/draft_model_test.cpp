@@ -30,14 +30,14 @@ std::shared_ptr<const Model> load(const std::string& name) {
   return m;
 }
 
-std::unique_ptr<DraftModelDrafter> make(std::shared_ptr<const Model> m, cpu::ThreadPool& pool,
+std::unique_ptr<DraftModelDrafter> make(std::shared_ptr<const Model> m, Backend& backend,
                                         int32_t kv_blocks, int32_t top_k, int32_t block_size = 4) {
   DraftModelConfig c;
   c.model = std::move(m);
   c.kv_blocks = kv_blocks;
   c.block_size = block_size;
   c.top_k = top_k;
-  c.pool = &pool;
+  c.backend = &backend;
   auto d = DraftModelDrafter::create(c);
   EXPECT_TRUE(d.ok()) << d.error().message;
   return d.ok() ? std::move(d.value()) : nullptr;
@@ -61,12 +61,12 @@ int32_t first_max(const float* row, int vocab) {
 }
 
 // Plain greedy decoding: the n tokens after prompt and the raw logits before each ([n, vocab]).
-std::vector<int32_t> greedy_continuation(const Model& m, cpu::ThreadPool& pool,
+std::vector<int32_t> greedy_continuation(const Model& m, Backend& backend,
                                          const std::vector<int32_t>& prompt, int n,
                                          std::vector<float>* logits) {
   const int V = m.config().vocab_size;
   const int n_blocks = int(prompt.size()) / 4 + n / 4 + 2;
-  SeqRunner r(m, pool, 4, test::iota_table(n_blocks), n_blocks);
+  SeqRunner r(m, backend, 4, test::iota_table(n_blocks), n_blocks);
   EXPECT_TRUE(r.feed(prompt).ok());
   std::vector<int32_t> out;
   logits->clear();
@@ -137,19 +137,19 @@ TEST_P(SelfDraft, FirstChildChainIsTheGreedyPath) {
   auto m = load(GetParam());
   ASSERT_NE(m, nullptr);
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
+  auto backend = make_cpu_backend(2);
   struct Shape {
     int32_t top_k, max_depth, max_nodes;  // max_nodes = the full tree: the path always fits
   };
   const Shape shapes[] = {{2, 1, 2}, {2, 4, 30}, {3, 3, 39}, {1, 6, 6}};
   RequestId id = 1;
   for (const Shape& s : shapes) {
-    auto d = make(m, pool, 64, s.top_k);
+    auto d = make(m, *backend, 64, s.top_k);
     ASSERT_NE(d, nullptr);
     for (int len : {1, 7, 23}) {
       const auto prompt = test::some_tokens(len, V, uint32_t(len * 31 + s.top_k));
       std::vector<float> logits;
-      const auto want = greedy_continuation(*m, pool, prompt, s.max_depth, &logits);
+      const auto want = greedy_continuation(*m, *backend, prompt, s.max_depth, &logits);
       const DraftTree t = propose_one(*d, input(id++, prompt, s.max_nodes, s.max_depth));
       const std::string what = "top_k " + std::to_string(s.top_k) + " depth " +
                                std::to_string(s.max_depth) + " prompt " + std::to_string(len);
@@ -182,10 +182,10 @@ TEST(DraftModel, TreesRespectBudgetsAndKeepTheBestNodes) {
   auto m = load("llama-q4_0.gguf");
   ASSERT_NE(m, nullptr);
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
+  auto backend = make_cpu_backend(2);
   const auto prompt = test::some_tokens(9, V, 5);
   for (int32_t top_k : {1, 2, 3}) {
-    auto d = make(m, pool, 64, top_k);
+    auto d = make(m, *backend, 64, top_k);
     ASSERT_NE(d, nullptr);
     for (int32_t depth : {1, 2, 4}) {
       int32_t full = 0;
@@ -229,8 +229,8 @@ void check_catch_up(const SamplingParams* params) {
   auto m = load("qwen2-q5_0.gguf");
   ASSERT_NE(m, nullptr);
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
-  auto d = make(m, pool, 512, 2);
+  auto backend = make_cpu_backend(2);
+  auto d = make(m, *backend, 512, 2);
   ASSERT_NE(d, nullptr);
   const auto shared = test::some_tokens(21, V, 40);
   std::vector<std::vector<int32_t>> seqs = {shared, shared, test::some_tokens(600, V, 41),
@@ -253,7 +253,7 @@ void check_catch_up(const SamplingParams* params) {
       const std::string what = "round " + std::to_string(round) + " request " + std::to_string(r);
       ASSERT_TRUE(trees[r].check(V).ok()) << what << ": " << trees[r].check(V).message();
       EXPECT_GT(trees[r].size(), 0) << what;
-      auto fresh = make(m, pool, 512, 2);
+      auto fresh = make(m, *backend, 512, 2);
       ASSERT_NE(fresh, nullptr);
       expect_same_tree(trees[r], propose_one(*fresh, inputs[r]), what);
     }
@@ -276,7 +276,7 @@ void check_catch_up(const SamplingParams* params) {
   const int64_t hits = d->blocks().n_prefix_hit_tokens();
   const DraftTree shared_tree = propose_one(*d, input(21, cached, 5, 3, params));
   EXPECT_EQ(d->blocks().n_prefix_hit_tokens() - hits, 7);
-  auto fresh = make(m, pool, 512, 2);
+  auto fresh = make(m, *backend, 512, 2);
   ASSERT_NE(fresh, nullptr);
   expect_same_tree(shared_tree, propose_one(*fresh, input(21, cached, 5, 3, params)), "cached");
   d->release(21);
@@ -302,8 +302,8 @@ TEST(DraftModel, PoolExhaustionGivesEmptyTreesAndReleaseFreesEverything) {
   auto m = load("qwen3-q4_0.gguf");
   ASSERT_NE(m, nullptr);
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
-  auto d = make(m, pool, 6, 2);  // 24 slots
+  auto backend = make_cpu_backend(2);
+  auto d = make(m, *backend, 6, 2);  // 24 slots
   ASSERT_NE(d, nullptr);
   const auto big = test::some_tokens(30, V, 50);
   const auto small = test::some_tokens(5, V, 51);
@@ -351,8 +351,8 @@ TEST(DraftModel, SamplingRecordsQ) {
   auto m = load("llama-tied-q4_1.gguf");
   ASSERT_NE(m, nullptr);
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
-  auto d = make(m, pool, 64, 3);
+  auto backend = make_cpu_backend(2);
+  auto d = make(m, *backend, 64, 3);
   ASSERT_NE(d, nullptr);
   SamplingParams p;
   p.temperature = 1.3f;
@@ -401,7 +401,7 @@ TEST(DraftModel, SamplingRecordsQ) {
   }
   // The anchor's group is the processed distribution of the target's own logits there.
   std::vector<float> logits, probs;
-  greedy_continuation(*m, pool, prompt, 1, &logits);
+  greedy_continuation(*m, *backend, prompt, 1, &logits);
   processed_distribution(p, logits.data(), V, &probs);
   const SparseDist& q0 = t.q[size_t(t.q_index[size_t(children(t, -1).front())])];
   std::vector<int32_t> order(static_cast<size_t>(V));
@@ -428,8 +428,8 @@ TEST(DraftModel, SampledChildrenFollowQWithoutReplacement) {
   auto m = load("qwen2-q5_0.gguf");
   ASSERT_NE(m, nullptr);
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
-  auto d = make(m, pool, 16, 2);
+  auto backend = make_cpu_backend(2);
+  auto d = make(m, *backend, 16, 2);
   ASSERT_NE(d, nullptr);
   SamplingParams p;
   p.temperature = 1.0f;
@@ -485,8 +485,8 @@ TEST(DraftModel, RealModelSelfDraftFollowsGreedyPath) {
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   std::shared_ptr<const Model> m = std::move(loaded.value());
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
-  auto d = make(m, pool, 64, 2, 16);
+  auto backend = make_cpu_backend(2);
+  auto d = make(m, *backend, 64, 2, 16);
   ASSERT_NE(d, nullptr);
   constexpr int32_t kDepth = 4, kNodes = 30;
   std::vector<std::vector<int32_t>> prompts;
@@ -506,7 +506,7 @@ TEST(DraftModel, RealModelSelfDraftFollowsGreedyPath) {
     ASSERT_TRUE(t.check(V).ok()) << t.check(V).message();
     EXPECT_EQ(t.size(), kNodes);
     std::vector<float> logits;
-    const auto want = greedy_continuation(*m, pool, prompts[size_t(r)], kDepth, &logits);
+    const auto want = greedy_continuation(*m, *backend, prompts[size_t(r)], kDepth, &logits);
     const auto chain = first_child_chain(t, kDepth);
     ASSERT_EQ(chain.size(), size_t(kDepth)) << "request " << r;
     for (int32_t k = 0; k < kDepth; ++k) {
@@ -522,9 +522,9 @@ TEST(DraftModel, RejectsBadConfigAndInputs) {
   auto m = load("llama-q4_0.gguf");
   ASSERT_NE(m, nullptr);
   const int V = m->config().vocab_size;
-  cpu::ThreadPool pool(2);
+  auto backend = make_cpu_backend(2);
   DraftModelConfig c;
-  c.pool = &pool;
+  c.backend = backend.get();
   c.kv_blocks = 8;
   EXPECT_FALSE(make_draft_model_drafter(c).ok());
   c.model = m;
@@ -540,7 +540,7 @@ TEST(DraftModel, RejectsBadConfigAndInputs) {
     EXPECT_NE(r.error().message.find("draft-model drafter"), std::string::npos);
   }
 
-  auto d = make(m, pool, 16, 2);
+  auto d = make(m, *backend, 16, 2);
   ASSERT_NE(d, nullptr);
   const auto prompt = test::some_tokens(5, V, 80);
   std::vector<DraftInput> twice = {input(1, prompt, 4, 2), input(1, prompt, 4, 2)};

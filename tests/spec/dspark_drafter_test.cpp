@@ -593,8 +593,8 @@ TEST(DSparkLlama, DraftLayersRotateHalvesWhateverTheTargetsLayout) {
   ASSERT_NE(h, nullptr);
   const ModelConfig& target = h->target().config();
   const ModelConfig& draft = h->drafter().checkpoint().layers_config;
-  EXPECT_EQ(target.rope.layout, cpu::RopeLayout::Interleaved);
-  EXPECT_EQ(draft.rope.layout, cpu::RopeLayout::Neox);
+  EXPECT_EQ(target.rope.layout, RopeLayout::Interleaved);
+  EXPECT_EQ(draft.rope.layout, RopeLayout::Neox);
   EXPECT_EQ(draft.rope.rot_dims, target.head_dim);
   EXPECT_EQ(draft.rope.theta, target.rope.theta);
   EXPECT_EQ(draft.rope.scaling, target.rope.scaling);

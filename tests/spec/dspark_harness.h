@@ -70,7 +70,7 @@ class DSparkHarness {
     c.kv_blocks = kBlocks;
     c.block_size = kBlockSize;
     c.max_requests = max_requests;
-    c.pool = &pool_;
+    c.backend = backend_.get();
     c.seed = seed;
     c.quantize_layers = quantize_layers;
     return DSparkDrafter::create(c);
@@ -86,7 +86,7 @@ class DSparkHarness {
     for (int32_t p = from; p < to; ++p) b.add_token(tokens[size_t(p)], p, 0, kBlockSize, false);
     b.capture_layers = drafter_->feature_layers();
     ForwardOutput out;
-    DSPARK_RETURN_IF_ERROR(target_->forward(b, kv_, out, pool_));
+    DSPARK_RETURN_IF_ERROR(target_->forward(b, kv_, out, *backend_));
     std::vector<int64_t> slots(b.kv_slots.begin(), b.kv_slots.end());
     if (features != nullptr)
       features->insert(features->end(), out.hidden.begin(), out.hidden.end());
@@ -102,14 +102,16 @@ class DSparkHarness {
 
   const Model& target() const { return *target_; }
   DSparkDrafter& drafter() { return *drafter_; }
-  cpu::ThreadPool& pool() { return pool_; }
+  Backend& backend() { return *backend_; }
 
  private:
   explicit DSparkHarness(std::unique_ptr<Model> target)
-      : target_(std::move(target)), pool_(2), kv_(target_->config(), kBlockSize, kBlocks) {}
+      : target_(std::move(target)),
+        backend_(make_cpu_backend(2)),
+        kv_(target_->config(), kBlockSize, kBlocks) {}
 
   std::unique_ptr<Model> target_;
-  cpu::ThreadPool pool_;
+  std::unique_ptr<Backend> backend_;  // the target's and the drafter's ops
   KvStorage kv_;
   std::unique_ptr<DSparkDrafter> drafter_;
 };

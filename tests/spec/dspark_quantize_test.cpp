@@ -24,14 +24,15 @@ std::unique_ptr<DSparkHarness> harness(bool quantize) {
 
 // Each value of q's rows is within half a step (max |block| / 127 / 2, plus the f16 rounding of
 // the scale) of f's.
-void expect_close_rows(const cpu::WeightView& f, const cpu::WeightView& q, const char* what) {
+void expect_close_rows(Backend& backend, const WeightView& f, const WeightView& q,
+                       const char* what) {
   ASSERT_EQ(q.type, DType::Q8_0) << what;
   ASSERT_EQ(q.rows, f.rows) << what;
   ASSERT_EQ(q.cols, f.cols) << what;
   std::vector<float> a(static_cast<size_t>(f.cols)), b(static_cast<size_t>(f.cols));
-  for (int64_t r = 0; r < f.rows; ++r) {
-    cpu::get_row(f, r, a.data());
-    cpu::get_row(q, r, b.data());
+  for (int32_t r = 0; r < f.rows; ++r) {
+    backend.gather_weight_rows(f, &r, 1, a.data());
+    backend.gather_weight_rows(q, &r, 1, b.data());
     for (int64_t blk = 0; blk < f.cols / 32; ++blk) {
       float amax = 0.0f;
       for (int64_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(a[size_t(blk * 32 + j)]));
@@ -51,18 +52,19 @@ TEST(DSparkQuantize, LayersBecomeQ8_0WithinHalfAStep) {
   ASSERT_TRUE(f && q);
   const auto& a = f->drafter().checkpoint();
   const auto& b = q->drafter().checkpoint();
-  expect_close_rows(a.fc, b.fc, "fc");
+  Backend& backend = f->backend();
+  expect_close_rows(backend, a.fc, b.fc, "fc");
   ASSERT_EQ(a.layers.size(), b.layers.size());
   for (size_t i = 0; i < a.layers.size(); ++i) {
     const dspark_detail::DraftLayer& x = a.layers[i];
     const dspark_detail::DraftLayer& y = b.layers[i];
-    expect_close_rows(x.q, y.q, "q");
-    expect_close_rows(x.k, y.k, "k");
-    expect_close_rows(x.v, y.v, "v");
-    expect_close_rows(x.o, y.o, "o");
-    expect_close_rows(x.gate, y.gate, "gate");
-    expect_close_rows(x.up, y.up, "up");
-    expect_close_rows(x.down, y.down, "down");
+    expect_close_rows(backend, x.q, y.q, "q");
+    expect_close_rows(backend, x.k, y.k, "k");
+    expect_close_rows(backend, x.v, y.v, "v");
+    expect_close_rows(backend, x.o, y.o, "o");
+    expect_close_rows(backend, x.gate, y.gate, "gate");
+    expect_close_rows(backend, x.up, y.up, "up");
+    expect_close_rows(backend, x.down, y.down, "down");
   }
   // The heads are not the layers': untouched.
   EXPECT_EQ(b.draft_head.type, a.draft_head.type);

@@ -134,14 +134,14 @@ void print_parts(DSparkHarness& h) {
   const auto& ck = h.drafter().checkpoint();
   const int32_t B = ck.block_size;
   std::vector<float> rows(size_t(B * ck.d_model()), 0.01f), logits(size_t(B * ck.draft_vocab()));
-  const double head_ms = cpu_ms_of(
-      [&] { dspark::cpu::matmul(ck.draft_head, rows.data(), B, logits.data(), h.pool()); });
+  const double head_ms =
+      cpu_ms_of([&] { h.backend().matmul(ck.draft_head, rows.data(), B, logits.data()); });
   double markov_ms = 0.0;
   if (ck.markov_rank > 0) {
     std::vector<float> w1(size_t(ck.markov_rank), 0.1f);
     markov_ms = cpu_ms_of([&] {
       for (int32_t k = 0; k < B; ++k) {
-        dspark::cpu::matmul(ck.draft_w2, w1.data(), 1, logits.data(), h.pool());
+        h.backend().matmul(ck.draft_w2, w1.data(), 1, logits.data());
       }
     });
   }

@@ -106,16 +106,6 @@ QuantizedActs quantize_acts(const ActFormat& fmt, const float* x, int64_t n_tok,
 
 }  // namespace
 
-WeightView WeightView::from(const TensorInfo& t) {
-  WeightView w;
-  w.type = t.type;
-  w.rows = t.rows();
-  w.cols = t.cols();
-  w.data = t.data;
-  w.row_bytes = dtype_row_bytes(t.type, w.cols);
-  return w;
-}
-
 const KernelSet& active_kernels() {
   switch (active_isa()) {
     case Isa::Avx512:

@@ -13,8 +13,6 @@
 namespace dspark::cpu {
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
-
 bool same_params(const RopeParams& a, const RopeParams& b) {
   return a.layout == b.layout && a.rot_dims == b.rot_dims && a.theta == b.theta &&
          a.scaling == b.scaling && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
@@ -68,54 +66,6 @@ const RopeTable& table_for(const RopeParams& p, const int32_t* positions, int64_
 }
 
 }  // namespace
-
-std::vector<double> rope_inv_frequencies(const RopeParams& p, double* mscale) {
-  const int half = p.rot_dims / 2;
-  const double base = p.theta;
-  std::vector<double> f(static_cast<size_t>(half));
-  for (int i = 0; i < half; ++i) f[i] = std::pow(base, -2.0 * i / double(p.rot_dims));
-  *mscale = 1.0;
-  const double factor = p.factor;
-  using S = RopeParams::Scaling;
-  if (p.scaling == S::Linear && factor > 0.0) {
-    for (double& v : f) v /= factor;
-  } else if (p.scaling == S::Llama3 && p.original_context > 0 && factor > 0.0) {
-    // Meta's Llama 3 rule: keep short wavelengths, divide long ones by factor, blend between.
-    const double old_ctx = double(p.original_context);
-    const double low_wavelen = old_ctx / p.low_freq_factor;
-    const double high_wavelen = old_ctx / p.high_freq_factor;
-    for (double& v : f) {
-      const double wavelen = 2.0 * kPi / v;
-      if (wavelen < high_wavelen) continue;
-      if (wavelen > low_wavelen) {
-        v /= factor;
-      } else {
-        const double smooth = (old_ctx / wavelen - p.low_freq_factor) /
-                              double(p.high_freq_factor - p.low_freq_factor);
-        v = (1.0 - smooth) * v / factor + smooth * v;
-      }
-    }
-  } else if (p.scaling == S::Yarn && p.original_context > 0 && factor > 0.0) {
-    // YaRN (as in Hugging Face): interpolate the low frequencies, extrapolate the high ones,
-    // with a linear ramp between the dims that rotate beta_fast and beta_slow times over the
-    // original context; cos/sin grow by 0.1 ln(factor) + 1.
-    const double dim = p.rot_dims;
-    auto correction_dim = [&](double rotations) {
-      return dim * std::log(double(p.original_context) / (rotations * 2.0 * kPi)) /
-             (2.0 * std::log(base));
-    };
-    double low = std::max(std::floor(correction_dim(p.yarn_beta_fast)), 0.0);
-    double high = std::min(std::ceil(correction_dim(p.yarn_beta_slow)), dim - 1.0);
-    if (low == high) high += 0.001;
-    for (int i = 0; i < half; ++i) {
-      const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
-      const double extrapolate = 1.0 - ramp;
-      f[i] = f[i] / factor * (1.0 - extrapolate) + f[i] * extrapolate;
-    }
-    if (factor > 1.0) *mscale = 0.1 * std::log(factor) + 1.0;
-  }
-  return f;
-}
 
 void rope(float* x, const int32_t* positions, int64_t n_tok, int64_t n_heads, int64_t head_dim,
           const RopeParams& params) {

@@ -16,7 +16,7 @@ static_assert(kMaxRopeDims == 2 * kernels::kRopeMaxPairs);
 
 // The frequencies come from the CPU backend's rule, so both backends rotate by the same angles.
 void fill_frequencies(const RopeParams& p, kernels::RopeTable& table) {
-  const std::vector<double> inv_freq = cpu::rope_inv_frequencies(p, &table.mscale);
+  const std::vector<double> inv_freq = rope_inv_frequencies(p, &table.mscale);
   std::copy(inv_freq.begin(), inv_freq.end(), table.inv_freq);
 }
 
