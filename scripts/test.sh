@@ -13,7 +13,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 DSPARK_REQUIRE_MODELS=1 ctest --test-dir build --output-on-failure -j"$jobs"
 
+# -O1 -g1: about half the compile time of -O2 -g; line tables keep sanitizer stack traces readable.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSPARK_SANITIZE=ON \
-  -DDSPARK_CUDA=OFF
+  -DDSPARK_CUDA=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan -L unit --output-on-failure -j"$jobs"
