@@ -163,7 +163,10 @@ class Model {
  public:
   // Optional progress callback (done_bytes, total_bytes) while weights are paged in.
   using Progress = std::function<void(uint64_t, uint64_t)>;
-  static Result<std::unique_ptr<Model>> load(std::shared_ptr<ModelFile> file,
+  // Binds the file's weights and places the matrices on `backend` (Backend::place_weight):
+  // forwards then run on that backend or one of the same kind (CPU backends of any thread
+  // count are interchangeable).
+  static Result<std::unique_ptr<Model>> load(std::shared_ptr<ModelFile> file, Backend& backend,
                                              const Progress& progress = {});
 
   const ModelConfig& config() const { return config_; }
@@ -190,7 +193,7 @@ class Model {
  private:
   struct Scratch;
   Model();
-  Status bind_weights();                         // weights.cpp: finds and checks every tensor
+  Status bind_weights(Backend& backend);  // weights.cpp: finds, checks and places every tensor
   void page_in(const Progress& progress) const;  // model.cpp: reads the mapped weights once
 
   ModelConfig config_;

@@ -41,8 +41,10 @@ Result<LoadedModel> load_model(const std::string& path, bool quiet) {
   if (!file.ok()) return file.error();
   loaded.file = file.value();
   ProgressBar bar(!quiet);
-  auto model =
-      Model::load(loaded.file, [&](uint64_t done, uint64_t total) { bar.update(done, total); });
+  // Weights are placed for the CPU kernels; the engines run forwards on CPU backends of their
+  // own (any thread count), so a one-thread backend places them.
+  auto model = Model::load(loaded.file, *make_cpu_backend(1),
+                           [&](uint64_t done, uint64_t total) { bar.update(done, total); });
   if (!model.ok()) return Error{path + ": " + model.error().message};
   loaded.model = std::move(model).value();
   auto tokenizer = Tokenizer::from_model_file(*loaded.file);

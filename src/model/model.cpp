@@ -8,7 +8,7 @@ namespace dspark {
 Model::Model() : scratch_(std::make_unique<Scratch>()) {}
 Model::~Model() = default;
 
-Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<ModelFile> file,
+Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<ModelFile> file, Backend& backend,
                                            const Progress& progress) {
   if (file == nullptr) return Error{"Model::load: no model file"};
   auto config = ModelConfig::from_file(*file);
@@ -16,10 +16,10 @@ Result<std::unique_ptr<Model>> Model::load(std::shared_ptr<ModelFile> file,
   std::unique_ptr<Model> model(new Model());
   model->config_ = std::move(config.value());
   model->file_ = std::move(file);
-  // Paged in first: binding packs most matrices into the kernels' layout and hands the mapped
-  // pages it copied back to the OS, which a later read would fault in again.
+  // Paged in first: binding places most matrices (the CPU packs them into its kernels' layout
+  // and hands the mapped pages it copied back to the OS, which a later read would fault in).
   model->page_in(progress);
-  Status bound = model->bind_weights();
+  Status bound = model->bind_weights(backend);
   if (!bound.ok()) return Error{model->file_->path() + ": " + bound.message()};
   return model;
 }

@@ -3,7 +3,6 @@
 #include <string>
 
 #include "config_read.h"
-#include "dspark/backend_cpu.h"
 #include "model_internal.h"
 
 namespace dspark {
@@ -15,9 +14,10 @@ using model_detail::tensor_name;
 
 class Binder {
  public:
-  Binder(const ModelFile& file, const ModelConfig& c) : file_(file), c_(c) {}
+  Binder(const ModelFile& file, const ModelConfig& c, Backend& backend)
+      : file_(file), c_(c), backend_(backend) {}
 
-  // A matrix the CPU kernels multiply with directly: [rows, cols], computable type.
+  // A matrix the backend multiplies with directly: [rows, cols], computable type.
   Result<WeightView> matrix(Tensor t, int layer, int64_t rows, int64_t cols, const char* what) {
     auto info = find(t, layer, what);
     if (!info.ok()) return info.error();
@@ -29,9 +29,9 @@ class Binder {
     }
     DSPARK_RETURN_IF_ERROR(computable(ti, what, /*matrix=*/true));
     const WeightView w = WeightView::from(ti);
-    // Matrices the forward multiplies with go to the kernels' packed layout where they have
-    // one; the embedding table is only read row by row (unless tied, see bind_weights).
-    return t == Tensor::Embedding ? w : cpu::pack_for_matmul(w, /*release_source=*/true);
+    // Matrices the forward multiplies with are placed for the backend's matmul (the CPU's packed
+    // layout); the embedding table is only read row by row (unless tied, see bind_weights).
+    return t == Tensor::Embedding ? w : backend_.place_weight(w, /*release_source=*/true);
   }
 
   // A small vector (norm weight, bias) converted to float.
@@ -60,10 +60,10 @@ class Binder {
     return ti;
   }
 
-  // Matrices go to cpu::matmul / get_row; vectors are dequantized once at load.
+  // Matrices go to the backend's matmul and row reads; vectors are dequantized once at load.
   Status computable(const TensorInfo& ti, const char* what, bool matrix) {
     const DTypeInfo* info = dtype_info(ti.type);
-    if (info == nullptr || !info->dequantizable || (matrix && !cpu::matmul_supported(ti.type))) {
+    if (info == nullptr || !info->dequantizable || (matrix && !backend_.supports(ti.type))) {
       return Error{"tensor '" + ti.name + "' (" + what + ") has type " +
                    (info ? info->name : std::to_string(static_cast<uint32_t>(ti.type))) +
                    ", which dspark cannot compute with"};
@@ -77,6 +77,7 @@ class Binder {
 
   const ModelFile& file_;
   const ModelConfig& c_;
+  Backend& backend_;
 };
 
 }  // namespace
@@ -89,15 +90,15 @@ class Binder {
     dst = std::move(r_.value());     \
   } while (0)
 
-Status Model::bind_weights() {
+Status Model::bind_weights(Backend& backend) {
   const ModelConfig& c = config_;
-  Binder b(*file_, c);
+  Binder b(*file_, c, backend);
   const int64_t d = c.d_model, q_dim = int64_t{c.n_heads} * c.head_dim;
   const int64_t kv_dim = int64_t{c.n_kv_heads} * c.head_dim;
   DSPARK_ASSIGN(token_embd_, b.matrix(Tensor::Embedding, -1, c.vocab_size, d, "token embeddings"));
   DSPARK_ASSIGN(output_norm_, b.vector(Tensor::OutputNorm, -1, d, "final norm"));
   if (c.tied_embeddings) {
-    token_embd_ = cpu::pack_for_matmul(token_embd_, /*release_source=*/true);
+    token_embd_ = backend.place_weight(token_embd_, /*release_source=*/true);
     output_ = token_embd_;
   } else {
     DSPARK_ASSIGN(output_, b.matrix(Tensor::Output, -1, c.vocab_size, d, "output projection"));

@@ -32,7 +32,7 @@ inline Loaded load_model(const std::string& path) {
     l.error = tok.error().message;
     return l;
   }
-  auto model = Model::load(file.value());
+  auto model = Model::load(file.value(), *make_cpu_backend(1));
   if (!model.ok()) {
     l.error = model.error().message;
     return l;

@@ -113,7 +113,7 @@ TEST(ModelConfig, RopeScaling) {
 void expect_load_error(const std::string& name, const std::vector<std::string>& parts) {
   auto file = ModelFile::open(tiny_path("broken/" + name));
   ASSERT_TRUE(file.ok()) << name << ": " << file.error().message;
-  auto model = Model::load(file.value());
+  auto model = Model::load(file.value(), *make_cpu_backend(1));
   ASSERT_FALSE(model.ok()) << name << " loaded";
   for (const std::string& p : parts) {
     EXPECT_NE(model.error().message.find(p), std::string::npos)
@@ -145,7 +145,7 @@ TEST(ModelLoad, RejectsUnsupportedRopeScaling) {
 }
 
 TEST(ModelLoad, NullFile) {
-  auto model = Model::load(nullptr);
+  auto model = Model::load(nullptr, *make_cpu_backend(1));
   ASSERT_FALSE(model.ok());
   EXPECT_NE(model.error().message.find("no model file"), std::string::npos);
 }
@@ -154,7 +154,7 @@ TEST(ModelLoad, ProgressAndWeightBytes) {
   auto file = ModelFile::open(tiny_path("llama-f32.gguf"));
   ASSERT_TRUE(file.ok()) << file.error().message;
   std::vector<std::pair<uint64_t, uint64_t>> calls;
-  auto model = Model::load(file.value(), [&](uint64_t done, uint64_t total) {
+  auto model = Model::load(file.value(), *make_cpu_backend(1), [&](uint64_t done, uint64_t total) {
     calls.push_back({done, total});
   });
   ASSERT_TRUE(model.ok()) << model.error().message;

@@ -149,13 +149,13 @@ int main(int argc, char** argv) {
     std::cout << json{{"error", file.error().message}}.dump() << std::endl;
     return 1;
   }
-  auto model = Model::load(file.value());
+  const std::unique_ptr<dspark::Backend> backend = dspark::make_cpu_backend(threads);
+  auto model = Model::load(file.value(), *backend);
   if (!model.ok()) {
     std::cout << json{{"error", model.error().message}}.dump() << std::endl;
     return 1;
   }
   const double load_s = seconds_since(t0);
-  const std::unique_ptr<dspark::Backend> backend = dspark::make_cpu_backend(threads);
   const Model& m = **model;
   std::string line;
   while (std::getline(std::cin, line)) {

@@ -26,7 +26,7 @@ inline std::unique_ptr<Model> load_tiny(const std::string& name, std::string* er
     *error = file.error().message;
     return nullptr;
   }
-  auto model = Model::load(file.value());
+  auto model = Model::load(file.value(), *make_cpu_backend(1));
   if (!model.ok()) {
     *error = model.error().message;
     return nullptr;

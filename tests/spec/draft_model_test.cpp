@@ -481,7 +481,7 @@ TEST(DraftModel, RealModelSelfDraftFollowsGreedyPath) {
   }
   auto file = ModelFile::open(path);
   ASSERT_TRUE(file.ok()) << file.error().message;
-  auto loaded = Model::load(file.value());
+  auto loaded = Model::load(file.value(), *make_cpu_backend(1));
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   std::shared_ptr<const Model> m = std::move(loaded.value());
   const int V = m->config().vocab_size;

@@ -47,7 +47,7 @@ class DSparkHarness {
       *error = file.error().message;
       return nullptr;
     }
-    auto model = Model::load(file.value());
+    auto model = Model::load(file.value(), *make_cpu_backend(1));
     if (!model.ok()) {
       *error = model.error().message;
       return nullptr;
