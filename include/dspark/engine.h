@@ -215,6 +215,9 @@ class Engine {
   // Requests running (admitted, prefilling or decoding) at the end of the last step: what an
   // admission check on every submit reads.
   int32_t n_running() const;
+  // The most prompt + max_tokens a request may have: the model context (max_context) and what
+  // the KV pool holds for one request (sched::max_request_tokens), the limits submit() checks.
+  int64_t max_request_tokens() const;
 
   struct Impl;
 

@@ -88,6 +88,14 @@ struct RequestInfo {
   std::vector<int32_t> output;
 };
 
+// The most tokens (prompt + max_new_tokens) one request may ask for in a KV pool of this
+// configuration: at most prompt + max_new_tokens - 1 are ever in KV (the last sampled token is
+// never an input), and with prefix caching one block is kept spare (a recompute of a fully
+// cached, block-aligned sequence briefly holds one block more, the copy-on-write source). Within
+// this bound a request always fits once it runs alone, which is what rules out deadlock. The
+// rule add_request enforces, for callers that check before submitting.
+int64_t max_request_tokens(const kv::KvConfig& kc);
+
 class Scheduler {
  public:
   // Errors on a non-positive budget, max_num_seqs or chunk size.

@@ -115,9 +115,8 @@ Result<server::ServedModel> load_served(const Args& args, const ServeOptions& o,
   served.engine = *engine;
   served.tokenizer = setup->target.tokenizer;
   served.chat = std::move(format.value());
-  // A request must also fit in the KV pool.
-  const int64_t pool_tokens = int64_t(setup->config.kv_blocks) * setup->config.block_size;
-  served.context = std::min<int64_t>(setup->context, pool_tokens);
+  // The context and what the KV pool holds for one request: the limits submit() checks.
+  served.context = (*engine)->max_request_tokens();
   return served;
 }
 

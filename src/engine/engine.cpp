@@ -13,6 +13,18 @@ std::string str(int64_t v) {
   return std::to_string(v);
 }
 
+// The model context a request may use (EngineConfig::max_context, else the trained one; 0: no
+// limit).
+int64_t context_limit(const EngineConfig& config) {
+  return config.max_context > 0 ? config.max_context : config.model->config().context_length;
+}
+
+// What the KV pool holds for one request: the scheduler's own rule.
+int64_t kv_token_limit(const EngineConfig& config) {
+  return sched::max_request_tokens(
+      kv::KvConfig{config.block_size, config.kv_blocks, config.prefix_caching});
+}
+
 // Everything submit() promises to check, before anything is queued.
 Status check_request(const EngineConfig& config, const Request& request) {
   const ModelConfig& mc = config.model->config();
@@ -28,16 +40,16 @@ Status check_request(const EngineConfig& config, const Request& request) {
   Status valid = validate(request.params, mc.vocab_size);
   if (!valid.ok()) return Error{"request: " + valid.message()};
   const int64_t total = n_prompt + request.params.max_tokens;
-  const int64_t context = config.max_context > 0 ? config.max_context : mc.context_length;
+  const int64_t context = context_limit(config);
   if (context > 0 && total > context) {
     return Error{"request: prompt (" + str(n_prompt) + " tokens) + max_tokens (" +
                  str(request.params.max_tokens) + ") exceeds the model context of " + str(context) +
                  " tokens"};
   }
-  const int64_t bs = config.block_size;
-  if ((total + bs - 1) / bs > config.kv_blocks) {
-    return Error{"request: prompt + max_tokens (" + str(total) + " tokens) needs more than the " +
-                 str(config.kv_blocks) + " KV blocks of " + str(bs) + " tokens"};
+  if (total > kv_token_limit(config)) {
+    return Error{"request: prompt + max_tokens (" + str(total) + " tokens) is more than the " +
+                 str(config.kv_blocks) + " KV blocks of " + str(config.block_size) +
+                 " tokens hold for one request (at most " + str(kv_token_limit(config)) + ")"};
   }
   return Status::Ok();
 }
@@ -86,8 +98,9 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   }
   impl->eos_ids = config.tokenizer->stop_ids();
   impl->config = std::move(config);
-  Status spec = impl->init_speculation();
+  auto spec = Speculation::create(impl->config, impl->eos_ids, *impl->storage, *impl->backend);
   if (!spec.ok()) return spec.error();
+  impl->spec = std::move(spec).value();
   impl->publish_stats();  // before the thread starts: stats() of a fresh engine reads it
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
@@ -169,6 +182,12 @@ Status Engine::check_kv_idle(std::chrono::milliseconds timeout) {
   return Status::Ok();
 }
 
+int64_t Engine::max_request_tokens() const {
+  const int64_t context = context_limit(impl_->config);
+  const int64_t kv = kv_token_limit(impl_->config);
+  return context > 0 ? std::min(context, kv) : kv;
+}
+
 int32_t Engine::n_running() const {
   std::lock_guard<std::mutex> lock(impl_->snapshot_mu);
   return impl_->snapshot.sched.n_running;
@@ -188,10 +207,7 @@ void Engine::Impl::publish_stats() {
   s.n_generated_tokens = n_generated_tokens;
   s.step_seconds = step_seconds;
   s.spec_method = config.spec.method;
-  s.spec = spec_totals;
-  s.spec_mean_depth = spec_mean_depth;
-  s.spec_stopped = spec_stopped;
-  s.spec_calibration_ece = calibrator ? calibrator->ece() : 0.0;
+  spec->fill_stats(s);
   std::lock_guard<std::mutex> lock(snapshot_mu);
   snapshot = std::move(s);
 }
@@ -276,7 +292,7 @@ void Engine::Impl::finish(LiveRequest& r, FinishReason reason, const std::string
   tail.final = std::move(f);
   finals_pending.emplace_back(r.stream, std::move(tail));
   const RequestId id = r.id;
-  if (drafter) drafter->release(id);
+  spec->release(id);
   requests.erase(id);
   std::lock_guard<std::mutex> lock(q_mu);
   live_ids.erase(id);

@@ -34,6 +34,13 @@ Result<Scheduler> Scheduler::create(const SchedulerConfig& config, kv::BlockMana
   return Scheduler(config, kv);
 }
 
+int64_t max_request_tokens(const kv::KvConfig& kc) {
+  const int64_t usable = int64_t(kc.n_blocks) - (kc.prefix_caching ? 1 : 0);
+  if (usable < 1 || kc.block_size < 1) return 0;
+  // ceil((total - 1) / block_size) <= usable blocks, and slot ids stay int32.
+  return std::min<int64_t>(usable * kc.block_size + 1, int64_t(INT32_MAX) + 1);
+}
+
 Status Scheduler::add_request(RequestId id, std::vector<int32_t> prompt, int32_t max_new_tokens,
                               std::optional<RequestId> group) {
   if (requests_.count(id) != 0) return Error{req_name(id) + " already exists"};
@@ -45,18 +52,14 @@ Status Scheduler::add_request(RequestId id, std::vector<int32_t> prompt, int32_t
   for (int32_t t : prompt) {
     if (t < 0) return Error{req_name(id) + ": negative token id " + std::to_string(t)};
   }
-  // At most prompt + max_new_tokens - 1 tokens are ever in KV (the last sampled one is never an
-  // input). A recompute of a fully cached, block-aligned sequence briefly holds one block more
-  // (the copy-on-write source), so with prefix caching one block is kept spare. Within this bound
-  // a request always fits once it runs alone, which is what rules out deadlock.
   const kv::KvConfig& kc = kv_->config();
-  const int64_t max_tokens = int64_t(prompt.size()) + max_new_tokens - 1;
-  const int64_t blocks =
-      (max_tokens + kc.block_size - 1) / kc.block_size + (kc.prefix_caching ? 1 : 0);
-  if (blocks > kc.n_blocks || max_tokens > int64_t(INT32_MAX)) {
+  const int64_t total = int64_t(prompt.size()) + max_new_tokens;
+  if (total > max_request_tokens(kc)) {
+    const int64_t blocks = (total - 1 + kc.block_size - 1) / kc.block_size;
     return Error{req_name(id) + ": " + std::to_string(prompt.size()) + " prompt tokens plus " +
                  std::to_string(max_new_tokens) + " new ones need " + std::to_string(blocks) +
-                 " KV blocks, the pool has " + std::to_string(kc.n_blocks)};
+                 (kc.prefix_caching ? " KV blocks and a spare one" : " KV blocks") +
+                 ", the pool has " + std::to_string(kc.n_blocks)};
   }
   if (group) {
     // Forks share KV by position, so the whole prompt must be the same.

@@ -248,6 +248,28 @@ TEST_F(EngineTest, AbortsUnderLoadLeaveKvIdle) {
   EXPECT_FALSE(e->abort(987654).ok());
 }
 
+// max_request_tokens() is the limit submit() checks and the scheduler admits: a request of
+// exactly that many tokens runs to the end, one more is refused up front (with prefix caching
+// the scheduler keeps a spare block, which the limit includes).
+TEST_F(EngineTest, TheLargestRequestTheLimitAllowsRuns) {
+  for (bool prefix_caching : {true, false}) {
+    auto e = make(16, prefix_caching);
+    const int64_t limit = e->max_request_tokens();
+    EXPECT_EQ(limit, (prefix_caching ? 15 : 16) * 4 + 1);
+    const auto prompt = token_run(8, vocab_, 5);
+    auto over = e->submit(request(prompt, 0, int32_t(limit - 8 + 1)));
+    ASSERT_FALSE(over.ok());
+    EXPECT_NE(over.error().message.find("KV blocks"), std::string::npos) << over.error().message;
+    auto fits = e->submit(request(prompt, 0, int32_t(limit - 8)));
+    ASSERT_TRUE(fits.ok()) << fits.error().message;
+    const engine::Completion c = fits.value()->collect();
+    EXPECT_EQ(c.final.reason, engine::FinishReason::kLength) << c.final.message;
+    EXPECT_EQ(int64_t(c.tokens.size()), limit - 8);
+    Status idle = e->check_kv_idle();
+    EXPECT_TRUE(idle.ok()) << idle.message();
+  }
+}
+
 TEST_F(EngineTest, InvalidRequestsAreRefused) {
   auto e = make(16, true);
   const auto prompt = token_run(8, vocab_, 3);
