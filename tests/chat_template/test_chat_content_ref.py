@@ -31,7 +31,6 @@ import functools
 import glob
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -91,28 +90,13 @@ def data_strings(context):
     return found
 
 
-def render_tool(tool, args, template, contexts):
-    with tempfile.TemporaryDirectory() as tmp:
-        tpath = os.path.join(tmp, "t.jinja")
-        cpath = os.path.join(tmp, "c.jsonl")
-        with open(tpath, "w", encoding="utf-8") as f:
-            f.write(template)
-        with open(cpath, "w", encoding="utf-8") as f:
-            for c in contexts:
-                f.write(json.dumps(c, ensure_ascii=False) + "\n")
-        res = subprocess.run([tool] + args + [tpath, cpath], capture_output=True, timeout=600)
-    if res.returncode != 0:
-        raise RuntimeError(f"chat_template_tool failed: {res.stderr.decode(errors='replace')}")
-    return [json.loads(line) for line in res.stdout.decode("utf-8").splitlines()]
-
-
 def inside(pos, ranges):
     return any(b <= pos < e for b, e in ranges)
 
 
 def check_provenance(env, tool, name, template, contexts, failures):
     """Bytes that change with the data must be marked as content."""
-    got = render_tool(tool, ["render"], template, contexts)
+    got = ctr.run_tool(tool, template, contexts)
     checked = 0
     for ctx, out in zip(contexts, got):
         kind, text = ctr.reference(env, template, ctx)
@@ -227,7 +211,7 @@ def check_plain(fam, st, env, tool, failures):
         if not any(a in s for s in data_strings(ctx) for a in st.added_set):
             plain.append(ctx)
     compared = 0
-    outs = render_tool(tool, ["encode", st.tokenizer], st.template, plain)
+    outs = ctr.run_tool(tool, st.template, plain, ("encode", st.tokenizer))
     for ctx, out in zip(plain, outs):
         kind, text = ctr.reference(env, st.template, ctx)
         if kind != "ok":
@@ -268,8 +252,8 @@ def check_family(fam, args, env, tool, work, failures):
     before = len(failures)
     compared = check_plain(fam, st, env, tool, failures)
     pairs = attack_contexts(st.added, fam.bos, fam.eos)
-    outs = render_tool(tool, ["encode", st.tokenizer], st.template,
-                       [c for pair in pairs for c in pair])
+    outs = ctr.run_tool(tool, st.template, [c for pair in pairs for c in pair],
+                        ("encode", st.tokenizer))
     for i, (ctx, _) in enumerate(pairs):
         out, twin = outs[2 * i], outs[2 * i + 1]
         kind, text = ctr.reference(env, st.template, ctx)

@@ -155,7 +155,9 @@ def extra_contexts():
     return out
 
 
-def run_tool(tool, template, contexts):
+def run_tool(tool, template, contexts, command=("render",)):
+    """chat_template_tool's answers (one JSON object per context) for `tool *command template
+    contexts.jsonl`: command is ("render",) or ("encode", tokenizer)."""
     with tempfile.TemporaryDirectory() as tmp:
         tpath = os.path.join(tmp, "t.jinja")
         cpath = os.path.join(tmp, "c.jsonl")
@@ -164,7 +166,7 @@ def run_tool(tool, template, contexts):
         with open(cpath, "w", encoding="utf-8") as f:
             for c in contexts:
                 f.write(json.dumps(c, ensure_ascii=False) + "\n")
-        res = subprocess.run([tool, "render", tpath, cpath], capture_output=True, timeout=600)
+        res = subprocess.run([tool, *command, tpath, cpath], capture_output=True, timeout=600)
     if res.returncode != 0:
         raise RuntimeError(f"chat_template_tool failed: {res.stderr.decode(errors='replace')}")
     return [json.loads(line) for line in res.stdout.decode("utf-8").splitlines()]

@@ -13,7 +13,6 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
-#include <sstream>
 
 #include "dspark_harness.h"
 
@@ -86,31 +85,17 @@ class EditedCheckpoint {
     if (rename.first.empty()) {
       fs::copy_file(src / "model.safetensors", dir_ / "model.safetensors");
     } else {
-      rename_tensor(src / "model.safetensors", dir_ / "model.safetensors", rename);
+      test::rewrite_safetensors(src / "model.safetensors", dir_ / "model.safetensors",
+                                [&](json& header, size_t) {
+                                  header[rename.second] = header[rename.first];
+                                  header.erase(rename.first);
+                                });
     }
   }
   ~EditedCheckpoint() { fs::remove_all(dir_); }
   std::string path() const { return dir_.string(); }
 
  private:
-  static void rename_tensor(const fs::path& from, const fs::path& to,
-                            const std::pair<std::string, std::string>& rename) {
-    std::ifstream in(from, std::ios::binary);
-    std::stringstream all;
-    all << in.rdbuf();
-    const std::string bytes = all.str();
-    uint64_t header_len = 0;
-    std::memcpy(&header_len, bytes.data(), 8);
-    json header = json::parse(bytes.substr(8, header_len));
-    header[rename.second] = header[rename.first];
-    header.erase(rename.first);
-    std::string text = header.dump();
-    text.append((8 - text.size() % 8) % 8, ' ');
-    const uint64_t new_len = text.size();
-    std::ofstream out(to, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(&new_len), 8);
-    out << text << bytes.substr(8 + header_len);
-  }
   fs::path dir_;
 };
 

@@ -4,8 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +35,31 @@ inline const char* kTinyDSpark = "dspark-qwen3";
 inline const char* kTinyLlamaTarget = "llama-f32.gguf";
 inline const char* kTinyLlamaDSpark = "dspark-llama";
 inline const char* kTinyLlamaDSparkShared = "dspark-llama-shared";
+
+// Writes a copy of the safetensors file `from` to `to`: its JSON header edited by edit_header
+// (handed the header and the size in bytes of the data section, where the data of a tensor
+// added by the edit starts) and `extra` appended to the data. The new header is padded with
+// spaces to a multiple of 8 bytes.
+inline void rewrite_safetensors(
+    const std::filesystem::path& from, const std::filesystem::path& to,
+    const std::function<void(nlohmann::json& header, size_t data_size)>& edit_header,
+    const std::string& extra = {}) {
+  std::ifstream in(from, std::ios::binary);
+  std::stringstream all;
+  all << in.rdbuf();
+  const std::string bytes = all.str();
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, header_len));
+  const std::string data = bytes.substr(8 + header_len);
+  edit_header(header, data.size());
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const uint64_t new_len = text.size();
+  std::ofstream out(to, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&new_len), 8);
+  out << text << data << extra;
+}
 
 class DSparkHarness {
  public:

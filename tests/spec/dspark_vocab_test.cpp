@@ -6,11 +6,9 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
-#include <sstream>
 
 #include "dspark_harness.h"
 #include "model/tiny_models.h"
@@ -43,32 +41,19 @@ class VocabCheckpoint {
           blob.data() + 4 * i,
           dtype == "F32" ? static_cast<const void*>(&f) : static_cast<const void*>(&values[i]), 4);
     }
-    append_tensor(src / "model.safetensors", dir_ / "model.safetensors", dtype, shape, blob);
+    test::rewrite_safetensors(
+        src / "model.safetensors", dir_ / "model.safetensors",
+        [&](json& header, size_t data_size) {
+          header["draft_vocab_ids"] = {{"dtype", dtype},
+                                       {"shape", shape},
+                                       {"data_offsets", {data_size, data_size + blob.size()}}};
+        },
+        blob);
   }
   ~VocabCheckpoint() { fs::remove_all(dir_); }
   std::string path() const { return dir_.string(); }
 
  private:
-  static void append_tensor(const fs::path& from, const fs::path& to, const std::string& dtype,
-                            const std::vector<int64_t>& shape, const std::string& blob) {
-    std::ifstream in(from, std::ios::binary);
-    std::stringstream all;
-    all << in.rdbuf();
-    const std::string bytes = all.str();
-    uint64_t header_len = 0;
-    std::memcpy(&header_len, bytes.data(), 8);
-    json header = json::parse(bytes.substr(8, header_len));
-    const std::string data = bytes.substr(8 + header_len);
-    header["draft_vocab_ids"] = {{"dtype", dtype},
-                                 {"shape", shape},
-                                 {"data_offsets", {data.size(), data.size() + blob.size()}}};
-    std::string text = header.dump();
-    text.append((8 - text.size() % 8) % 8, ' ');
-    const uint64_t new_len = text.size();
-    std::ofstream out(to, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(&new_len), 8);
-    out << text << data << blob;
-  }
   fs::path dir_;
 };
 
