@@ -44,14 +44,6 @@ struct SpecConfig {
   // Comparison mode: verify every drafted node up to this depth, ignoring load and confidence.
   std::optional<int32_t> fixed_depth;
   bool profile = true;  // time target forwards at start-up for the controller's SPS(B)
-  // Where the start-up profile (target and draft-model latencies by size) is kept between runs;
-  // empty: profile at every start. profile_key names what the timings depend on (model files,
-  // drafter, CPU, threads, version): a file holding another key is measured again and replaced.
-  std::string profile_cache;
-  std::string profile_key;
-  // A profile that is measured times the sizes in ascending order until this many seconds are
-  // spent (at least 1, 2 and 4 tokens); larger sizes extrapolate, and live steps refine them.
-  double profile_budget_seconds = 2.0;
 };
 
 // Speculation counters, per request and summed over the engine.

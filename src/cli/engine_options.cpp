@@ -2,7 +2,6 @@
 #include "engine_options.h"
 
 #include "commands.h"
-#include "profile_cache_name.h"
 
 #include <unistd.h>
 
@@ -77,10 +76,7 @@ void add_engine_options(Args& args) {
       .option("spec-tree-budget", "", "N", "draft tokens per request per step", "12")
       .option("spec-top-k", "", "K", "children per draft node (1: chains)", "2")
       .option("spec-fixed-depth", "", "N",
-              "verify every draft up to depth N (no load-aware controller; for comparison)")
-      .option("no-profile-cache", "", "",
-              "time the speculation start-up profile again instead of reading it from "
-              "$XDG_CACHE_HOME/dspark (or ~/.cache/dspark)");
+              "verify every draft up to depth N (no load-aware controller; for comparison)");
 }
 
 Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens_hint) {
@@ -150,10 +146,6 @@ Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens
     const int64_t blocks =
         (std::max<int64_t>(kv_tokens_hint, 1) + c.block_size - 1) / c.block_size + c.max_num_seqs;
     budget = std::min<uint64_t>(uint64_t(blocks) * per_block, physical_memory() / 4);
-  }
-  if (!args.has("no-profile-cache")) {
-    name_profile_cache(
-        c, c.spec.method == engine::SpecMethod::kDSpark ? args.str("draft-model") : std::string());
   }
   auto blocks = kv::blocks_for_budget(budget, per_block);
   if (!blocks.ok()) return Error{"--kv-cache-mem: " + blocks.error().message};

@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,7 +17,6 @@
 #include "dspark/kv.h"
 #include "dspark/spec.h"
 #include "live_request.h"
-#include "profile_cache.h"
 
 namespace dspark::engine {
 
@@ -86,15 +84,9 @@ class Speculation {
   Speculation(const EngineConfig& config, std::vector<int32_t> eos_ids);
   // speculation_setup.cpp: the drafter, the calibrator and the SPS profile.
   Status init(const EngineConfig& config, KvStorage& target_kv, Backend& backend);
-  // The profile cache's timings for (a prefix of) sizes, when it holds them for this key and
-  // method; none otherwise.
-  std::optional<LatencyProfile> cached_profile(const std::vector<int32_t>& sizes) const;
-  // Times target forwards (and draft-model levels) at sizes in ascending order within the
-  // profile budget.
-  Result<LatencyProfile> measure_profile(const EngineConfig& config, KvStorage& target_kv,
-                                         Backend& backend, const std::vector<int32_t>& sizes) const;
-  // The draft model's latency by tokens and, from it, the drafter's cost by requests and depth.
-  void seed_draft_cost(const std::vector<int32_t>& sizes, const std::vector<double>& seconds);
+  // Seeds draft_cost_ from timed draft-model forwards at the given sizes.
+  Status profile_draft_model(const std::vector<int32_t>& sizes, int32_t block_size,
+                             Backend& backend);
 
   // Positions in plan.requests of the decoding requests that would draft: at their anchor, not
   // opted out, with room for a draft and the bonus.

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <string>
 
-#include "profile_cache.h"
 #include "speculation.h"
 
 namespace dspark::engine {
@@ -99,82 +98,43 @@ Status Speculation::init(const EngineConfig& config, KvStorage& target_kv, Backe
   forecast_.assign(size_t(sc.max_depth), 1.0);
   draft_cost_ = std::make_unique<spec::DraftCostTable>(sc.max_depth);
 
-  // SPS(B): measured on the real model where asked (or read from the profile cache), else flat
-  // (every size equally fast, so the controller verifies as deep as the budget allows).
+  // SPS(B): measured on the real model where asked, else flat (every size equally fast, so the
+  // controller verifies as deep as the budget allows).
   std::vector<int32_t> sizes;
   const int64_t cap = std::min<int64_t>({config.max_num_batched_tokens, 64, target_kv.n_slots()});
   for (int32_t n : {1, 2, 4, 8, 12, 16, 24, 32, 48, 64}) {
     if (n <= cap) sizes.push_back(n);
   }
-  if (!sc.profile) {
-    sps_ = std::make_unique<spec::SpsTable>(sizes, std::vector<double>(sizes.size(), 1.0));
-    return Status::Ok();
+  std::vector<double> seconds(sizes.size(), 1.0);
+  if (sc.profile) {
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      auto t = time_forward(*config.model, target_kv, backend, sizes[i]);
+      if (!t.ok()) return Error{"engine: SPS profile: " + t.error().message};
+      seconds[i] = *t;
+    }
   }
-  auto profile = cached_profile(sizes);
-  if (!profile) {
-    auto measured = measure_profile(config, target_kv, backend, sizes);
-    if (!measured.ok()) return measured.error();
-    profile = std::move(measured).value();
-    // A cache that cannot be written costs the next start its profile, nothing else.
-    if (!sc.profile_cache.empty()) (void)write_profile(sc.profile_cache, sc.profile_key, *profile);
+  sps_ = std::make_unique<spec::SpsTable>(sizes, seconds);
+  if (sc.method == SpecMethod::kDraftModel && sc.profile) {
+    return profile_draft_model(sizes, config.block_size, backend);
   }
-  sps_ = std::make_unique<spec::SpsTable>(profile->sizes, profile->target);
-  if (!profile->draft.empty()) seed_draft_cost(profile->sizes, profile->draft);
   return Status::Ok();
 }
 
-std::optional<LatencyProfile> Speculation::cached_profile(const std::vector<int32_t>& sizes) const {
-  if (sc_.profile_cache.empty() || sizes.empty()) return std::nullopt;
-  auto p = read_profile(sc_.profile_cache, sc_.profile_key);
-  if (!p) return std::nullopt;
-  // Sizes this engine would not have profiled (a larger step budget then) are dropped.
-  while (!p->sizes.empty() && p->sizes.back() > sizes.back()) {
-    p->sizes.pop_back();
-    p->target.pop_back();
-    if (!p->draft.empty()) p->draft.pop_back();
-  }
-  const bool needs_draft = sc_.method == SpecMethod::kDraftModel;
-  if (p->sizes.empty() || needs_draft != !p->draft.empty()) return std::nullopt;
-  return p;
-}
-
-Result<LatencyProfile> Speculation::measure_profile(const EngineConfig& config,
-                                                    KvStorage& target_kv, Backend& backend,
-                                                    const std::vector<int32_t>& sizes) const {
-  // A draft level forwards about top_k tokens per drafting request: the draft model is timed at
-  // the same sizes, so the depth choice knows the drafter's cost before its first draft.
-  std::unique_ptr<KvStorage> draft_kv;
-  int32_t draft_head = 0;
-  if (sc_.method == SpecMethod::kDraftModel) {
-    const Model& draft = *sc_.draft_model;
-    draft_kv =
-        std::make_unique<KvStorage>(draft.config(), config.block_size,
-                                    (sizes.back() + config.block_size - 1) / config.block_size);
-    draft_head = static_cast<int32_t>(
-        std::min<int64_t>(spec::DraftModelConfig{}.vocab_limit, draft.config().vocab_size));
-  }
-  LatencyProfile p;
-  const auto start = std::chrono::steady_clock::now();
+Status Speculation::profile_draft_model(const std::vector<int32_t>& sizes, int32_t block_size,
+                                        Backend& backend) {
+  // A draft level forwards about top_k tokens per drafting request: time the draft model at the
+  // SPS sizes and price depth d for n requests at d levels of n * top_k tokens, so the depth
+  // choice knows the drafter's cost before its first draft (live steps then refine it).
+  const Model& draft = *sc_.draft_model;
+  KvStorage scratch(draft.config(), block_size, (sizes.back() + block_size - 1) / block_size);
+  const auto head = static_cast<int32_t>(
+      std::min<int64_t>(spec::DraftModelConfig{}.vocab_limit, draft.config().vocab_size));
+  std::vector<double> seconds;
   for (int32_t n : sizes) {
-    const double spent =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (n > 4 && spent > sc_.profile_budget_seconds) break;  // the rest extrapolate
-    auto t = time_forward(*config.model, target_kv, backend, n);
-    if (!t.ok()) return Error{"engine: SPS profile: " + t.error().message};
-    p.sizes.push_back(n);
-    p.target.push_back(*t);
-    if (draft_kv) {
-      auto d = time_forward(*sc_.draft_model, *draft_kv, backend, n, draft_head);
-      if (!d.ok()) return Error{"engine: draft model profile: " + d.error().message};
-      p.draft.push_back(*d);
-    }
+    auto t = time_forward(draft, scratch, backend, n, head);
+    if (!t.ok()) return Error{"engine: draft model profile: " + t.error().message};
+    seconds.push_back(*t);
   }
-  return p;
-}
-
-void Speculation::seed_draft_cost(const std::vector<int32_t>& sizes,
-                                  const std::vector<double>& seconds) {
-  // Depth d for n requests costs d levels of n * top_k tokens (live steps then refine it).
   draft_level_ = std::make_unique<spec::SpsTable>(sizes, seconds);
   for (int32_t b = 0; b < spec::DraftCostTable::kBuckets; ++b) {
     const int32_t n_requests = int32_t{1} << b;
@@ -182,6 +142,7 @@ void Speculation::seed_draft_cost(const std::vector<int32_t>& sizes,
       draft_cost_->observe(n_requests, d, d * draft_level_->latency(n_requests * sc_.draft_top_k));
     }
   }
+  return Status::Ok();
 }
 
 void Speculation::release(RequestId id) {
