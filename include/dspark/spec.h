@@ -11,6 +11,7 @@
 // distributed exactly as the target alone would sample it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -161,8 +162,8 @@ struct DraftModelConfig {
   std::shared_ptr<const Model> model;  // shares the target's tokenizer (checked by the caller)
   int32_t kv_blocks = 0;               // its own paged KV pool
   int32_t block_size = 16;
-  int32_t top_k = 4;                // children expanded per node (EAGLE-2 style)
-  Backend* backend = nullptr;       // runs its forwards (the engine's; nullptr: its own CPU one)
+  int32_t top_k = 4;           // children expanded per node (EAGLE-2 style)
+  Backend* backend = nullptr;  // runs its forwards (the engine's; nullptr: its own CPU one)
   // Drafts come from ids below this only, so each draft forward computes that many rows of the
   // output projection (for a 0.5B model with a 152k vocabulary the head is ~40% of the weights
   // read). Byte-level BPE ids rise with rarity, so the first 32k cover nearly every token
@@ -191,9 +192,9 @@ struct DSparkDrafterConfig {
   const Model* target_model = nullptr;
   int32_t kv_blocks = 0;  // the target's KV pool: context K/V lives at its slots
   int32_t block_size = 16;
-  int32_t max_requests = 8;         // blocks drafted per pass (more inputs: in groups)
-  Backend* backend = nullptr;       // runs its ops (the engine's; nullptr: its own CPU one)
-  uint64_t seed = 0;                // the drafter's sampling generator
+  int32_t max_requests = 8;    // blocks drafted per pass (more inputs: in groups)
+  Backend* backend = nullptr;  // runs its ops (the engine's; nullptr: its own CPU one)
+  uint64_t seed = 0;           // the drafter's sampling generator
   // fc and the draft layers' projections as Q8_0 (dspark_checkpoint.h quantize_layers): about
   // 2.5x faster context commits and block passes on the CPU, drafts within quantization noise.
   // Off: the checkpoint's float weights exactly (what the reference tests compare).
@@ -260,6 +261,14 @@ class Calibrator {
   int32_t next_slot_ = 0;            // where the next round goes
   int64_t n_rounds_ = 0;
   int32_t since_refit_ = 0;
+  // ece()'s 20 bins over the recorded rounds under the current fit, kept up to date so that
+  // ece() is cheap (an engine publishes it every step): a round's terms go in when it is
+  // recorded and out when the ring overwrites it, and all are recomputed when a refit changes
+  // the fit.
+  std::array<double, kBins> ece_sum_x_{};  // calibrated survivals per bin
+  std::array<double, kBins> ece_sum_y_{};  // accepted prefixes per bin
+  int64_t ece_n_ = 0;
+  void count_in_ece(size_t slot, double sign);  // the round in slot, added (+1) or removed (-1)
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -27,29 +27,6 @@ double sigmoid(double z) {
 constexpr double kPriorWeight = 1.0;
 constexpr int32_t kMaxNewtonSteps = 50;
 
-// 20-bin expected calibration error accumulated one (prediction, label) pair at a time.
-class EceBins {
- public:
-  void add(double x, bool label) {
-    const auto b = static_cast<size_t>(
-        std::clamp(static_cast<int32_t>(x * Calibrator::kBins), 0, Calibrator::kBins - 1));
-    sum_x_[b] += x;
-    sum_y_[b] += label ? 1.0 : 0.0;
-    n_ += 1;
-  }
-  double ece() const {
-    if (n_ == 0) return 0.0;
-    double total = 0.0;
-    for (size_t b = 0; b < sum_x_.size(); ++b) total += std::abs(sum_x_[b] - sum_y_[b]);
-    return total / static_cast<double>(n_);
-  }
-
- private:
-  std::array<double, Calibrator::kBins> sum_x_{};
-  std::array<double, Calibrator::kBins> sum_y_{};
-  int64_t n_ = 0;
-};
-
 // Logistic regression of label on scale * x + bias, started at the current fit.
 void fit_depth(std::span<const double> x, std::span<const uint8_t> label, double& scale,
                double& bias) {
@@ -106,12 +83,14 @@ void Calibrator::observe(std::span<const float> raw_path, int32_t n_accepted) {
   const auto n = static_cast<int32_t>(std::min(raw_path.size(), static_cast<size_t>(max_depth_)));
   if (n == 0) return;  // nothing was verified: no evidence about any depth
   const auto slot = static_cast<size_t>(next_slot_);
+  count_in_ece(slot, -1.0);  // the round it overwrites (none yet: no terms)
   for (int32_t k = 0; k < n; ++k) {
     raw_[slot * static_cast<size_t>(max_depth_) + static_cast<size_t>(k)] =
         raw_path[static_cast<size_t>(k)];
   }
   n_verified_[slot] = n;
   n_accepted_[slot] = std::clamp(n_accepted, 0, n);
+  count_in_ece(slot, 1.0);
   next_slot_ = (next_slot_ + 1) % kCapacity;
   n_recorded_ = std::min(n_recorded_ + 1, kCapacity);
   n_rounds_ += 1;
@@ -123,18 +102,25 @@ void Calibrator::observe(std::span<const float> raw_path, int32_t n_accepted) {
   if (++since_refit_ >= refit_every_ || early) refit();
 }
 
-double Calibrator::ece() const {
-  EceBins bins;
-  for (int32_t r = 0; r < n_recorded_; ++r) {
-    const int32_t n = n_verified_[static_cast<size_t>(r)];
-    const float* raw = &raw_[static_cast<size_t>(r) * static_cast<size_t>(max_depth_)];
-    double survival = 1.0;  // calibrated survival through depth k
-    for (int32_t k = 1; k <= n; ++k) {
-      survival *= calibrate(k, raw[k - 1]);
-      bins.add(survival, n_accepted_[static_cast<size_t>(r)] >= k);
-    }
+void Calibrator::count_in_ece(size_t slot, double sign) {
+  const int32_t n = n_verified_[slot];
+  const float* raw = &raw_[slot * static_cast<size_t>(max_depth_)];
+  double survival = 1.0;  // calibrated survival through depth k
+  for (int32_t k = 1; k <= n; ++k) {
+    survival *= calibrate(k, raw[k - 1]);
+    const auto b =
+        static_cast<size_t>(std::clamp(static_cast<int32_t>(survival * kBins), 0, kBins - 1));
+    ece_sum_x_[b] += sign * survival;
+    ece_sum_y_[b] += n_accepted_[slot] >= k ? sign : 0.0;
+    ece_n_ += sign > 0 ? 1 : -1;
   }
-  return bins.ece();
+}
+
+double Calibrator::ece() const {
+  if (ece_n_ <= 0) return 0.0;
+  double total = 0.0;
+  for (size_t b = 0; b < ece_sum_x_.size(); ++b) total += std::abs(ece_sum_x_[b] - ece_sum_y_[b]);
+  return total / static_cast<double>(ece_n_);
 }
 
 void Calibrator::refit() {
@@ -154,6 +140,11 @@ void Calibrator::refit() {
     if (static_cast<int32_t>(x.size()) < kMinRounds) continue;
     fit_depth(x, label, scale_[static_cast<size_t>(k - 1)], bias_[static_cast<size_t>(k - 1)]);
   }
+  // The fit changed: every recorded round's terms are computed again.
+  ece_sum_x_.fill(0.0);
+  ece_sum_y_.fill(0.0);
+  ece_n_ = 0;
+  for (int32_t r = 0; r < n_recorded_; ++r) count_in_ece(static_cast<size_t>(r), 1.0);
 }
 
 double Calibrator::temperature(int32_t depth) const {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -158,6 +159,44 @@ TEST(Calibrator, TracksADriftingDrafterThroughTheRing) {
   // Once the ring holds only calibrated rounds, the fit returns to the identity.
   feed(cal, Calibrator::kCapacity, 1.0, 8);
   EXPECT_NEAR(cal.temperature(1), 1.0, 0.15);
+}
+
+// ece() is kept up to date as rounds come in, leave the ring and refits change the fit: it
+// equals the ECE recomputed from scratch over the rounds the ring holds.
+TEST(Calibrator, EceMatchesARecomputationThroughRingAndRefits) {
+  const int32_t depth = 3;
+  Calibrator cal(depth, 500);
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> conf(0.05f, 0.95f);
+  struct Round {
+    std::vector<float> raw;
+    int32_t accepted;
+  };
+  std::vector<Round> rounds;
+  for (int r = 0; r < Calibrator::kCapacity + 1500; ++r) {
+    Round round{std::vector<float>(size_t(1 + r % depth)), 0};
+    for (float& c : round.raw) c = conf(gen);
+    round.accepted = int32_t(gen() % (round.raw.size() + 1));
+    cal.observe(round.raw, round.accepted);
+    rounds.push_back(round);
+  }
+  std::vector<double> sum_x(Calibrator::kBins, 0.0), sum_y(Calibrator::kBins, 0.0);
+  double n = 0;
+  for (size_t r = rounds.size() - Calibrator::kCapacity; r < rounds.size(); ++r) {
+    double survival = 1.0;
+    for (int32_t k = 1; k <= int32_t(rounds[r].raw.size()); ++k) {
+      survival *= cal.calibrate(k, rounds[r].raw[size_t(k - 1)]);
+      const int b = std::clamp(int(survival * Calibrator::kBins), 0, Calibrator::kBins - 1);
+      sum_x[size_t(b)] += survival;
+      sum_y[size_t(b)] += rounds[r].accepted >= k ? 1.0 : 0.0;
+      n += 1;
+    }
+  }
+  double total = 0.0;
+  for (int b = 0; b < Calibrator::kBins; ++b)
+    total += std::abs(sum_x[size_t(b)] - sum_y[size_t(b)]);
+  EXPECT_NEAR(cal.ece(), total / n, 1e-9);
+  EXPECT_GT(cal.ece(), 0.0);
 }
 
 TEST(Calibrator, IgnoresEmptyRoundsAndSanitizesInput) {
