@@ -132,6 +132,7 @@ struct LayerWeights {
 // Activations one layer forward reuses from call to call (grown, never shrunk: steady-state
 // calls do not allocate; new elements are zeroed).
 struct LayerScratch {
+  std::vector<float> x;     // [n_tok, d_model] the residual stream the layers update in place
   std::vector<float> xn;    // [n_tok, d_model] normed input of a sub-block
   std::vector<float> q;     // [n_tok, n_heads * head_dim]
   std::vector<float> k;     // [n_tok, n_kv_heads * head_dim]
@@ -151,13 +152,12 @@ struct LayerKeys {
   const int32_t* key_slots = nullptr;    //   key_slots[key_offsets[t] .. key_offsets[t+1])
 };
 
-// One pre-norm transformer layer over n_tok rows of the residual stream x, in place: the
+// One pre-norm transformer layer over n_tok rows of the residual stream s.x, in place: the
 // attention block (RMSNorm, q/k/v with the config's biases or per-head q/k norms, RoPE, K/V
 // stored at kv layer `kv_layer`, attention over each token's key list, o, residual add), then
 // the SwiGLU feed-forward block. The slots are trusted: the caller has validated them.
 void forward_layer(const ModelConfig& c, const LayerWeights& L, int kv_layer, const LayerKeys& keys,
-                   int64_t n_tok, float* x /*[n_tok, d_model]*/, KvStorage& kv, LayerScratch& s,
-                   Backend& backend);
+                   int64_t n_tok, KvStorage& kv, LayerScratch& s, Backend& backend);
 
 class Model {
  public:

@@ -12,11 +12,6 @@ namespace dspark {
 
 namespace {
 
-template <class T>
-void ensure(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
-
 // Copies the residual stream into capture slot c of every token.
 void capture(const float* x /*[n, d]*/, int64_t n, int64_t d, size_t c, size_t n_capture,
              float* hidden /*[n, n_capture, d]*/) {
@@ -30,9 +25,8 @@ void capture(const float* x /*[n, d]*/, int64_t n, int64_t d, size_t c, size_t n
 
 void Model::Scratch::fit(const ModelConfig& c, int64_t n, size_t n_rows) {
   const int64_t d = c.d_model;
-  ensure(x, size_t(n * d));
   layer.fit(c, n);
-  ensure(rows, n_rows * size_t(d));
+  if (rows.size() < n_rows * size_t(d)) rows.resize(n_rows * size_t(d));
 }
 
 Status Model::reserve(int64_t n_tokens) const {
@@ -69,15 +63,15 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
   auto capture_layer = [&](int layer) {
     for (size_t i = 0; i < n_capture; ++i) {
       if (batch.capture_layers[i] == layer)
-        capture(s.x.data(), n, d, i, n_capture, out.hidden.data());
+        capture(s.layer.x.data(), n, d, i, n_capture, out.hidden.data());
     }
   };
-  backend.gather_weight_rows(token_embd_, batch.tokens.data(), n, s.x.data());
+  backend.gather_weight_rows(token_embd_, batch.tokens.data(), n, s.layer.x.data());
   capture_layer(-1);
   const LayerKeys keys{batch.positions.data(), batch.kv_slots.data(), s.key_offsets.data(),
                        s.key_slots.data()};
   for (int l = 0; l < c.n_layers; ++l) {
-    forward_layer(c, layers_[size_t(l)], l, keys, n, s.x.data(), kv, s.layer, backend);
+    forward_layer(c, layers_[size_t(l)], l, keys, n, kv, s.layer, backend);
     capture_layer(l);
   }
   if (n_rows == 0) {
@@ -86,7 +80,7 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
   }
   // Only the requested rows go through the final norm and the (large) output projection.
   for (size_t i = 0; i < n_rows; ++i) {
-    std::memcpy(s.rows.data() + i * size_t(d), s.x.data() + int64_t(batch.logit_rows[i]) * d,
+    std::memcpy(s.rows.data() + i * size_t(d), s.layer.x.data() + int64_t(batch.logit_rows[i]) * d,
                 sizeof(float) * size_t(d));
   }
   backend.rmsnorm(s.rows.data(), output_norm_.data(), int64_t(n_rows), d, c.rms_eps, s.rows.data());

@@ -14,6 +14,7 @@ void ensure(std::vector<T>& v, int64_t n) {
 }  // namespace
 
 void LayerScratch::fit(const ModelConfig& c, int64_t n) {
+  ensure(x, n * c.d_model);
   ensure(xn, n * c.d_model);
   ensure(q, n * c.n_heads * c.head_dim);
   ensure(k, n * c.n_kv_heads * c.head_dim);
@@ -25,7 +26,8 @@ void LayerScratch::fit(const ModelConfig& c, int64_t n) {
 }
 
 void forward_layer(const ModelConfig& c, const LayerWeights& L, int kv_layer, const LayerKeys& keys,
-                   int64_t n, float* x, KvStorage& kv, LayerScratch& s, Backend& be) {
+                   int64_t n, KvStorage& kv, LayerScratch& s, Backend& be) {
+  float* x = s.x.data();  // [n, d_model]
   const int64_t d = c.d_model, hd = c.head_dim;
   const int64_t kv_dim = c.n_kv_heads * hd;
   const float eps = c.rms_eps;

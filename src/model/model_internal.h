@@ -11,8 +11,7 @@ namespace dspark {
 
 // Activations of one forward; vectors only grow, so steady-state calls do not allocate.
 struct Model::Scratch {
-  std::vector<float> x;              // [n_tok, d_model] residual stream
-  LayerScratch layer;                // the layers' activations
+  LayerScratch layer;                // the residual stream and the layers' activations
   std::vector<float> rows;           // [logit_rows, d_model] final-normed rows that get logits
   std::vector<int64_t> key_offsets;  // [n_tok + 1] into key_slots
   std::vector<int32_t> key_slots;    // [sum of key counts] each token's key slots, in order

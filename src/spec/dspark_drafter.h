@@ -57,8 +57,8 @@ class DSparkDrafter final : public Drafter {
   std::unique_ptr<Backend> own_backend_;  // when the config gave none
   Backend* backend_;                      // config.backend or own_backend_
   std::mt19937_64 rng_;
-  std::mutex mutex_;  // guards the scratch, the KV and the generator
-  dspark_detail::Scratch scratch_;
+  std::mutex mutex_;      // guards the scratch, the KV and the generator
+  LayerScratch scratch_;  // the draft layers' activations (reused, grown on demand)
   dspark_detail::HeadScratch head_scratch_;
   dspark_detail::BlockBatch batch_;
   std::vector<float> h_;                            // [rows, d_model]

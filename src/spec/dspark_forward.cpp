@@ -5,16 +5,6 @@ namespace dspark::spec::dspark_detail {
 
 namespace {
 
-template <class T>
-void ensure(std::vector<T>& v, int64_t n) {
-  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
-}
-
-void ensure_all(const ModelConfig& c, int64_t n, Scratch& s) {
-  ensure(s.ctx, n * c.d_model);
-  s.layer.fit(c, n);
-}
-
 // K = RoPE(k_norm(k)), V = v of the n rows projected into s.k and s.v, stored at slots in layer
 // l (what forward_layer does for the rows it runs).
 void store_projected_kv(const Checkpoint& ck, int l, const int32_t* positions /*[n]*/,
@@ -32,38 +22,38 @@ void store_projected_kv(const Checkpoint& ck, int l, const int32_t* positions /*
 }  // namespace
 
 void write_context(const Checkpoint& ck, const float* features, const int32_t* positions,
-                   const int32_t* slots, int64_t n, KvStorage& kv, Scratch& s, Backend& backend) {
+                   const int32_t* slots, int64_t n, KvStorage& kv, LayerScratch& s,
+                   Backend& backend) {
   if (n == 0) return;
   const ModelConfig& c = ck.layers_config;
-  ensure_all(c, n, s);
-  backend.matmul(ck.fc, features, n, s.ctx.data());
-  backend.rmsnorm(s.ctx.data(), ck.hidden_norm.data(), n, c.d_model, c.rms_eps, s.ctx.data());
+  s.fit(c, n);
+  backend.matmul(ck.fc, features, n, s.x.data());
+  backend.rmsnorm(s.x.data(), ck.hidden_norm.data(), n, c.d_model, c.rms_eps, s.x.data());
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = ck.layers[size_t(l)];
     const WeightView* k_v[] = {&L.k, &L.v};
-    float* const out[] = {s.layer.k.data(), s.layer.v.data()};
-    backend.matmul_shared_input(k_v, out, 2, s.ctx.data(), n);
-    store_projected_kv(ck, l, positions, slots, n, kv, s.layer, backend);
+    float* const out[] = {s.k.data(), s.v.data()};
+    backend.matmul_shared_input(k_v, out, 2, s.x.data(), n);
+    store_projected_kv(ck, l, positions, slots, n, kv, s, backend);
   }
 }
 
-void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch& s,
+void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, LayerScratch& s,
                Backend& backend, std::vector<float>& h) {
   const ModelConfig& c = ck.layers_config;
   const int64_t n = b.rows(), d = c.d_model;
-  ensure_all(c, n, s);
+  s.fit(c, n);
   h.resize(size_t(n * d));
   if (n == 0) return;
-  float* x = s.ctx.data();  // the residual stream
-  backend.gather_weight_rows(ck.embed, b.tokens.data(), n, x);
+  backend.gather_weight_rows(ck.embed, b.tokens.data(), n, s.x.data());
   // The block's own K/V go to scratch slots; every row of a request sees its context, then all
   // of its block's rows (non-causal).
   const LayerKeys keys{b.positions.data(), b.slots.data(), b.key_offsets.data(),
                        b.key_slots.data()};
   for (int l = 0; l < c.n_layers; ++l) {
-    forward_layer(c, ck.layers[size_t(l)], l, keys, n, x, kv, s.layer, backend);
+    forward_layer(c, ck.layers[size_t(l)], l, keys, n, kv, s, backend);
   }
-  backend.rmsnorm(x, ck.norm.data(), n, d, c.rms_eps, h.data());
+  backend.rmsnorm(s.x.data(), ck.norm.data(), n, d, c.rms_eps, h.data());
 }
 
 }  // namespace dspark::spec::dspark_detail

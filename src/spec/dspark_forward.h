@@ -12,17 +12,11 @@
 
 namespace dspark::spec::dspark_detail {
 
-// Activations reused from call to call (grown on demand, never shrunk).
-struct Scratch {
-  std::vector<float> ctx;  // [n, d_model] context rows / residual stream of the block
-  LayerScratch layer;      // the draft layers' activations
-};
-
-// Committed tokens' context: ctx = RMSNorm_hidden_norm(fc . features), then for every draft
-// layer K = RoPE(k_norm(k_proj(ctx)), position) and V = v_proj(ctx), stored fp16 at slots.
+// Committed tokens' context: ctx = RMSNorm_hidden_norm(fc . features) (in s.x), then for every
+// draft layer K = RoPE(k_norm(k_proj(ctx)), position) and V = v_proj(ctx), stored fp16 at slots.
 void write_context(const Checkpoint& ck, const float* features /*[n, m * d_model]*/,
                    const int32_t* positions /*[n]*/, const int32_t* slots /*[n]*/, int64_t n,
-                   KvStorage& kv, Scratch& s, Backend& backend);
+                   KvStorage& kv, LayerScratch& s, Backend& backend);
 
 // The block rows of every request in one pass.
 struct BlockBatch {
@@ -35,7 +29,7 @@ struct BlockBatch {
 };
 
 // Runs the draft layers over the batch; h receives RMSNorm_norm of the last layer's output.
-void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, Scratch& s,
+void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, LayerScratch& s,
                Backend& backend, std::vector<float>& h /*[rows, d_model]*/);
 
 }  // namespace dspark::spec::dspark_detail
