@@ -35,10 +35,18 @@ def tiny_model(args):
     return path
 
 
-def real_model(args):
-    """The SmolLM2 path, or None when absent."""
-    path = os.path.join(py_util.models_dir(args), REAL_MODEL)
-    return path if os.path.exists(path) else None
+def real_model(args, errors, name=REAL_MODEL):
+    """The path of a fetched model (SmolLM2 by default), or None when absent: then an error in
+    errors under DSPARK_REQUIRE_MODELS=1, else a note that its part is skipped."""
+    path = os.path.join(py_util.models_dir(args), name)
+    if os.path.exists(path):
+        return path
+    if os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
+        errors.append(f"{name} missing (DSPARK_REQUIRE_MODELS=1)")
+        print(f"  FAIL: {name} missing (DSPARK_REQUIRE_MODELS=1)")
+    else:
+        print(f"  ({name} not found: skipped)")
+    return None
 
 
 class Server:

@@ -116,19 +116,11 @@ def main():
     print("tiny model, --allow-control-tokens-in-content")
     serve(args, tiny, "tiny", "--allow-control-tokens-in-content")
     for model in REAL_MODELS:
-        path = os.path.join(su.py_util.models_dir(args), model)
-        if os.path.exists(path):
-            print(model)
+        print(model)
+        path = su.real_model(args, failures, model)
+        if path:
             serve(args, path, "real")
-        elif os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
-            check(False, f"{model} missing (DSPARK_REQUIRE_MODELS=1)")
-        else:
-            print(f"  ({model} not found: skipped)")
-    if failures:
-        print(f"FAIL: {len(failures)} checks failed")
-        return 1
-    print("PASS")
-    return 0
+    return su.report(failures)
 
 
 if __name__ == "__main__":

@@ -304,19 +304,11 @@ def main():
     test_graceful_shutdown(args, model)
     print("chat template override")
     test_chat_template_override(args, model)
-    real = su.real_model(args)
+    print("real model")
+    real = su.real_model(args, failures)
     if real:
-        print("real model")
         test_real_model(args, real)
-    elif os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
-        check(False, f"{su.REAL_MODEL} missing (DSPARK_REQUIRE_MODELS=1)")
-    else:
-        print(f"  (SmolLM2 part skipped: {su.REAL_MODEL} not found)")
-    if failures:
-        print(f"FAIL: {len(failures)} checks failed")
-        return 1
-    print("PASS")
-    return 0
+    return su.report(failures)
 
 
 if __name__ == "__main__":
