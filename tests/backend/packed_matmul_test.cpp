@@ -1,6 +1,6 @@
 // Weights packed at load (pack_for_matmul) give bit-identical matmul results and rows to the
 // same weights in the file's layout, on every ISA path (the kernels that read the packed tiles,
-// AVX-512 and AVX2's 32-element formats, build the same tiles from the file's layout), for whole
+// AVX-512's and AVX2's, build the same tiles from the file's layout), for whole
 // and partial row groups, every batch size from 1 to 20 and 1 to 3 threads; batch invariance
 // holds for packed weights on every path; the AVX2 tile kernels stay within rounding of the
 // scalar kernels at the formats' extreme values. Packing leaves the source bytes intact and
@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend_test_util.h"
@@ -32,14 +33,9 @@ std::vector<int64_t> test_cols(DType type) {
   return {32, 576, 896, 4864};
 }
 
-bool is_q32(DType type) {
-  return dtype_info(type)->block_elems == 32;
-}
-
-// The highest ISA's kernels pack these types.
-bool top_packs(DType type) {
-  const Isa top = available_isas().back();
-  return top == Isa::Avx512 || (top == Isa::Avx2 && is_q32(type));
+// The highest ISA's kernels pack every packable type (scalar kernels none).
+bool top_packs() {
+  return available_isas().back() != Isa::Scalar;
 }
 
 // Bound on the float rounding of a 32-element format's row r for token x: two kernels sum the
@@ -97,7 +93,6 @@ TEST(PackedMatmul, SameResultsAsFileLayout) {
   ThreadPool pool(2);
   uint32_t seed = 1;
   for (DType type : kPackable) {
-    if (!top_packs(type)) continue;
     for (int64_t cols : test_cols(type)) {
       for (int64_t rows : {16, 37, 53}) {  // whole groups only, and a partial last group
         const auto w = random_weight(type, rows, cols, seed++);
@@ -135,7 +130,7 @@ TEST(PackedMatmul, BatchInvariant) {
       const int64_t cols = test_cols(type)[1];
       const auto w = random_weight(type, rows, cols, 11);
       const WeightView p = pack_for_matmul(w.view, /*release_source=*/false);
-      EXPECT_EQ(p.packed != nullptr, top_packs(type)) << dtype_info(type)->name;
+      EXPECT_EQ(p.packed != nullptr, top_packs()) << dtype_info(type)->name;
       const auto x = random_floats(size_t(20 * cols), 12);
       for (Isa isa : available_isas()) {
         IsaScope scope(isa);
@@ -196,6 +191,67 @@ TEST(PackedMatmul, ExtremeValues) {
   }
 }
 
+// K-quants at the extremes: every value, scale and min byte at 0x00, 0xFF, 0x80 or 0x7F (the
+// int16 bounds of the AVX2 tile kernels: Q4_K sums 8 pair sums, Q5_K 4, Q6_K 2 in int16) and
+// activations at +-127. Each path stays within rounding of the scalar kernels: both sum the same
+// exact integers per super-block, so they differ only in a few float steps per super-block,
+// each within 2^-24 of the magnitudes |w x| + |dmin m x| (m <= 63) it combines.
+TEST(PackedMatmul, ExtremeValuesKQuants) {
+  if (available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no kernels read packed weights";
+  ThreadPool pool(2);
+  const int64_t rows = 37, cols = 768, n_tok = 5;
+  // Bytes of a block before its filled part: d and dmin (Q4_K, Q5_K); Q6_K's d is last.
+  const std::pair<DType, std::pair<int, int>> kinds[] = {
+      {DType::Q4_K, {4, 144}}, {DType::Q5_K, {4, 176}}, {DType::Q6_K, {0, 208}}};
+  for (const auto& [type, span] : kinds) {
+    for (uint8_t fill : {uint8_t(0x00), uint8_t(0xFF), uint8_t(0x80), uint8_t(0x7F)}) {
+      auto w = random_weight(type, rows, cols, 43);
+      const int block_bytes = dtype_info(type)->block_bytes;
+      for (int64_t b = 0; b < rows * cols / 256; ++b) {
+        std::memset(w.bytes.data() + b * block_bytes + span.first, fill,
+                    size_t(span.second - span.first));
+      }
+      std::vector<float> x(size_t(n_tok * cols));
+      for (size_t i = 0; i < x.size(); ++i) {
+        const int64_t t = int64_t(i) / cols;
+        x[i] = t == 0 ? 1.0f : t == 1 ? -1.0f : (i / 3) % 2 ? 1.0f : -1.0f;
+      }
+      std::vector<float> ref;
+      {
+        IsaScope scope(Isa::Scalar);
+        ref = run(w.view, x, n_tok, pool);
+      }
+      const WeightView p = pack_for_matmul(w.view, /*release_source=*/false);
+      for (Isa isa : available_isas()) {
+        IsaScope scope(isa);
+        const std::string what = std::string(dtype_info(type)->name) + " fill " +
+                                 std::to_string(fill) + " " + testing::isa_label(isa);
+        const auto y = run(w.view, x, n_tok, pool);
+        std::vector<float> row(static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+          get_row(w.view, r, row.data());
+          for (int64_t t = 0; t < n_tok; ++t) {
+            double terms = 0.0;
+            for (int64_t c = 0; c < cols; ++c) {
+              float dmin = 0.0f;
+              if (type != DType::Q6_K) {
+                uint16_t h;
+                std::memcpy(&h, w.bytes.data() + r * w.view.row_bytes + (c / 256) * block_bytes + 2,
+                            2);
+                dmin = f16_to_f32(h);
+              }
+              terms += (std::fabs(row[c]) + 63.0 * std::fabs(dmin)) * std::fabs(x[t * cols + c]);
+            }
+            const double tol = terms * 8.0 * double(cols / 256) * 0x1p-24 + 1e-7;
+            EXPECT_NEAR(y[t * rows + r], ref[t * rows + r], tol) << what << " row " << r;
+          }
+        }
+        EXPECT_EQ(run(p, x, n_tok, pool), y) << what << " packed";
+      }
+    }
+  }
+}
+
 // Releasing the source pages is a hint that keeps their contents.
 TEST(PackedMatmul, ReleaseKeepsSource) {
   if (available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no kernels read packed weights";
@@ -218,10 +274,10 @@ TEST(PackedMatmul, LeavesOthersUnpacked) {
   const auto q4_k = random_weight(DType::Q4_K, 32, 256, 34);
   for (Isa isa : available_isas()) {
     IsaScope scope(isa);
-    // AVX2 reads the 32-element formats packed, not the K-quants; scalar reads nothing packed.
+    // AVX2 and AVX-512 read every packable format packed; scalar reads nothing packed.
     EXPECT_EQ(pack_for_matmul(q4_0.view, false).packed != nullptr, isa != Isa::Scalar)
         << testing::isa_label(isa);
-    EXPECT_EQ(pack_for_matmul(q4_k.view, false).packed != nullptr, isa == Isa::Avx512)
+    EXPECT_EQ(pack_for_matmul(q4_k.view, false).packed != nullptr, isa != Isa::Scalar)
         << testing::isa_label(isa);
   }
 }

@@ -2,6 +2,7 @@
 // scalar quantizer, only in their own order.
 #include <gtest/gtest.h>
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -35,13 +36,10 @@ TEST(QuantizeActs, Avx2MatchesScalar) {
   if (testing::available_isas().back() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
   for (int64_t cols : {256, 4864}) {
     const auto x = test_input(cols);
-    for (auto [simd, scalar] : {std::pair{kernels_avx2().q4_0.act, kernels_scalar().q4_0.act},
-                                std::pair{kernels_avx2().q6_k.act, kernels_scalar().q6_k.act}}) {
-      const Quantized a = run(simd, x), b = run(scalar, x);
-      EXPECT_EQ(a.qs, b.qs);
-      EXPECT_EQ(a.d, b.d);
-      EXPECT_EQ(a.sums, b.sums);
-    }
+    const Quantized a = run(kernels_avx2().q4_0.act, x), b = run(kernels_scalar().q4_0.act, x);
+    EXPECT_EQ(a.qs, b.qs);
+    EXPECT_EQ(a.d, b.d);
+    EXPECT_EQ(a.sums, b.sums);
   }
 }
 
@@ -73,42 +71,52 @@ TEST(QuantizeActs, Avx512RowsMatchesNatural) {
   }
 }
 
-// The AVX-512 K-quant formats keep values and scales in natural order and pair sums into the
-// int16 halves of dwords, in the pairing of the weights' mins or scales: per super-block, Q4_K /
-// Q5_K have four dwords of 32-value sub-block sums (s0, s2), (s1, s3), (s4, s6), (s5, s7), and
-// Q6_K eight of 16-value group sums (g0, g2), (g1, g3), (g4, g6), (g5, g7), (g8, g10), ...
-TEST(QuantizeActs, Avx512SuperBlocksMatchNatural) {
-  if (testing::available_isas().back() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 VNNI";
-  for (int64_t cols : {256, 768, 4864}) {
-    const auto x = test_input(cols);
-    const Quantized nat = run(act_q8_256_natural(), x);
-    const int64_t nb = cols / 256;
-    const Quantized q6 = run(kernels_avx512().q6_k.act, x);
-    EXPECT_EQ(q6.qs, nat.qs);
-    EXPECT_EQ(q6.d, nat.d);
-    ASSERT_EQ(q6.sums.size(), size_t(8 * nb));
-    for (int64_t b = 0; b < nb; ++b) {
-      for (int p = 0; p < 8; ++p) {
-        const int g = 4 * (p / 2) + p % 2;
-        const uint32_t pair = uint32_t(q6.sums[8 * b + p]);
-        EXPECT_EQ(int16_t(pair & 0xFFFF), nat.sums[16 * b + g]) << "block " << b << " pair " << p;
-        EXPECT_EQ(int16_t(pair >> 16), nat.sums[16 * b + g + 2]) << "block " << b << " pair " << p;
-      }
-    }
-    for (const ActFormat& f : {kernels_avx512().q4_k.act, kernels_avx512().q5_k.act}) {
-      const Quantized q = run(f, x);
-      EXPECT_EQ(q.qs, nat.qs);
-      EXPECT_EQ(q.d, nat.d);
-      ASSERT_EQ(q.sums.size(), size_t(4 * nb));
+// The K-quant tile kernels' formats (AVX-512 and AVX2) keep values and scales in natural order
+// and pair sums into the int16 halves of dwords, in the pairing of the weights' mins or scales:
+// per super-block, Q4_K / Q5_K have four dwords of 32-value sub-block sums (s0, s2), (s1, s3),
+// (s4, s6), (s5, s7), and Q6_K eight of 16-value group sums (g0, g2), (g1, g3), (g4, g6),
+// (g5, g7), (g8, g10), ...
+TEST(QuantizeActs, KQuantPairsMatchNatural) {
+  if (testing::available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no SIMD kernels";
+  for (Isa isa : testing::available_isas()) {
+    if (isa == Isa::Scalar) continue;
+    const KernelSet& ks = isa == Isa::Avx512 ? kernels_avx512() : kernels_avx2();
+    const std::string label = testing::isa_label(isa);
+    for (int64_t cols : {256, 768, 4864}) {
+      const auto x = test_input(cols);
+      const Quantized nat = run(act_q8_256_natural(), x);
+      const int64_t nb = cols / 256;
+      const Quantized q6 = run(ks.q6_k.act, x);
+      EXPECT_EQ(q6.qs, nat.qs) << label;
+      EXPECT_EQ(q6.d, nat.d) << label;
+      ASSERT_EQ(q6.sums.size(), size_t(8 * nb)) << label;
       for (int64_t b = 0; b < nb; ++b) {
-        const auto sub_block = [&](int j) {
-          return nat.sums[16 * b + 2 * j] + nat.sums[16 * b + 2 * j + 1];
-        };
-        const int first[4] = {0, 1, 4, 5};
-        for (int p = 0; p < 4; ++p) {
-          const uint32_t pair = uint32_t(q.sums[4 * b + p]);
-          EXPECT_EQ(int16_t(pair & 0xFFFF), sub_block(first[p])) << "block " << b << " pair " << p;
-          EXPECT_EQ(int16_t(pair >> 16), sub_block(first[p] + 2)) << "block " << b << " pair " << p;
+        for (int p = 0; p < 8; ++p) {
+          const int g = 4 * (p / 2) + p % 2;
+          const uint32_t pair = uint32_t(q6.sums[8 * b + p]);
+          EXPECT_EQ(int16_t(pair & 0xFFFF), nat.sums[16 * b + g])
+              << label << " block " << b << " pair " << p;
+          EXPECT_EQ(int16_t(pair >> 16), nat.sums[16 * b + g + 2])
+              << label << " block " << b << " pair " << p;
+        }
+      }
+      for (const ActFormat& f : {ks.q4_k.act, ks.q5_k.act}) {
+        const Quantized q = run(f, x);
+        EXPECT_EQ(q.qs, nat.qs) << label;
+        EXPECT_EQ(q.d, nat.d) << label;
+        ASSERT_EQ(q.sums.size(), size_t(4 * nb)) << label;
+        for (int64_t b = 0; b < nb; ++b) {
+          const auto sub_block = [&](int j) {
+            return nat.sums[16 * b + 2 * j] + nat.sums[16 * b + 2 * j + 1];
+          };
+          const int first[4] = {0, 1, 4, 5};
+          for (int p = 0; p < 4; ++p) {
+            const uint32_t pair = uint32_t(q.sums[4 * b + p]);
+            EXPECT_EQ(int16_t(pair & 0xFFFF), sub_block(first[p]))
+                << label << " block " << b << " pair " << p;
+            EXPECT_EQ(int16_t(pair >> 16), sub_block(first[p] + 2))
+                << label << " block " << b << " pair " << p;
+          }
         }
       }
     }

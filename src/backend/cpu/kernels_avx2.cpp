@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C kernels (the path for CPUs without AVX-512 VNNI), natural value order (the
-// 32-element formats' whole 16-row groups go to the tile kernels of kernels_avx2_packed.cpp;
-// their natural-order kernel reads the rows after the last whole group).
+// 32-element formats' whole 16-row groups go to the tile kernels of kernels_avx2_packed.cpp,
+// their natural-order kernel reads the rows after the last whole group; the K-quants are all
+// tiles, kernels_avx2_kquant.cpp).
 // Quantized weights: per block, unpack to bytes once, then for each token vpmaddubsw (unsigned
 // weights x signed activations; signed weights through the sign trick) and vpmaddwd to int32,
 // one float multiply-add per block. Float weights: 8-wide fp32 multiply-adds, two accumulators.
@@ -148,122 +149,6 @@ void row_q32(const MatmulArgs& args, int64_t r, int64_t t0) {
   for (int i = 0; i < NT; ++i) args.y[(t0 + i) * args.y_stride + r] = hsum(acc[i]) + mins[i];
 }
 
-// K-quants: per super-block an int32 vector of scale * dot sums, one float multiply-add.
-inline void kquant_scale_mins(const uint8_t* packed, uint8_t sc[8], uint8_t mn[8]) {
-  for (int j = 0; j < 8; ++j) {
-    int s, m;
-    kquant_scale_min(packed, j, &s, &m);
-    sc[j] = uint8_t(s);
-    mn[j] = uint8_t(m);
-  }
-}
-
-template <bool kQ5, int NT>
-void row_q45k(const MatmulArgs& args, int64_t r, int64_t t0) {
-  const uint8_t* row = args.w + r * args.row_bytes;
-  const int64_t nb = args.cols / kQKK;
-  const QuantizedActs& acts = args.acts;
-  const int block_bytes = kQ5 ? int(sizeof(BlockQ5_K)) : int(sizeof(BlockQ4_K));
-  __m256 acc[NT];
-  float mins[NT];
-  for (int i = 0; i < NT; ++i) {
-    acc[i] = _mm256_setzero_ps();
-    mins[i] = 0.0f;
-  }
-  const __m256i low = _mm256_set1_epi8(0x0F);
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = row + b * block_bytes;
-    uint16_t d16, dmin16;
-    std::memcpy(&d16, blk, 2);
-    std::memcpy(&dmin16, blk + 2, 2);
-    uint8_t sc[8], mn[8];
-    kquant_scale_mins(blk + 4, sc, mn);
-    const uint8_t* qs = blk + (kQ5 ? 48 : 16);
-    const __m256i qh = kQ5 ? load32(blk + 16) : _mm256_setzero_si256();
-    __m256i q[8];
-    for (int p = 0; p < 4; ++p) {
-      const __m256i x = load32(qs + 32 * p);
-      q[2 * p] = _mm256_and_si256(x, low);
-      q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
-    }
-    if (kQ5) {
-      for (int j = 0; j < 8; ++j) {
-        const __m256i bit = _mm256_set1_epi8(char(1 << j));
-        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-        q[j] = _mm256_or_si256(q[j], _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
-      }
-    }
-    const float d = fp16(d16), dmin = fp16(dmin16);
-#pragma GCC unroll 4
-    for (int i = 0; i < NT; ++i) {
-      const int8_t* a = acts.qs_row(t0 + i) + b * kQKK;
-      const int32_t* bs = acts.sums_row(t0 + i) + b * 16;
-      __m256i isum = _mm256_setzero_si256();
-      int32_t msum = 0;
-      for (int j = 0; j < 8; ++j) {
-        const __m256i p16 = _mm256_maddubs_epi16(q[j], load32(a + 32 * j));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, _mm256_set1_epi16(sc[j])));
-        msum += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
-      }
-      const float da = acts.d_row(t0 + i)[b];
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * da), acc[i]);
-      mins[i] -= dmin * da * float(msum);
-    }
-  }
-  for (int i = 0; i < NT; ++i) args.y[(t0 + i) * args.y_stride + r] = hsum(acc[i]) + mins[i];
-}
-
-template <int NT>
-void row_q6k(const MatmulArgs& args, int64_t r, int64_t t0) {
-  const auto* blocks = reinterpret_cast<const BlockQ6_K*>(args.w + r * args.row_bytes);
-  const int64_t nb = args.cols / kQKK;
-  const QuantizedActs& acts = args.acts;
-  __m256 acc[NT];
-  for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
-  const __m256i low = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
-  for (int64_t b = 0; b < nb; ++b) {
-    const BlockQ6_K& blk = blocks[b];
-    __m256i q[8];  // values 32 k .. 32 k + 31, unsigned 0..63
-    for (int h = 0; h < 2; ++h) {
-      const __m256i l0 = load32(blk.ql + 64 * h), l1 = load32(blk.ql + 64 * h + 32);
-      const __m256i hb = load32(blk.qh + 32 * h);
-      q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, low),
-                                     _mm256_slli_epi16(_mm256_and_si256(hb, two), 4));
-      q[4 * h + 1] =
-          _mm256_or_si256(_mm256_and_si256(l1, low),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), two), 4));
-      q[4 * h + 2] =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), two), 4));
-      q[4 * h + 3] =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), two), 4));
-    }
-    __m256i sc[8];  // int16 scales: first 8 lanes sub-block 2 k, last 8 sub-block 2 k + 1
-    for (int k = 0; k < 8; ++k) {
-      sc[k] = _mm256_set_m128i(_mm_set1_epi16(blk.scales[2 * k + 1]),
-                               _mm_set1_epi16(blk.scales[2 * k]));
-    }
-    const float d = fp16(blk.d);
-#pragma GCC unroll 4
-    for (int i = 0; i < NT; ++i) {
-      const int8_t* a = acts.qs_row(t0 + i) + b * kQKK;
-      const int32_t* bs = acts.sums_row(t0 + i) + b * 16;
-      __m256i isum = _mm256_setzero_si256();
-      int32_t off = 0;
-      for (int k = 0; k < 8; ++k) {
-        const __m256i p16 = _mm256_maddubs_epi16(q[k], load32(a + 32 * k));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, sc[k]));
-      }
-      for (int k = 0; k < 16; ++k) off += blk.scales[k] * bs[k];
-      isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * off, 0, 0, 0, 0, 0, 0, 0));
-      const float da = acts.d_row(t0 + i)[b];
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * da), acc[i]);
-    }
-  }
-  for (int i = 0; i < NT; ++i) args.y[(t0 + i) * args.y_stride + r] = hsum(acc[i]);
-}
-
 // Float weights: 8 values at column c (count of them, the rest zero) as fp32.
 struct F32 {
   static __m256 load(const uint8_t* row, int64_t c) {
@@ -365,10 +250,6 @@ void rows_q32(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_
 template <class T>
 constexpr RowsKernel kFloat =
     rows<row_float<T, 1>, row_float<T, 2>, row_float<T, 3>, row_float<T, 4>>;
-template <bool kQ5>
-constexpr RowsKernel kQ45K =
-    rows<row_q45k<kQ5, 1>, row_q45k<kQ5, 2>, row_q45k<kQ5, 3>, row_q45k<kQ5, 4>>;
-
 // Natural-order quantization of n (32 or 256) values with identical results to the scalar
 // quantizer: scale amax / 127, values rounded to nearest-even and clamped to +-127.
 void quantize_group(const float* x, int n, int8_t* qs, float* d) {
@@ -417,11 +298,15 @@ void quantize_q8_32(const float* x, int64_t cols, int8_t* qs, float* d, int32_t*
   for (int64_t b = 0; b < cols / kQK; ++b) quantize_group(x + b * kQK, kQK, qs + b * kQK, d + b);
   group_sums(qs, cols, kQK, sums);
 }
-void quantize_q8_256(const float* x, int64_t cols, int8_t* qs, float* d, int32_t* sums) {
+// The K-quant tile kernels' activations (kernels.h): natural values and scales, sums paired.
+template <bool kMinPairs>
+void quantize_q8_256_pairs(const float* x, int64_t cols, int8_t* qs, float* d, int32_t* sums) {
   for (int64_t b = 0; b < cols / kQKK; ++b) {
     quantize_group(x + b * kQKK, kQKK, qs + b * kQKK, d + b);
+    int32_t group_sum[16];
+    group_sums(qs + b * kQKK, kQKK, 16, group_sum);
+    pair_sums<kMinPairs>(group_sum, sums + (kMinPairs ? 4 : 8) * b);
   }
-  group_sums(qs, cols, 16, sums);
 }
 
 }  // namespace
@@ -429,7 +314,8 @@ void quantize_q8_256(const float* x, int64_t cols, int8_t* qs, float* d, int32_t
 const KernelSet& kernels_avx2() {
   static const KernelSet set = [] {
     const ActFormat q32{quantize_q8_32, act_q8_32_natural().lengths};
-    const ActFormat q256{quantize_q8_256, act_q8_256_natural().lengths};
+    const ActFormat min_pairs{quantize_q8_256_pairs<true>, act_lengths_min_pairs};
+    const ActFormat group_pairs{quantize_q8_256_pairs<false>, act_lengths_group_pairs};
     KernelSet k;
     k.f32 = {kFloat<F32>, {}};
     k.f16 = {kFloat<F16>, {}};
@@ -439,9 +325,9 @@ const KernelSet& kernels_avx2() {
     k.q5_0 = {rows_q32<Q5_0, avx2_packed_q5_0>, q32};
     k.q5_1 = {rows_q32<Q5_1, avx2_packed_q5_1>, q32};
     k.q8_0 = {rows_q32<Q8_0, avx2_packed_q8_0>, q32};
-    k.q4_k = {kQ45K<false>, q256};
-    k.q5_k = {kQ45K<true>, q256};
-    k.q6_k = {rows<row_q6k<1>, row_q6k<2>, row_q6k<3>, row_q6k<4>>, q256};
+    k.q4_k = {avx2_tiles_q4_k, min_pairs};
+    k.q5_k = {avx2_tiles_q5_k, min_pairs};
+    k.q6_k = {avx2_tiles_q6_k, group_pairs};
     return k;
   }();
   return set;

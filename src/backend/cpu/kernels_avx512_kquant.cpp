@@ -299,10 +299,8 @@ void rows(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1
 // ---- activations ----
 
 // Values in input order with one scale per 256 (as the natural-order quantizer), and per
-// super-block the integer sums the format needs as int16 pairs in dwords. kMinPairs (Q4_K,
-// Q5_K): four pairs of 32-value sums, (s0, s2), (s1, s3), (s4, s6), (s5, s7), the pairing of
-// tile_q45's mins. Otherwise (Q6_K): eight pairs of 16-value sums, (g0, g2), (g1, g3),
-// (g4, g6), (g5, g7), (g8, g10), ..., the pairing of tile_q6's scales.
+// super-block the sums in the tile kernels' pairing (kernels.h): min pairs for Q4_K, Q5_K,
+// group pairs for Q6_K.
 template <bool kMinPairs>
 void quantize_q8_256(const float* x, int64_t cols, int8_t* qs, float* d, int32_t* sums) {
   const __m512 sign = _mm512_set1_ps(-0.0f);
@@ -325,43 +323,20 @@ void quantize_q8_256(const float* x, int64_t cols, int8_t* qs, float* d, int32_t
       _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * kQKK + 16 * g), _mm512_cvtepi32_epi8(q));
       group_sum[g] = _mm512_reduce_add_epi32(q);
     }
-    if constexpr (kMinPairs) {
-      // |a 32-value sum| <= 32 * 127 fits int16.
-      const auto sub_block = [&](int j) {
-        return uint32_t(uint16_t(group_sum[2 * j] + group_sum[2 * j + 1]));
-      };
-      constexpr int kFirst[4] = {0, 1, 4, 5};
-      for (int p = 0; p < 4; ++p) {
-        sums[4 * b + p] = int32_t(sub_block(kFirst[p]) | sub_block(kFirst[p] + 2) << 16);
-      }
-    } else {
-      // Pairs (g0, g2), (g1, g3), (g4, g6), ... of 16-value sums (|sum| <= 16 * 127).
-      for (int p = 0; p < 8; ++p) {
-        const int g = 4 * (p / 2) + p % 2;
-        sums[8 * b + p] =
-            int32_t(uint32_t(uint16_t(group_sum[g])) | uint32_t(uint16_t(group_sum[g + 2])) << 16);
-      }
-    }
+    pair_sums<kMinPairs>(group_sum, sums + (kMinPairs ? 4 : 8) * b);
   }
-}
-
-ActLengths lengths_min_pairs(int64_t cols) {
-  return {cols, cols / kQKK, cols / 64};
-}
-ActLengths lengths_group_sums(int64_t cols) {
-  return {cols, cols / kQKK, cols / 32};
 }
 
 }  // namespace
 
 MatmulKernel avx512_q4_k() {
-  return {rows<Q4K>, {quantize_q8_256<true>, lengths_min_pairs}};
+  return {rows<Q4K>, {quantize_q8_256<true>, act_lengths_min_pairs}};
 }
 MatmulKernel avx512_q5_k() {
-  return {rows<Q5K>, {quantize_q8_256<true>, lengths_min_pairs}};
+  return {rows<Q5K>, {quantize_q8_256<true>, act_lengths_min_pairs}};
 }
 MatmulKernel avx512_q6_k() {
-  return {rows<Q6K>, {quantize_q8_256<false>, lengths_group_sums}};
+  return {rows<Q6K>, {quantize_q8_256<false>, act_lengths_group_pairs}};
 }
 
 }  // namespace dspark::cpu

@@ -108,19 +108,10 @@ void release_pages(const void* p, uint64_t bytes) {
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
 }
 
-// Whether the active kernels read `type` packed: AVX-512 every type with a layout, AVX2 the
-// 32-element formats (kernels_avx2_packed.cpp), scalar none.
+// Whether the active kernels read `type` packed: the AVX-512 and AVX2 kernels every type with a
+// layout, scalar none.
 bool kernels_read_packed(DType type) {
-  switch (active_isa()) {
-    case Isa::Avx512:
-      return packed::packable(type);
-    case Isa::Avx2:
-      return type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q5_0 ||
-             type == DType::Q5_1 || type == DType::Q8_0;
-    case Isa::Scalar:
-      break;
-  }
-  return false;
+  return active_isa() != Isa::Scalar && packed::packable(type);
 }
 
 }  // namespace
