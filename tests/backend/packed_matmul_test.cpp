@@ -252,6 +252,29 @@ TEST(PackedMatmul, ExtremeValuesKQuants) {
   }
 }
 
+// The K-quant tile kernels of AVX2 and AVX-512 sum the same exact integers and end each
+// super-block with the same float steps, so they give the same bits (a CPU with AVX-512 VNNI
+// runs both).
+TEST(PackedMatmul, KQuantIsasAgree) {
+  if (available_isas().back() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 VNNI to compare with";
+  ThreadPool pool(2);
+  uint32_t seed = 51;
+  for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const auto w = random_weight(type, 53, 1280, seed++);
+    for (int64_t n_tok : {1, 3, 8, 13}) {
+      const auto x = random_floats(size_t(n_tok * 1280), seed++);
+      std::vector<float> avx2;
+      {
+        IsaScope scope(Isa::Avx2);
+        avx2 = run(pack_for_matmul(w.view, false), x, n_tok, pool);
+      }
+      IsaScope scope(Isa::Avx512);
+      EXPECT_EQ(run(pack_for_matmul(w.view, false), x, n_tok, pool), avx2)
+          << dtype_info(type)->name << " n_tok " << n_tok;
+    }
+  }
+}
+
 // Releasing the source pages is a hint that keeps their contents.
 TEST(PackedMatmul, ReleaseKeepsSource) {
   if (available_isas().back() == Isa::Scalar) GTEST_SKIP() << "no kernels read packed weights";

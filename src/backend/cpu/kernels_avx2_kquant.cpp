@@ -212,6 +212,15 @@ DSPARK_AVX2_INLINE __m256i group_dword(const uint8_t* ql, const uint8_t* qh, int
   return _mm256_or_si256(low, _mm256_and_si256(high, _mm256_set1_epi8(0x30)));
 }
 
+// The signed scale of group g of the half as an int16 pair in each lane: byte g % 4 of scale
+// dword g / 4, sign-extended, copied to the high half.
+DSPARK_AVX2_INLINE __m256i q6_scale_pairs(const uint8_t* tile, int h, int g) {
+  const __m256i s32 = _mm256_srai_epi32(_mm256_sll_epi32(half_dword(tile + Q6K::kScales, g / 4, h),
+                                                         _mm_cvtsi32_si128(24 - 8 * (g % 4))),
+                                        24);
+  return _mm256_blend_epi16(s32, _mm256_slli_epi32(s32, 16), 0xAA);
+}
+
 // isum[i] += scale x (group g of the half . token i's values) for group g in quarter N; a[i]
 // points at token i's values of the super-block.
 template <int N, int NT>
@@ -220,12 +229,7 @@ DSPARK_AVX2_INLINE void group(const uint8_t* tile, int h, int g, const int8_t* c
   const int hh = g / 8, l0 = 16 * (g % 2);
   const uint8_t* ql = tile + Q6K::kQl + 4 * kGroupRows * ((64 * hh + l0) / 4) + 32 * h;
   const uint8_t* qh = tile + Q6K::kQh + 4 * kGroupRows * ((32 * hh + l0) / 4) + 32 * h;
-  // The signed scale of group g as an int16 pair in each lane: byte g % 4 of scale dword
-  // g / 4, sign-extended, copied to the high half.
-  const __m256i s32 = _mm256_srai_epi32(_mm256_sll_epi32(half_dword(tile + Q6K::kScales, g / 4, h),
-                                                         _mm_cvtsi32_si128(24 - 8 * (g % 4))),
-                                        24);
-  const __m256i sc = _mm256_blend_epi16(s32, _mm256_slli_epi32(s32, 16), 0xAA);
+  const __m256i sc = q6_scale_pairs(tile, h, g);
 #pragma GCC unroll 2
   for (int k = 0; k < 4; k += 2) {
     const __m256i w0 = group_dword<N>(ql, qh, k), w1 = group_dword<N>(ql, qh, k + 1);
@@ -235,6 +239,44 @@ DSPARK_AVX2_INLINE void group(const uint8_t* tile, int h, int g, const int8_t* c
       const __m256i p = add_pairs(_mm256_maddubs_epi16(w0, broadcast_dword(x)), w1, x + 4);
       isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(p, sc));
     }
+  }
+}
+
+// One token, isum += the 4 groups 8 hh + 2 N + odd (N = 0..3) of the half: the quarters share
+// their loads (low bits from two ql dwords, high bits from one qh dword), half the vector work
+// of group<N, 1> four times. The integer sums are exact, so this order gives the same bits as
+// the one of several tokens.
+DSPARK_AVX2_INLINE void column_q6(const uint8_t* tile, int h, int hh, int odd, const int8_t* a,
+                                  __m256i& isum) {
+  const int l0 = 16 * odd;
+  const uint8_t* ql = tile + Q6K::kQl + 4 * kGroupRows * ((64 * hh + l0) / 4) + 32 * h;
+  const uint8_t* qh = tile + Q6K::kQh + 4 * kGroupRows * ((32 * hh + l0) / 4) + 32 * h;
+  const __m256i low = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+  __m256i sc[4];
+  for (int n = 0; n < 4; ++n) sc[n] = q6_scale_pairs(tile, h, 8 * hh + 2 * n + odd);
+#pragma GCC unroll 2
+  for (int k0 = 0; k0 < 4; k0 += 2) {
+    __m256i p[4];
+    for (int n = 0; n < 4; ++n) p[n] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int k = k0; k < k0 + 2; ++k) {
+      const __m256i la = load256(ql + 64 * k), lb = load256(ql + 64 * (8 + k));
+      const __m256i hb = load256(qh + 64 * k);
+      const __m256i w[4] = {_mm256_or_si256(_mm256_and_si256(la, low),
+                                            _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45)),
+                            _mm256_or_si256(_mm256_and_si256(lb, low),
+                                            _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45)),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), low),
+                                            _mm256_and_si256(hb, bits45)),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), low),
+                                            _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45))};
+#pragma GCC unroll 4
+      for (int n = 0; n < 4; ++n) {
+        p[n] = add_pairs(p[n], w[n], a + 16 * (8 * hh + 2 * n + odd) + 4 * k);
+      }
+    }
+#pragma GCC unroll 4
+    for (int n = 0; n < 4; ++n) isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p[n], sc[n]));
   }
 }
 
@@ -249,12 +291,16 @@ DSPARK_AVX2_INLINE void half_q6(const uint8_t* tile, int h, const QuantizedActs&
     isum[i] = _mm256_setzero_si256();
   }
   // Group g = 8 hh + 2 N + odd: 128-value half hh, quarter N, first or second 16 values.
-  for (int g0 = 0; g0 < 16; g0 += 8) {
+  for (int hh = 0; hh < 2; ++hh) {
     for (int odd = 0; odd < 2; ++odd) {
-      group<0, NT>(tile, h, g0 + odd, a, isum);
-      group<1, NT>(tile, h, g0 + 2 + odd, a, isum);
-      group<2, NT>(tile, h, g0 + 4 + odd, a, isum);
-      group<3, NT>(tile, h, g0 + 6 + odd, a, isum);
+      if constexpr (NT == 1) {
+        column_q6(tile, h, hh, odd, a[0], isum[0]);
+      } else {
+        group<0, NT>(tile, h, 8 * hh + odd, a, isum);
+        group<1, NT>(tile, h, 8 * hh + 2 + odd, a, isum);
+        group<2, NT>(tile, h, 8 * hh + 4 + odd, a, isum);
+        group<3, NT>(tile, h, 8 * hh + 6 + odd, a, isum);
+      }
     }
   }
   // The offset: 32 * sum over groups of scale * (sum of a), the scales as int16 pairs (s0, s2),
@@ -302,18 +348,23 @@ void stage_half(const uint8_t* first, uint64_t stride, int count, int h, uint8_t
   }
 }
 
-// Rows [r0 + 8h, r0 + 8h + 8) of the group of `count` rows at r0 for NT tokens from t0. Tiles
-// come from the packed copy for whole groups of 16 rows from row 0 when there is one, else are
-// staged from the file's layout; the computation is the same either way.
-template <class P, int NT>
-void half_tokens(const MatmulArgs& args, int64_t r0, int count, int h, int64_t t0, bool prefetch) {
+// Rows [r0 + 8 h0, r0 + 8 (h0 + NH)) of the group of `count` rows at r0 for NT tokens from t0:
+// NH halves side by side, super-block by super-block (a single token takes both halves of each
+// tile while it is in L1, so its weights stream from memory once). Tiles come from the packed
+// copy for whole groups of 16 rows from row 0 when there is one, else are staged from the
+// file's layout; the computation is the same either way.
+template <class P, int NT, int NH>
+void halves_tokens(const MatmulArgs& args, int64_t r0, int count, int h0, int64_t t0,
+                   bool prefetch) {
   const int64_t nb = args.cols / kQKK;
   const bool packed = args.packed != nullptr && count == kGroupRows && r0 % kGroupRows == 0;
   const uint8_t* group = packed ? args.packed + (r0 / kGroupRows) * kGroupRows * args.row_bytes
                                 : args.w + r0 * args.row_bytes;
-  __m256 acc[NT];
+  __m256 acc[NH][NT];
+  for (int hi = 0; hi < NH; ++hi) {
 #pragma GCC unroll 8
-  for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
+    for (int i = 0; i < NT; ++i) acc[hi][i] = _mm256_setzero_ps();
+  }
   alignas(32) uint8_t staged[P::kTileBytes];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* tile = staged;
@@ -325,24 +376,31 @@ void half_tokens(const MatmulArgs& args, int64_t r0, int count, int h, int64_t t
         }
       }
     } else {
-      stage_half<P::kLayout>(group + b * P::kBlockBytes, args.row_bytes, count, h, staged);
+      for (int hi = 0; hi < NH; ++hi) {
+        stage_half<P::kLayout>(group + b * P::kBlockBytes, args.row_bytes, count, h0 + hi, staged);
+      }
     }
-    if constexpr (std::is_same_v<P, Q6K>) {
-      half_q6<NT>(tile, h, args.acts, t0, b, acc);
-    } else {
-      half_q45<P, NT>(tile, h, args.acts, t0, b, acc);
+    for (int hi = 0; hi < NH; ++hi) {
+      if constexpr (std::is_same_v<P, Q6K>) {
+        half_q6<NT>(tile, h0 + hi, args.acts, t0, b, acc[hi]);
+      } else {
+        half_q45<P, NT>(tile, h0 + hi, args.acts, t0, b, acc[hi]);
+      }
     }
   }
-  const int present = count - kHalfRows * h < kHalfRows ? count - kHalfRows * h : kHalfRows;
+  for (int hi = 0; hi < NH; ++hi) {
+    const int h = h0 + hi;
+    const int present = count - kHalfRows * h < kHalfRows ? count - kHalfRows * h : kHalfRows;
 #pragma GCC unroll 8
-  for (int i = 0; i < NT; ++i) {
-    float* y = args.y + (t0 + i) * args.y_stride + r0 + kHalfRows * h;
-    if (present == kHalfRows) {
-      _mm256_storeu_ps(y, acc[i]);
-    } else {
-      alignas(32) float out[kHalfRows];
-      _mm256_store_ps(out, acc[i]);
-      std::memcpy(y, out, sizeof(float) * size_t(present));
+    for (int i = 0; i < NT; ++i) {
+      float* y = args.y + (t0 + i) * args.y_stride + r0 + kHalfRows * h;
+      if (present == kHalfRows) {
+        _mm256_storeu_ps(y, acc[hi][i]);
+      } else {
+        alignas(32) float out[kHalfRows];
+        _mm256_store_ps(out, acc[hi][i]);
+        std::memcpy(y, out, sizeof(float) * size_t(present));
+      }
     }
   }
 }
@@ -351,22 +409,27 @@ template <class P>
 void rows(const MatmulArgs& args, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   for (int64_t rb = r0; rb < r1; rb += kGroupRows) {
     const int count = int(rb + kGroupRows < r1 ? kGroupRows : r1 - rb);
+    if (t1 - t0 == 1 && count > kHalfRows) {
+      halves_tokens<P, 1, 2>(args, rb, count, 0, t0, true);
+      continue;
+    }
+    // Several tokens: half by half, in passes of up to kMaxTokens tokens.
     for (int h = 0; h < 2 && kHalfRows * h < count; ++h) {
       for (int64_t t = t0; t < t1; t += kMaxTokens) {
         // The weights come from memory on the first pass only.
         const bool prefetch = h == 0 && t == t0;
         switch (t1 - t >= kMaxTokens ? kMaxTokens : int(t1 - t)) {
           case 1:
-            half_tokens<P, 1>(args, rb, count, h, t, prefetch);
+            halves_tokens<P, 1, 1>(args, rb, count, h, t, prefetch);
             break;
           case 2:
-            half_tokens<P, 2>(args, rb, count, h, t, prefetch);
+            halves_tokens<P, 2, 1>(args, rb, count, h, t, prefetch);
             break;
           case 3:
-            half_tokens<P, 3>(args, rb, count, h, t, prefetch);
+            halves_tokens<P, 3, 1>(args, rb, count, h, t, prefetch);
             break;
           default:
-            half_tokens<P, 4>(args, rb, count, h, t, prefetch);
+            halves_tokens<P, 4, 1>(args, rb, count, h, t, prefetch);
             break;
         }
       }
