@@ -15,7 +15,7 @@ done
 need_apt=()
 for pkg in build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev \
   libboost-dev libboost-program-options-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
-  libgtest-dev libgmock-dev libpcre2-dev python3-pip unzip; do
+  libgtest-dev libgmock-dev libpcre2-dev libyaml-cpp-dev python3-pip unzip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

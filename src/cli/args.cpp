@@ -39,6 +39,7 @@ Status Args::parse(int argc, char** argv) {
     if (it->second.value_name.empty()) {
       if (inline_value) return Error{"option '--" + name + "' takes no value"};
       values_[name] = "1";
+      sources_[name] = "command line";
       continue;
     }
     if (!inline_value) {
@@ -46,6 +47,7 @@ Status Args::parse(int argc, char** argv) {
       value = argv[++i];
     }
     values_[name] = value;
+    sources_[name] = "command line";
   }
   return Status::Ok();
 }
@@ -70,6 +72,21 @@ std::string Args::usage(const std::string& command, const std::string& summary) 
     out << "\n";
   }
   return out.str();
+}
+
+bool Args::is_flag(const std::string& name) const {
+  auto it = specs_.find(name);
+  return it != specs_.end() && it->second.value_name.empty();
+}
+
+void Args::set(const std::string& name, const std::string& value, const std::string& source) {
+  values_[name] = value;
+  sources_[name] = source;
+}
+
+std::string Args::source(const std::string& name) const {
+  auto it = sources_.find(name);
+  return it == sources_.end() ? "" : it->second;
 }
 
 bool Args::has(const std::string& name) const {

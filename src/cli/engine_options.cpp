@@ -79,12 +79,11 @@ void add_engine_options(Args& args) {
               "verify every draft up to depth N (no load-aware controller; for comparison)");
 }
 
-Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens_hint) {
-  EngineSetup setup;
-  engine::EngineConfig& c = setup.config;
-  int64_t ctx = 0;
+Result<EngineFlags> read_engine_flags(const Args& args) {
+  EngineFlags flags;
+  engine::EngineConfig& c = flags.config;
   DSPARK_RETURN_IF_ERROR(take(args.integer("threads", 0, 1024), c.threads));
-  DSPARK_RETURN_IF_ERROR(take(args.integer("ctx", 0, 1 << 24), ctx));
+  DSPARK_RETURN_IF_ERROR(take(args.integer("ctx", 0, 1 << 24), flags.ctx));
   DSPARK_RETURN_IF_ERROR(take(args.integer("max-num-seqs", 1, 4096), c.max_num_seqs));
   DSPARK_RETURN_IF_ERROR(
       take(args.integer("max-num-batched-tokens", 1, 1 << 20), c.max_num_batched_tokens));
@@ -107,6 +106,19 @@ Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens
         "--draft-model PATH goes with --spec-method draft-model or dspark (and only "
         "with them)"};
   }
+  if (args.has("kv-cache-mem")) {
+    DSPARK_RETURN_IF_ERROR(take(args.integer("kv-cache-mem", 1, int64_t{1} << 30), flags.kv_mib));
+  }
+  return flags;
+}
+
+Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens_hint) {
+  auto flags = read_engine_flags(args);
+  if (!flags.ok()) return flags.error();
+  EngineSetup setup;
+  setup.config = flags->config;
+  engine::EngineConfig& c = setup.config;
+  const int64_t ctx = flags->ctx;
 
   auto target = load_model(args.str("model"), quiet);
   if (!target.ok()) return target.error();
@@ -138,10 +150,8 @@ Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens
     per_block += *extra;
   }
   uint64_t budget = 0;
-  if (args.has("kv-cache-mem")) {
-    int64_t mib = 0;
-    DSPARK_RETURN_IF_ERROR(take(args.integer("kv-cache-mem", 1, int64_t{1} << 30), mib));
-    budget = uint64_t(mib) * kMiB;
+  if (flags->kv_mib > 0) {
+    budget = uint64_t(flags->kv_mib) * kMiB;
   } else {
     const int64_t blocks =
         (std::max<int64_t>(kv_tokens_hint, 1) + c.block_size - 1) / c.block_size + c.max_num_seqs;

@@ -18,6 +18,14 @@ namespace dspark::cli {
 // --spec-tree-budget, --spec-top-k, --spec-fixed-depth.
 void add_engine_options(Args& args);
 
+// The engine options, checked, before any file is opened: what setup_engine starts from.
+struct EngineFlags {
+  engine::EngineConfig config;  // threads, batching, prefix caching, speculation settings
+  int64_t ctx = 0;              // --ctx (0: the model's trained context)
+  int64_t kv_mib = 0;           // --kv-cache-mem (0: sized to the work)
+};
+Result<EngineFlags> read_engine_flags(const Args& args);
+
 struct EngineSetup {
   LoadedModel target;
   std::optional<LoadedModel> draft;  // --spec-method draft-model

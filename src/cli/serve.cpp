@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +14,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "config_file.h"
 #include "dspark/http.h"
 #include "dspark/server.h"
 #include "engine_options.h"
@@ -58,11 +60,7 @@ Result<ServeOptions> read_options(const Args& args) {
   if (!body_mib.ok()) return body_mib.error();
   o.http.max_body_bytes = size_t(*body_mib) << 20;
   o.http.cors_origins = split_commas(args.str("cors-origin"));
-  o.api.api_key = args.str("api-key");
-  if (o.api.api_key.empty()) {
-    const char* env = std::getenv("DSPARK_API_KEY");
-    if (env) o.api.api_key = env;
-  }
+  o.api.api_key = args.str("api-key");  // DSPARK_API_KEY arrives as the option (config_file.h)
   o.api.auth_all_endpoints = args.has("auth-all-endpoints");
   o.api.allow_control_tokens_in_content = args.has("allow-control-tokens-in-content");
   o.api.served_model_name = args.has("served-model-name") ? args.str("served-model-name")
@@ -197,6 +195,62 @@ int serve(const Args& args, const ServeOptions& o) {
   return 0;
 }
 
+// What --check-config checks beyond the server's own options: the engine options and that the
+// model (and draft model or checkpoint) paths exist.
+Status check_config(const Args& args) {
+  auto flags = read_engine_flags(args);
+  if (!flags.ok()) return flags.error();
+  for (const char* name : {"model", "draft-model"}) {
+    const std::string path = args.str(name);
+    if (!path.empty() && !std::filesystem::exists(path)) {
+      return Error{"--" + std::string(name) + " '" + path + "' does not exist"};
+    }
+  }
+  return Status::Ok();
+}
+
+// Whether a value must be quoted to read back as the same YAML string.
+bool needs_quotes(const std::string& v) {
+  for (const char* word : {"true", "false", "yes", "no", "on", "off", "null", "~"}) {
+    if (v == word) return true;
+  }
+  for (char c : v) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string("._/-").find(c) == std::string::npos) {
+      return true;
+    }
+  }
+  return v.empty() || v[0] == '-';
+}
+
+// The options in effect as YAML (a config file itself), each with where its value came from;
+// the API key is masked.
+void print_options(const Args& args) {
+  for (const std::string& name : args.names()) {
+    if (name == "help" || name == "config" || name == "check-config") continue;
+    const std::string source = args.source(name);
+    if (args.is_flag(name)) {
+      std::printf("%s: %s  # %s\n", name.c_str(), args.has(name) ? "true" : "false",
+                  source.empty() ? "default" : source.c_str());
+      continue;
+    }
+    std::string value = args.str(name);
+    if (name == "api-key" && !value.empty()) value = "(set, not shown)";
+    if (value.empty()) {
+      std::printf("# %s: (not set)\n", name.c_str());
+      continue;
+    }
+    std::string quoted = value;
+    if (needs_quotes(value)) {
+      quoted = "'";
+      for (char c : value) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+      quoted += "'";
+    }
+    std::printf("%s: %s  # %s\n", name.c_str(), quoted.c_str(),
+                source.empty() ? "default" : source.c_str());
+  }
+}
+
 }  // namespace
 
 int run_serve(int argc, char** argv) {
@@ -223,6 +277,11 @@ int run_serve(int argc, char** argv) {
       .option("cors-origin", "", "LIST",
               "comma-separated origins allowed by CORS ('*': any; default: no CORS)")
       .option("log-level", "", "LEVEL", "trace, debug, info, warn, error or off", "info")
+      .option("config", "", "FILE",
+              "YAML file of options (keys: the long option names); the command line and "
+              "DSPARK_<OPTION> environment variables override it")
+      .option("check-config", "", "",
+              "print the options in effect and where each came from, then exit (no model load)")
       .option("help", "h", "", "show this help");
   const std::string summary =
       "Serve the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models) plus /health,\n"
@@ -236,10 +295,25 @@ int run_serve(int argc, char** argv) {
     std::printf("%s", args.usage("serve", summary).c_str());
     return 0;
   }
+  Status sources = apply_environment("DSPARK_", "", args);
+  if (sources.ok() && args.has("config")) sources = apply_config_file(args.str("config"), args);
+  if (!sources.ok()) {
+    std::fprintf(stderr, "dspark serve: %s\n", sources.message().c_str());
+    return 2;
+  }
   auto options = read_options(args);
   if (!options.ok()) {
     std::fprintf(stderr, "dspark serve: %s\n", options.error().message.c_str());
     return 2;
+  }
+  if (args.has("check-config")) {
+    Status checked = check_config(args);
+    print_options(args);
+    if (!checked.ok()) {
+      std::fprintf(stderr, "dspark serve: %s\n", checked.message().c_str());
+      return 2;
+    }
+    return 0;
   }
   return serve(args, *options);
 }

@@ -13,6 +13,13 @@ std::string error_body(const ApiError& error) {
   return to_text(nlohmann::json{{"error", e}});
 }
 
+std::optional<ApiError> check_model_name(const std::string& requested, const std::string& served) {
+  if (requested.empty() || requested == served) return std::nullopt;
+  return ApiError{
+      404, "the model '" + requested + "' does not exist; this server serves '" + served + "'",
+      "invalid_request_error", "model", "model_not_found"};
+}
+
 http::Response error_response(const ApiError& error) {
   http::Response r;
   r.status = error.status;

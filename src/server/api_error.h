@@ -2,6 +2,7 @@
 // they travel with.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "dspark/http.h"
@@ -20,6 +21,10 @@ inline ApiError bad_request(std::string message, std::string param = "", std::st
   return ApiError{400, std::move(message), "invalid_request_error", std::move(param),
                   std::move(code)};
 }
+
+// The one rule for a request's model name: empty (or absent) means the served model; any other
+// name than `served` is OpenAI's (and vLLM's) 404 model_not_found.
+std::optional<ApiError> check_model_name(const std::string& requested, const std::string& served);
 
 // The error's JSON body.
 std::string error_body(const ApiError& error);

@@ -44,11 +44,7 @@ std::optional<ApiError> prepare(const State& state, const ServedModel& model,
                                 const http::Request& request, Endpoint endpoint, Prepared* out) {
   ParsedRequest& r = out->req;
   if (auto e = parse_request(request.body, endpoint, state.limits, &r)) return e;
-  if (!r.model.empty() && r.model != state.options.served_model_name) {
-    return bad_request("the model '" + r.model + "' does not exist; this server serves '" +
-                           state.options.served_model_name + "'",
-                       "model", "model_not_found");
-  }
+  if (auto e = check_model_name(r.model, state.options.served_model_name)) return e;
   const Tokenizer& tok = *model.tokenizer;
   if (endpoint == Endpoint::kChat) {
     // The template writes any BOS itself; message content never becomes control tokens.

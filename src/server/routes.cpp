@@ -94,11 +94,7 @@ std::optional<ApiError> check_model_field(const State& state, const json& body) 
   auto it = body.find("model");
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_string()) return bad_request("'model' must be a string", "model");
-  if (it->get<std::string>() != state.options.served_model_name) {
-    return bad_request("the model '" + it->get<std::string>() + "' does not exist", "model",
-                       "model_not_found");
-  }
-  return std::nullopt;
+  return check_model_name(it->get<std::string>(), state.options.served_model_name);
 }
 
 std::optional<ApiError> tokenize(const State& state, const ServedModel& model,
@@ -184,7 +180,9 @@ RouteInfo find_route(const std::string& path) {
   if (path == "/metrics") return {Route::kMetrics, "GET", true};
   if (path == "/version") return {Route::kVersion, "GET", true};
   if (path == "/v1/models") return {Route::kModels, "GET", false};
-  if (path.rfind("/v1/models/", 0) == 0) return {Route::kModel, "GET", false};
+  if (path.rfind("/v1/models/", 0) == 0 && path.size() > std::string("/v1/models/").size()) {
+    return {Route::kModel, "GET", false};
+  }
   if (path == "/v1/chat/completions") return {Route::kChat, "POST", false};
   if (path == "/v1/completions") return {Route::kCompletion, "POST", false};
   if (path == "/tokenize") return {Route::kTokenize, "POST", false};
@@ -234,10 +232,8 @@ http::Reply dispatch(const std::shared_ptr<State>& state, const http::Request& r
     }
     case Route::kModel: {
       const std::string name = request.path.substr(std::string("/v1/models/").size());
-      if (name != state->options.served_model_name) {
-        return {error_response(ApiError{404, "the model '" + name + "' does not exist",
-                                        "invalid_request_error", "model", "model_not_found"}),
-                {}};
+      if (auto e = check_model_name(name, state->options.served_model_name)) {
+        return {error_response(*e), {}};
       }
       auto model = state->served();
       return {json_response(200, model_object(*state, model.get())), {}};

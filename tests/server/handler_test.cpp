@@ -342,7 +342,9 @@ TEST_F(HandlerTest, ErrorStatuses) {
   EXPECT_EQ(status("POST", "/v1/chat/completions", "{not json"), 400);
   json unknown = chat_body(2);
   unknown["model"] = "gpt-4";
-  const json e = json::parse(call("POST", "/v1/chat/completions", unknown.dump(), auth).head.body);
+  const http::Reply unknown_reply = call("POST", "/v1/chat/completions", unknown.dump(), auth);
+  EXPECT_EQ(unknown_reply.head.status, 404);  // as OpenAI and vLLM answer
+  const json e = json::parse(unknown_reply.head.body);
   EXPECT_EQ(e["error"]["param"], "model");
   EXPECT_EQ(e["error"]["code"], "model_not_found");
   // Prompt + max_tokens beyond the context: the message names both numbers.

@@ -145,8 +145,14 @@ def test_errors(base, name, client_cls):
     check(r.status_code == 401, "401 without a key")
 
     good = client_cls(base_url=base + "/v1", api_key=KEY, max_retries=0)
-    for kwargs, param in [({"model": "no-such-model"}, "model"),
-                          ({"model": name, "temperature": 5}, "temperature"),
+    try:
+        good.chat.completions.create(messages=msgs, model="no-such-model")
+        check(False, "404 expected for an unknown model")
+    except openai.NotFoundError as e:
+        err = e.body if isinstance(e.body, dict) else {}
+        check(e.status_code == 404 and err.get("code") == "model_not_found" and
+              err.get("param") == "model", f"404 model_not_found: {e.body}")
+    for kwargs, param in [({"model": name, "temperature": 5}, "temperature"),
                           ({"model": name, "n": 0}, "n"),
                           ({"model": name, "max_tokens": 10**7}, "max_tokens"),
                           ({"model": name, "logprobs": True, "top_logprobs": 50},
