@@ -4,6 +4,9 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+#include <cstring>
+
 namespace dspark::cpu::avx2 {
 
 // e^x for 8 floats, within about 2 ulp for x in [-87, 88] (the same reduction and degree-6
@@ -26,6 +29,18 @@ inline __m256 exp_ps(__m256 x) {
   const __m256i e =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// 32 bytes at p, unaligned.
+inline __attribute__((always_inline)) __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+// The dword at p in every lane (one broadcast load).
+inline __attribute__((always_inline)) __m256i broadcast_dword(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 
 inline float hsum_ps(__m256 v) {

@@ -14,6 +14,8 @@
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include "avx2_math.h"
+
 namespace dspark::cpu {
 namespace {
 
@@ -23,12 +25,7 @@ inline float fp16(uint16_t h) {
   return _cvtsh_ss(h);
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2::hsum_ps;
 
 inline __m256i load32(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
@@ -146,7 +143,7 @@ void row_q32(const MatmulArgs& args, int64_t r, int64_t t0) {
       if (T::kMin) mins[i] += w.m * (da * float(acts.sums_row(t0 + i)[b]));
     }
   }
-  for (int i = 0; i < NT; ++i) args.y[(t0 + i) * args.y_stride + r] = hsum(acc[i]) + mins[i];
+  for (int i = 0; i < NT; ++i) args.y[(t0 + i) * args.y_stride + r] = hsum_ps(acc[i]) + mins[i];
 }
 
 // Float weights: 8 values at column c (count of them, the rest zero) as fp32.
@@ -202,7 +199,7 @@ void row_float(const MatmulArgs& args, int64_t r, int64_t t0) {
     }
   }
   for (int i = 0; i < NT; ++i) {
-    args.y[(t0 + i) * args.y_stride + r] = hsum(_mm256_add_ps(acc[0][i], acc[1][i]));
+    args.y[(t0 + i) * args.y_stride + r] = hsum_ps(_mm256_add_ps(acc[0][i], acc[1][i]));
   }
 }
 

@@ -31,6 +31,8 @@
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include "avx2_math.h"
+
 // The per-block helpers must inline for their vectors to stay in registers.
 #define DSPARK_AVX2_INLINE inline __attribute__((always_inline))
 
@@ -46,16 +48,8 @@ constexpr int kHalfRows = 8;               // rows per half tile: one per int32 
 constexpr int kMaxTokens = 4;              // tokens per pass over a half (register budget)
 constexpr int kPrefetchBytes = 4096;       // how far ahead packed tiles are prefetched
 
-DSPARK_AVX2_INLINE __m256i load256(const uint8_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
-// The dword at p in every lane (one broadcast load).
-DSPARK_AVX2_INLINE __m256i broadcast_dword(const void* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+using avx2::broadcast_dword;
+using avx2::load256;
 
 // 8 fp16 values at p as floats.
 DSPARK_AVX2_INLINE __m256 load_halves(const uint8_t* p) {

@@ -36,6 +36,8 @@
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include "avx2_math.h"
+
 // The per-block helpers must inline for their vectors to stay in registers.
 #define DSPARK_AVX2_INLINE inline __attribute__((always_inline))
 
@@ -59,16 +61,8 @@ constexpr int kOffsetShift = T::kQ8 ? 0 : T::kShift;
 template <class T>
 constexpr bool kFiveBit = T::kQh >= 0;
 
-DSPARK_AVX2_INLINE __m256i load256(const uint8_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
-// The dword at p in every lane.
-DSPARK_AVX2_INLINE __m256i broadcast_dword(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+using avx2::broadcast_dword;
+using avx2::load256;
 
 // v, opaque to the optimizer: GCC otherwise reassociates a chain of integer adds into a tree
 // of partial sums that needs more registers than there are, and spills.
