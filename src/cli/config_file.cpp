@@ -14,9 +14,9 @@
 namespace dspark::cli {
 namespace {
 
-// Options that make no sense from a file.
-bool reserved(const std::string& name) {
-  return name == "config" || name == "help" || name == "check-config";
+// Options that make no sense outside the command line (and, in a file, the file itself).
+bool reserved(const std::string& name, bool in_file) {
+  return name == "help" || name == "check-config" || (in_file && name == "config");
 }
 
 // A flag's boolean text: 1 (on), 0 (off) or -1 (not a boolean).
@@ -64,7 +64,7 @@ Status apply_config_file(const std::string& path, Args& args) {
     if (!entry.first.IsScalar()) return Error{"config file '" + path + "': keys must be names"};
     const std::string key = entry.first.Scalar();
     const std::string where = "config file '" + path + "', key '" + key + "'";
-    if (!args.declared(key) || reserved(key)) {
+    if (!args.declared(key) || reserved(key, true)) {
       return Error{where +
                    ": unknown option (the keys are the long option names of "
                    "'dspark serve --help', without the dashes)"};
@@ -87,12 +87,9 @@ Status apply_config_file(const std::string& path, Args& args) {
   return Status::Ok();
 }
 
-Status apply_environment(const std::string& prefix, const std::string& skip, Args& args) {
-  const std::string skipped = "," + skip + ",";
+Status apply_environment(const std::string& prefix, Args& args) {
   for (const std::string& name : args.names()) {
-    if (reserved(name) || args.given(name) || skipped.find("," + name + ",") != std::string::npos) {
-      continue;
-    }
+    if (reserved(name, false) || args.given(name)) continue;
     std::string var = prefix + name;
     std::transform(var.begin(), var.end(), var.begin(),
                    [](unsigned char c) { return c == '-' ? '_' : char(std::toupper(c)); });

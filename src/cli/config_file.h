@@ -19,10 +19,10 @@ namespace dspark::cli {
 Status apply_config_file(const std::string& path, Args& args);
 
 // For each declared option not yet given, the environment variable `prefix` + its name in upper
-// case with '-' as '_' (DSPARK_MAX_NUM_SEQS for --max-num-seqs), if set. A flag's variable is
-// 1/true/yes/on or 0/false/no/off (or empty: off); anything else is an error naming it. An
-// empty variable of an option with a value counts as unset.
-// `skip`: options never read from the environment (comma-separated names).
-Status apply_environment(const std::string& prefix, const std::string& skip, Args& args);
+// case with '-' as '_' (DSPARK_MAX_NUM_SEQS for --max-num-seqs; DSPARK_CONFIG names a config
+// file), if set. A flag's variable is 1/true/yes/on or 0/false/no/off (or empty: off); anything
+// else is an error naming it. An empty variable of an option with a value counts as unset.
+// help and check-config are never read from the environment.
+Status apply_environment(const std::string& prefix, Args& args);
 
 }  // namespace dspark::cli

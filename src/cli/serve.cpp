@@ -278,8 +278,8 @@ int run_serve(int argc, char** argv) {
               "comma-separated origins allowed by CORS ('*': any; default: no CORS)")
       .option("log-level", "", "LEVEL", "trace, debug, info, warn, error or off", "info")
       .option("config", "", "FILE",
-              "YAML file of options (keys: the long option names); the command line and "
-              "DSPARK_<OPTION> environment variables override it")
+              "YAML file of options (keys: the long option names; also $DSPARK_CONFIG); the "
+              "command line and DSPARK_<OPTION> environment variables override it")
       .option("check-config", "", "",
               "print the options in effect and where each came from, then exit (no model load)")
       .option("help", "h", "", "show this help");
@@ -295,7 +295,7 @@ int run_serve(int argc, char** argv) {
     std::printf("%s", args.usage("serve", summary).c_str());
     return 0;
   }
-  Status sources = apply_environment("DSPARK_", "", args);
+  Status sources = apply_environment("DSPARK_", args);
   if (sources.ok() && args.has("config")) sources = apply_config_file(args.str("config"), args);
   if (!sources.ok()) {
     std::fprintf(stderr, "dspark serve: %s\n", sources.message().c_str());

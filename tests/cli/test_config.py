@@ -112,6 +112,13 @@ check(got.get("max-body-mb") == ("8", "default"), f"default: {got.get('max-body-
 rc, out, _ = run(file_text, [], {"DSPARK_PORT": ""})
 check(effective(out).get("port") == ("9001", "config file"), "an empty variable counts as unset")
 
+# DSPARK_CONFIG names the file (containers), and a file cannot name another.
+with open(os.path.join(work, "env.yaml"), "w") as f:
+    f.write(f"model: {MODEL}\nmax-n: 5\n")
+rc, out, err = run(env={"DSPARK_CONFIG": os.path.join(work, "env.yaml")})
+check(rc == 0 and effective(out).get("max-n") == ("5", "config file"),
+      f"DSPARK_CONFIG: {rc} {effective(out).get('max-n')} {err}")
+
 # Flags and lists.
 rc, out, err = run(f"model: {MODEL}\nno-prefix-caching: true\nauth-all-endpoints: no\n"
                    "cors-origin: [https://a.example, https://b.example]\n")
