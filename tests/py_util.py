@@ -54,3 +54,11 @@ def built(args, relative):
         print(f"FAIL: {path} not built")
         sys.exit(1)
     return path
+
+
+def serve_options(dspark):
+    """The long option names `dspark serve --help` lists (without the dashes)."""
+    import re
+    import subprocess
+    text = subprocess.run([dspark, "serve", "--help"], capture_output=True, text=True).stdout
+    return set(re.findall(r"^\s+(?:-\w, )?--([a-z-]+)", text, re.M))

@@ -19,6 +19,15 @@ bool reserved(const std::string& name, bool in_file) {
   return name == "help" || name == "check-config" || (in_file && name == "config");
 }
 
+// A flag turned on or off by `source`.
+void set_flag(Args& args, const std::string& name, bool on, const std::string& source) {
+  if (on) {
+    args.set(name, "1", source);
+  } else {
+    args.set_off(name, source);
+  }
+}
+
 // A flag's boolean text: 1 (on), 0 (off) or -1 (not a boolean).
 int parse_bool(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
@@ -45,6 +54,10 @@ Result<std::string> value_text(const YAML::Node& node, const std::string& where)
 }
 
 }  // namespace
+
+bool file_option(const std::string& name) {
+  return !reserved(name, true);
+}
 
 Status apply_config_file(const std::string& path, Args& args) {
   std::ifstream in(path);
@@ -75,11 +88,7 @@ Status apply_config_file(const std::string& path, Args& args) {
     if (args.is_flag(key)) {
       const int on = parse_bool(*value);
       if (on < 0) return Error{where + ": a flag takes true or false, got '" + *value + "'"};
-      if (on == 1) {
-        args.set(key, "1", "config file");
-      } else {
-        args.set_off(key, "config file");
-      }
+      set_flag(args, key, on == 1, "config file");
       continue;
     }
     args.set(key, *value, "config file");
@@ -102,11 +111,7 @@ Status apply_environment(const std::string& prefix, Args& args) {
         return Error{"environment variable " + var + ": a flag takes 1/true/yes/on or " +
                      "0/false/no/off, got '" + value + "'"};
       }
-      if (on == 1) {
-        args.set(name, "1", "environment (" + var + ")");
-      } else {
-        args.set_off(name, "environment (" + var + ")");
-      }
+      set_flag(args, name, on == 1, "environment (" + var + ")");
       continue;
     }
     args.set(name, value, "environment (" + var + ")");

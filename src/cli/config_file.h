@@ -10,6 +10,9 @@
 
 namespace dspark::cli {
 
+// Whether an option can be set in a config file (help, check-config and config cannot).
+bool file_option(const std::string& name);
+
 // Reads the YAML file at `path`: a mapping of option names (the long flag names, without the
 // dashes) to values, each applied unless the option was already given. A value is a scalar, a
 // list of scalars (joined with commas, for the comma-separated options) or, for a flag, a

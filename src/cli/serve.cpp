@@ -227,7 +227,7 @@ bool needs_quotes(const std::string& v) {
 // the API key is masked.
 void print_options(const Args& args) {
   for (const std::string& name : args.names()) {
-    if (name == "help" || name == "config" || name == "check-config") continue;
+    if (!file_option(name)) continue;
     const std::string source = args.source(name);
     if (args.is_flag(name)) {
       std::printf("%s: %s  # %s\n", name.c_str(), args.has(name) ? "true" : "false",

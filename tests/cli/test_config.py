@@ -89,9 +89,7 @@ for path in examples:
             check(got[key][1] == "config file", f"{name}: {key} came from {got[key][1]}")
 
 # The reference names every option of `dspark serve --help`.
-help_text = subprocess.run([dspark, "serve", "--help"], capture_output=True, text=True).stdout
-options = set(re.findall(r"^\s+(?:-\w, )?--([a-z-]+)", help_text, re.M))
-options -= {"help", "config", "check-config"}
+options = py_util.serve_options(dspark) - {"help", "config", "check-config"}
 check(len(options) >= 25, f"only {len(options)} options parsed from --help")
 reference = open(os.path.join(args.source_dir, "configs", "reference.yaml")).read()
 for option in sorted(options):

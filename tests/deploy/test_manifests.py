@@ -11,8 +11,6 @@ checks for its environment and stop grace period. kubectl is not needed: kustomi
 resources and its one configMapGenerator are read here.
 """
 import os
-import re
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,8 +34,7 @@ def check(ok, what):
         failures.append(what)
 
 
-help_text = subprocess.run([dspark, "serve", "--help"], capture_output=True, text=True).stdout
-options = set(re.findall(r"^\s+(?:-\w, )?--([a-z-]+)", help_text, re.M))
+options = py_util.serve_options(dspark)
 
 
 def check_env_names(names, where):
