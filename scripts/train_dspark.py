@@ -116,6 +116,26 @@ def build_model(args, cap, geom, embed, head):
     return model
 
 
+# Config fields a warm start must share with the run: they fix the parameters' shapes and
+# meaning (the mask token's embedding is the target's, so the id is part of what was learned).
+INIT_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
+             "num_key_value_heads", "head_dim", "block_size", "markov_rank", "mask_token_id",
+             "target_layer_ids", "vocab_size")
+
+
+def init_from_checkpoint(model, folder, embed, head):
+    """Copy a trained drafter's weights into model (a warm start with a fresh schedule)."""
+    old = load_checkpoint(folder, (embed, head))
+    differ = [k for k in INIT_KEYS if old.config.get(k) != model.config.get(k)]
+    if differ:
+        raise ValueError(f"--init-from {folder}: " + ", ".join(
+            f"{k} {old.config.get(k)} != {model.config.get(k)}" for k in differ))
+    with torch.no_grad():
+        for name in model.names:
+            model.w(name).copy_(old.w(name))
+    print(f"initialized from {folder} (its draft vocabulary, if any, is recomputed)")
+
+
 def open_inputs(args):
     """(device, captures, target geometry, frozen embedding, frozen head), checked together."""
     device = pick_device(args.device)
@@ -137,7 +157,13 @@ def train(args):
         for key in ("layers", "markov_rank", "intermediate_size", "block_size", "mask_token_id",
                     "holdout_frac", "loss_vocab", "seqs_per_step", "anchors", "seed"):
             setattr(args, key, saved[key])  # the run's shape and data order cannot change
-    model = build_model(args, cap, geom, embed, head).to(device)
+    if args.init_from and state is None and args.mask_token_id is None:
+        with open(os.path.join(args.init_from, "config.json")) as f:
+            args.mask_token_id = json.load(f)["mask_token_id"]
+    model = build_model(args, cap, geom, embed, head)
+    if args.init_from and state is None:
+        init_from_checkpoint(model, args.init_from, embed, head)
+    model = model.to(device)
     if args.mask_token_id is None:
         args.mask_token_id = model.mask_id
     train_ids, hold_ids = cap.split(args.holdout_frac)
@@ -335,6 +361,9 @@ def main(argv=None):
     t.add_argument("--device", default="auto")
     t.add_argument("--init-norm-from-target", action="store_true",
                    help="start norm.weight at the target's output norm (default: ones)")
+    t.add_argument("--init-from", metavar="CKPT_DIR",
+                   help="start from a trained drafter's weights (same shape, mask token and "
+                        "feature layers) with a fresh optimizer and schedule")
     t.add_argument("--include-embeddings", action="store_true",
                    help="also write embed_tokens/lm_head (for loaders that need them)")
     t.add_argument("--seed", type=int, default=0)

@@ -158,6 +158,7 @@ def trainer(args, tiny, failures):
                 outs[0][2].shape[-1] != len(listed):
             failures.append(f"draft vocabulary: {len(listed)} ids listed, drafts "
                             f"{outs[0][0].tolist()}, U over {outs[0][2].shape[-1]} columns")
+        warm_start(train_dspark, common, ckpt, os.path.join(tmp, "warm"), a, failures)
         report = train_dspark.main(["calibrate", "--capture", cap, "--ckpt", ckpt, "--target",
                                     target, "--anchors", "8"])
         with open(os.path.join(ckpt, "config.json")) as f:
@@ -165,6 +166,24 @@ def trainer(args, tiny, failures):
         if not temps or len(temps) != a.B or report["tau"] < 1.0:
             failures.append(f"calibrate wrote temperatures {temps}, tau {report['tau']}")
         cpp_generate(args, tiny, ckpt, failures)
+
+
+def warm_start(train_dspark, common, ckpt, out, trained, failures):
+    """--init-from starts from the trained weights (one step at a negligible rate changes
+    nothing visible), and refuses a checkpoint of another shape."""
+    args = [a if a != ckpt else out for a in common]
+    steps = args.index("--steps")
+    args[steps + 1] = "1"
+    warm = train_dspark.main(["train"] + args + ["--init-from", ckpt, "--lr", "1e-12"])
+    worst = max(float((warm.w(n) - trained.w(n)).detach().abs().max()) for n in trained.names)
+    if worst > 1e-6:
+        failures.append(f"--init-from: weights moved by {worst} after one step at lr 1e-12")
+    try:
+        train_dspark.main(["train"] + args + ["--init-from", ckpt, "--markov-rank", "3"])
+        failures.append("--init-from accepted a checkpoint of another markov rank")
+    except ValueError as e:
+        if "markov_rank" not in str(e):
+            failures.append(f"--init-from mismatch error does not name the field: {e}")
 
 
 def _tensor_names(path):
