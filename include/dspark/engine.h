@@ -176,6 +176,9 @@ struct EngineStats {
   SpecStats spec;
   double spec_mean_depth = 0.0;       // drafted tokens verified per speculating request, recent
   double spec_calibration_ece = 0.0;  // of the controller's calibrated confidences
+  // Steps where the depth choice would have drafted but drafting had not paid at that load
+  // (spec::PayoffGuard), so they decoded plainly.
+  int64_t spec_refused_steps = 0;
   // Why speculation stopped mid-run (a drafter error; decoding goes on plainly); empty: it runs.
   std::string spec_stopped;
 };

@@ -320,6 +320,43 @@ class DraftCostTable {
   std::vector<double> seconds_;  // [kBuckets, max_depth]; < 0: not measured
 };
 
+// Whether drafting has paid, measured after the fact. The depth choice predicts from forecasts
+// and cost tables; this checks the prediction against what drafted steps achieved: for each
+// load (requests a step serves, power-of-two buckets) a moving average of the log of realised
+// commits per second of drafted steps over what plain decoding would have done in the same
+// step (the SPS table's latency for the step without drafts). Where that average shows
+// drafting losing throughput, the load decodes plainly, except for one retry step in
+// kRetryEvery, so that a change (a better-calibrated drafter, another mix of requests) is
+// seen. This is what keeps speculation at or above plain decoding where the models behind the
+// depth choice are wrong (a draft model paying a catch-up on every sporadic round, a
+// miscalibrated confidence).
+class PayoffGuard {
+ public:
+  // A drafted step serving `served` requests committed at realised_rate (commits per second,
+  // drafting and the forward included) where plain decoding would have reached plain_rate.
+  // Non-finite or non-positive rates are ignored.
+  void observe(int32_t served, double plain_rate, double realised_rate);
+  // Whether a step serving `served` requests may draft; counts the refused steps of a losing
+  // load so that every kRetryEvery-th one is allowed.
+  bool allows(int32_t served);
+  // The measured gain exp(mean log ratio) at this load (1 before any drafted step).
+  double gain(int32_t served) const;
+
+  static constexpr int32_t kBuckets = 8;      // 1, 2-3, 4-7, ..., 128 and more
+  static constexpr double kAlpha = 0.1;       // EMA weight of one drafted step
+  static constexpr int32_t kMinSteps = 12;    // drafted steps before a load can be judged
+  static constexpr double kFloor = 0.98;      // a gain under this is a loss beyond step noise
+  static constexpr int32_t kRetryEvery = 32;  // refused steps between retries at a losing load
+
+ private:
+  struct Load {
+    double log_gain = 0.0;
+    int32_t n_steps = 0;  // drafted steps observed (saturates)
+    int32_t refused = 0;  // steps refused since the last allowed one
+  };
+  Load loads_[kBuckets];
+};
+
 struct DepthInput {
   int32_t base_tokens = 0;  // the step's forward tokens without drafts
   // Progress the step makes without drafts, in requests served: one per request it carries

@@ -125,6 +125,7 @@ void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests
                        const sched::SchedulerStats& load, kv::BlockManager& kv,
                        std::vector<SpecWork>& work) {
   work.assign(plan.requests.size(), SpecWork{});
+  step_ = StepRecord{};
   if (!drafter_) return;
   // Who would draft: decoding requests at their anchor with room for a draft and the bonus.
   const std::vector<size_t> index = drafting(plan, requests);
@@ -135,6 +136,11 @@ void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests
   if (!sc_.fixed_depth) {
     draft_depth = choose_depth(plan, requests, index, served, load);
     if (draft_depth == 0) return;  // drafting would cost more than it gains
+    // The prediction said it pays; the measurement at this load may know better.
+    if (guarded() && !payoff_.allows(served)) {
+      ++refused_steps_;
+      return;
+    }
   }
   std::vector<spec::DraftInput> inputs;
   std::vector<size_t> at;                    // [n_inputs] position in plan.requests
@@ -166,8 +172,12 @@ void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests
   if (!drafter_->propose(inputs, trees).ok() || trees.size() != inputs.size()) {
     return;  // a drafter failure costs speed, never correctness: decode plainly this step
   }
-  draft_cost_->observe(static_cast<int32_t>(inputs.size()), draft_depth,
-                       std::chrono::duration<double>(Clock::now() - t_draft).count());
+  const double draft_seconds = std::chrono::duration<double>(Clock::now() - t_draft).count();
+  draft_cost_->observe(static_cast<int32_t>(inputs.size()), draft_depth, draft_seconds);
+  step_.drafted = true;
+  step_.served = served;
+  step_.base_tokens = plan.n_tokens;
+  step_.draft_seconds = draft_seconds;
   admit_drafts(plan, served, draft_depth, inputs, at, trees, kv, work);
 }
 
@@ -224,6 +234,22 @@ void Speculation::admit_drafts(const sched::StepPlan& plan, int32_t served, int3
 void Speculation::observe_forward(int32_t n_tokens, double seconds) {
   // An unprofiled (flat) table stays flat.
   if (sps_ && sc_.profile) sps_->observe(n_tokens, seconds);
+  step_.forward_seconds = seconds;
+}
+
+bool Speculation::guarded() const {
+  // A fixed depth is the user's choice; an unprofiled (flat) SPS table cannot price plain steps.
+  return !sc_.fixed_depth && sc_.profile && sps_ != nullptr;
+}
+
+void Speculation::end_step() {
+  if (!step_.drafted || !guarded()) return;
+  const double plain_seconds = sps_->latency(step_.base_tokens);
+  const double seconds = step_.draft_seconds + step_.forward_seconds;
+  if (plain_seconds <= 0.0 || seconds <= 0.0) return;
+  payoff_.observe(step_.served, step_.served / plain_seconds,
+                  double(step_.served + step_.accepted) / seconds);
+  step_.drafted = false;
 }
 
 Status Speculation::commit_features(const ForwardBatch& batch, const ForwardOutput& out,
@@ -323,6 +349,7 @@ Status Speculation::finish(LiveRequest& r, const SpecWork& w, const Produced& pr
   }
   auto copies = kv.keep_path(r.id, slots, tokens);
   if (!copies.ok()) return Error{"speculation: " + copies.error().message};
+  step_.accepted += static_cast<int64_t>(n_kv);
   // Only the target's rows move: a feature drafter gets the accepted drafts' rows at their
   // final slots from commit_features.
   for (const kv::SlotCopy& c : *copies) target_kv.copy_slots(c.from_slot, c.to_slot, 1);

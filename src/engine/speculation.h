@@ -52,6 +52,9 @@ class Speculation {
             const sched::SchedulerStats& load, kv::BlockManager& kv, std::vector<SpecWork>& work);
   // One target forward of n_tokens took seconds: the SPS table follows the machine's speed.
   void observe_forward(int32_t n_tokens, double seconds);
+  // The step is committed: a drafted step's realised rate against plain decoding's goes to the
+  // payoff guard (spec::PayoffGuard), which decides whether the next steps at its load draft.
+  void end_step();
   // Acceptance over the verified tree: the accepted drafts and the bonus token. Touches only r
   // (its sampler), so requests may run it in parallel.
   Produced accept(LiveRequest& r, const SpecWork& w, const ForwardOutput& out) const;
@@ -88,6 +91,9 @@ class Speculation {
   Status profile_draft_model(const std::vector<int32_t>& sizes, int32_t block_size,
                              Backend& backend);
 
+  // Whether the payoff guard judges this engine's drafting (not at a fixed depth, not with a
+  // flat SPS table).
+  bool guarded() const;
   // Positions in plan.requests of the decoding requests that would draft: at their anchor, not
   // opted out, with room for a draft and the bonus.
   std::vector<size_t> drafting(const sched::StepPlan& plan, const LiveRequests& requests) const;
@@ -132,6 +138,18 @@ class Speculation {
   std::unique_ptr<spec::SpsTable> sps_;
   SpecStats totals_;
   double mean_depth_ = 0.0;  // moving average of verified drafts per speculating request
+  // Whether drafting has paid at each load, and the current step's record for it (from
+  // plan() through observe_forward() and finish() to end_step()).
+  spec::PayoffGuard payoff_;
+  struct StepRecord {
+    bool drafted = false;     // the drafter ran this step (its time was spent)
+    int32_t served = 0;       // DepthInput::base_commits
+    int32_t base_tokens = 0;  // the step's forward tokens without drafts
+    double draft_seconds = 0.0;
+    double forward_seconds = 0.0;
+    int64_t accepted = 0;  // drafts accepted over all requests
+  } step_;
+  int64_t refused_steps_ = 0;  // steps the guard kept from drafting (EngineStats)
   // [max_depth] moving average of the best calibrated survival per drafted depth, and the
   // drafter's learnt cost: how deep the next steps draft (spec::choose_draft_depth).
   std::vector<double> forecast_;

@@ -164,6 +164,7 @@ void Speculation::fill_stats(EngineStats& s) const {
   s.spec_mean_depth = mean_depth_;
   s.spec_stopped = stopped_;
   s.spec_calibration_ece = calibrator_ ? calibrator_->ece() : 0.0;
+  s.spec_refused_steps = refused_steps_;
 }
 
 }  // namespace dspark::engine

@@ -83,6 +83,7 @@ void Engine::Impl::step() {
   if (!sampled.ok()) return abandon(sampled.error().message);
   Status fed = spec->commit_features(sb.batch, forward_out, sb.commit_rows, sb.commit_slots);
   if (!fed.ok()) spec->stop("the drafter could not take the target features: " + fed.message());
+  spec->end_step();
   auto finished = scheduler->update(plan, sampled.value());
   if (!finished.ok()) {
     fail_all("scheduler update: " + finished.error().message);

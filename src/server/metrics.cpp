@@ -153,6 +153,11 @@ std::string Metrics::render(const engine::EngineStats& stats, int64_t queued_req
     header(&out, "dspark:spec_decode_calibration_ece", "gauge",
            "Expected calibration error of the drafter's calibrated confidences.");
     out += "dspark:spec_decode_calibration_ece" + ld + " " + fmt(stats.spec_calibration_ece) + "\n";
+    header(&out, "dspark:spec_decode_num_refused_steps_total", "counter",
+           "Steps that decoded plainly because drafted steps had not beaten plain decoding at "
+           "that load.");
+    out += "dspark:spec_decode_num_refused_steps_total" + ld + " " +
+           fmt(double(stats.spec_refused_steps)) + "\n";
   }
   header(&out, "dspark:spec_decode_num_accepted_tokens_per_pos", "counter",
          "Rounds that accepted a drafted token at each depth (position 0 = depth 1).");

@@ -215,5 +215,58 @@ TEST(ChooseDraftDepth, LoadAndBudget) {
   EXPECT_EQ(choose_draft_depth(one_request({0.0, 0.0}), SpsTable({1}, {1.0}), free), 0);
 }
 
+// The payoff guard: drafting at a load stops once its drafted steps lost to plain decoding, with
+// a retry every kRetryEvery refused steps; loads are judged apart.
+TEST(PayoffGuard, StopsALosingLoadAndRetries) {
+  PayoffGuard guard;
+  EXPECT_DOUBLE_EQ(guard.gain(4), 1.0);
+  for (int i = 0; i < PayoffGuard::kMinSteps - 1; ++i) {
+    EXPECT_TRUE(guard.allows(4));
+    guard.observe(4, 100.0, 80.0);  // each drafted step reached 0.8 of plain's rate
+  }
+  EXPECT_TRUE(guard.allows(4)) << "judged before kMinSteps drafted steps";
+  guard.observe(4, 100.0, 80.0);
+  EXPECT_NEAR(guard.gain(4), 0.8, 1e-9);  // the first steps average evenly
+  EXPECT_NEAR(guard.gain(5), 0.8, 1e-9);  // 4..7 share a bucket
+  int allowed = 0;
+  for (int i = 0; i < 4 * PayoffGuard::kRetryEvery; ++i) allowed += guard.allows(6) ? 1 : 0;
+  EXPECT_EQ(allowed, 4);  // one retry per kRetryEvery refused steps
+  // Other loads are not judged by this one.
+  EXPECT_TRUE(guard.allows(1));
+  EXPECT_TRUE(guard.allows(8));
+  EXPECT_DOUBLE_EQ(guard.gain(16), 1.0);
+}
+
+TEST(PayoffGuard, AWinningLoadKeepsDraftingAndRetriesCanReopen) {
+  PayoffGuard guard;
+  for (int i = 0; i < 3 * PayoffGuard::kMinSteps; ++i) {
+    EXPECT_TRUE(guard.allows(1));
+    guard.observe(1, 50.0, 75.0);
+  }
+  EXPECT_NEAR(guard.gain(1), 1.5, 1e-9);
+  // A small loss within step noise (above kFloor) does not stop drafting.
+  for (int i = 0; i < 200; ++i) guard.observe(2, 100.0, 99.0);
+  EXPECT_TRUE(guard.allows(2));
+  // A load that lost, then gains on its retries, drafts again.
+  for (int i = 0; i < PayoffGuard::kMinSteps; ++i) guard.observe(32, 100.0, 50.0);
+  EXPECT_FALSE(guard.allows(32));
+  // Steps at the load: only the retries draft, and they now gain 1.5x.
+  int steps = 0, retries = 0;
+  for (; steps < 100 * PayoffGuard::kRetryEvery && guard.gain(32) < PayoffGuard::kFloor; ++steps) {
+    if (!guard.allows(32)) continue;
+    ++retries;
+    guard.observe(32, 100.0, 150.0);
+  }
+  EXPECT_GE(guard.gain(32), PayoffGuard::kFloor);
+  EXPECT_GT(retries, 1);
+  EXPECT_LE(steps, (retries + 1) * PayoffGuard::kRetryEvery);
+  EXPECT_TRUE(guard.allows(32));
+  // Bad rates are ignored.
+  guard.observe(64, 0.0, 10.0);
+  guard.observe(64, 10.0, std::numeric_limits<double>::infinity());
+  guard.observe(64, std::nan(""), 10.0);
+  EXPECT_DOUBLE_EQ(guard.gain(64), 1.0);
+}
+
 }  // namespace
 }  // namespace dspark::spec
