@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace dspark::cli {
@@ -73,10 +74,15 @@ Status apply_config_file(const std::string& path, Args& args) {
   }
   if (root.IsNull()) return Status::Ok();  // empty file
   if (!root.IsMap()) return Error{"config file '" + path + "' must be a mapping of option: value"};
+  std::set<std::string> seen;  // yaml-cpp keeps a repeated key; the file is ambiguous then
   for (const auto& entry : root) {
     if (!entry.first.IsScalar()) return Error{"config file '" + path + "': keys must be names"};
     const std::string key = entry.first.Scalar();
     const std::string where = "config file '" + path + "', key '" + key + "'";
+    if (!seen.insert(key).second) {
+      return Error{where + ": given twice (line " + std::to_string(entry.first.Mark().line + 1) +
+                   ")"};
+    }
     if (!args.declared(key) || reserved(key, true)) {
       return Error{where +
                    ": unknown option (the keys are the long option names of "

@@ -142,6 +142,8 @@ check(rc == 0 and "sk-very-secret" not in out and "api-key: '(set, not shown)'" 
 # Errors: exit 2, the message names what is wrong.
 expect_error(f"model: {MODEL}\nportt: 1\n", ["portt", "test.yaml", "unknown option"], "unknown key")
 expect_error(f"model: {MODEL}\nconfig: other.yaml\n", ["config", "unknown option"], "reserved key")
+expect_error(f"model: {MODEL}\nport: 1\nthreads: 2\nport: 2\n", ["port", "given twice", "line 4"],
+             "repeated key")
 expect_error(f"model: {MODEL}\nport:\n  value: 1\n", ["port", "mapping"], "nested mapping")
 expect_error(f"model: {MODEL}\nport:\n", ["port", "no value"], "empty value")
 expect_error(f"model: {MODEL}\nno-prefix-caching: maybe\n", ["no-prefix-caching", "maybe"],
