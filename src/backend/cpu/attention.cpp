@@ -27,7 +27,7 @@ int64_t attend_scratch_floats(const AttentionArgs& a, int64_t t) {
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t n_keys = std::max<int64_t>(a.key_offsets[t + 1] - a.key_offsets[t], 0);
   const int64_t hd16 = (a.head_dim + 15) / 16 * 16;
-  return group * n_keys + hd16 + 2 * group * hd16 + group;
+  return group * n_keys + kAvx2KeyBlock * hd16 + 2 * group * hd16 + group;
 }
 
 void attend_group_scalar(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scores) {

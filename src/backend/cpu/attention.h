@@ -13,6 +13,8 @@ namespace dspark::cpu {
 using AttendGroup = void (*)(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch);
 
 int64_t attend_scratch_floats(const AttentionArgs& a, int64_t t);
+// Keys whose K or V rows the AVX2 kernel converts at a time (scratch holds that many rows).
+constexpr int64_t kAvx2KeyBlock = 8;
 void attend_group_scalar(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch);
 void attend_group_avx2(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch);
 void attend_group_avx512(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch);

@@ -3,6 +3,7 @@
 // passes (scores, then softmax-weighted V) as the scalar kernel does. Per head the operation
 // order is fixed by its own key list, so results depend neither on the group, the batch nor the
 // thread count.
+#include <algorithm>
 #include <cstring>
 
 #include "attention.h"
@@ -27,21 +28,116 @@ void convert_row(const uint16_t* row, int64_t n, float* out) {
   }
 }
 
-// Scores of every key for each query head of the group: s[g, j] = scale * q_g . k_j.
+// Keys ahead of the one being converted whose rows are prefetched: the rows are scattered
+// over the KV pool (one slice of each row per kv head), so the hardware prefetchers miss many.
+constexpr int64_t kPrefetchKeys = 32;
+
+// Prefetches the head's slice (n fp16) of the row of key j, if there is one. Always inlined:
+// GCC's IPA takes a function that only prefetches for one without effects and drops its calls.
+[[gnu::always_inline]] inline void prefetch_row(const uint16_t* head_base, const AttentionArgs& a,
+                                                int64_t k0, int64_t j, int64_t n_keys, int64_t row,
+                                                int64_t n) {
+  if (j >= n_keys) return;
+  const char* p = reinterpret_cast<const char*>(head_base + a.key_slots[k0 + j] * row);
+  for (int64_t b = 0; b < n * 2; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+// [hsum_ps(v[0]), ..., hsum_ps(v[7])] with hsum_ps's additions in its order, so a block of
+// keys scores bit for bit like one key at a time: per vector, lo + hi halves, then lanes 0 + 2
+// and 1 + 3, then those two.
+__m256 hsum8_ps(const __m256* v) {
+  __m256 s[4];  // s[k]: the half sums of v[k] (low 128 bits) and v[k + 4] (high)
+  for (int k = 0; k < 4; ++k) {
+    s[k] = _mm256_add_ps(_mm256_permute2f128_ps(v[k], v[k + 4], 0x20),
+                         _mm256_permute2f128_ps(v[k], v[k + 4], 0x31));
+  }
+  // Per 128-bit lane: [t0(k), t0(k+1), t1(k), t1(k+1)], t0 = lanes 0 + 2, t1 = lanes 1 + 3.
+  const __m256 m = _mm256_add_ps(_mm256_unpacklo_ps(s[0], s[1]), _mm256_unpackhi_ps(s[0], s[1]));
+  const __m256 n = _mm256_add_ps(_mm256_unpacklo_ps(s[2], s[3]), _mm256_unpackhi_ps(s[2], s[3]));
+  const __m256 t0 = _mm256_castpd_ps(
+      _mm256_unpacklo_pd(_mm256_castps_pd(m), _mm256_castps_pd(n)));  // t0 of k = 0..3
+  const __m256 t1 = _mm256_castpd_ps(
+      _mm256_unpackhi_pd(_mm256_castps_pd(m), _mm256_castps_pd(n)));  // t1 of k = 0..3
+  return _mm256_add_ps(t0, t1);
+}
+
+// Scores of every key for each query head of the group: s[g, j] = scale * q_g . k_j, eight
+// keys at a time (their rows converted once for all heads), the rest one by one; each score is
+// the same FMA chain and horizontal sum either way.
 void scores_pass(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t hd8,
-                 const float* qs /*[group, hd8]*/, float* kv /*[hd8]*/,
+                 const float* qs /*[group, hd8]*/, float* rows /*[kAvx2KeyBlock, hd8]*/,
                  float* scores /*[group, n_keys]*/) {
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t k0 = a.key_offsets[t], n_keys = a.key_offsets[t + 1] - k0;
   const int64_t row = a.n_kv_heads * a.head_dim;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    convert_row(a.k_cache + a.key_slots[k0 + j] * row + kv_head * a.head_dim, a.head_dim, kv);
+  const uint16_t* k_head = a.k_cache + kv_head * a.head_dim;
+  int64_t j = 0;
+  for (; j + kAvx2KeyBlock <= n_keys; j += kAvx2KeyBlock) {
+    for (int64_t b = 0; b < kAvx2KeyBlock; ++b) {
+      prefetch_row(k_head, a, k0, j + b + kPrefetchKeys, n_keys, row, a.head_dim);
+      convert_row(k_head + a.key_slots[k0 + j + b] * row, a.head_dim, rows + b * hd8);
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      __m256 acc[kAvx2KeyBlock];
+      for (auto& v : acc) v = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hd8; d += 8) {
+        const __m256 q = _mm256_loadu_ps(qs + g * hd8 + d);
+        for (int64_t b = 0; b < kAvx2KeyBlock; ++b) {
+          acc[b] = _mm256_fmadd_ps(q, _mm256_loadu_ps(rows + b * hd8 + d), acc[b]);
+        }
+      }
+      _mm256_storeu_ps(scores + g * n_keys + j,
+                       _mm256_mul_ps(hsum8_ps(acc), _mm256_set1_ps(a.scale)));
+    }
+  }
+  for (; j < n_keys; ++j) {
+    convert_row(k_head + a.key_slots[k0 + j] * row, a.head_dim, rows);
     for (int64_t g = 0; g < group; ++g) {
       __m256 s = _mm256_setzero_ps();
       for (int64_t d = 0; d < hd8; d += 8) {
-        s = _mm256_fmadd_ps(_mm256_loadu_ps(qs + g * hd8 + d), _mm256_loadu_ps(kv + d), s);
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(qs + g * hd8 + d), _mm256_loadu_ps(rows + d), s);
       }
       scores[g * n_keys + j] = avx2::hsum_ps(s) * a.scale;
+    }
+  }
+}
+
+// out[0, 8 NV) += sum_b w[b] rows[b][0, 8 NV) for b in [0, nb) in order, out held in registers.
+template <int NV>
+void accumulate(const float* w, int64_t nb, const float* rows, int64_t stride, float* out) {
+  __m256 o[NV];
+  for (int v = 0; v < NV; ++v) o[v] = _mm256_loadu_ps(out + 8 * v);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256 wb = _mm256_set1_ps(w[b]);
+    for (int v = 0; v < NV; ++v) {
+      o[v] = _mm256_fmadd_ps(wb, _mm256_loadu_ps(rows + b * stride + 8 * v), o[v]);
+    }
+  }
+  for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + 8 * v, o[v]);
+}
+
+// acc[g] += sum_j p[g, j] v_j over the key list in order, eight keys' V rows converted at a
+// time and a head's accumulators held in registers 64 floats at a time.
+void values_pass(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t hd8,
+                 const float* p /*[group, n_keys]*/, float* rows /*[kAvx2KeyBlock, hd8]*/,
+                 float* acc /*[group, hd8]*/) {
+  const int64_t group = a.n_heads / a.n_kv_heads;
+  const int64_t k0 = a.key_offsets[t], n_keys = a.key_offsets[t + 1] - k0;
+  const int64_t row = a.n_kv_heads * a.head_dim;
+  const uint16_t* v_head = a.v_cache + kv_head * a.head_dim;
+  for (int64_t j = 0; j < n_keys; j += kAvx2KeyBlock) {
+    const int64_t nb = std::min(kAvx2KeyBlock, n_keys - j);
+    for (int64_t b = 0; b < nb; ++b) {
+      prefetch_row(v_head, a, k0, j + b + kPrefetchKeys, n_keys, row, a.head_dim);
+      convert_row(v_head + a.key_slots[k0 + j + b] * row, a.head_dim, rows + b * hd8);
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      int64_t d0 = 0;
+      for (; d0 + 64 <= hd8; d0 += 64) {
+        accumulate<8>(p + g * n_keys + j, nb, rows + d0, hd8, acc + g * hd8 + d0);
+      }
+      for (; d0 < hd8; d0 += 8)
+        accumulate<1>(p + g * n_keys + j, nb, rows + d0, hd8, acc + g * hd8 + d0);
     }
   }
 }
@@ -75,13 +171,13 @@ void attend_group_avx2(const AttentionArgs& a, int64_t t, int64_t kv_head, float
   const int64_t hd8 = (hd + 7) / 8 * 8;
   const int64_t k0 = a.key_offsets[t];
   const int64_t n_keys = a.key_offsets[t + 1] > k0 ? a.key_offsets[t + 1] - k0 : 0;
-  const int64_t row = a.n_kv_heads * hd;
   const int64_t h0 = kv_head * group;
-  // scratch (attend_scratch_floats): [group, n_keys] scores, one converted K/V row [hd8], the
-  // group's queries and accumulators [group, hd8] each, and 1/sum per head [group].
+  // scratch (attend_scratch_floats): [group, n_keys] scores, kAvx2KeyBlock converted K/V rows
+  // [kAvx2KeyBlock, hd8], the group's queries and accumulators [group, hd8] each, and 1/sum per
+  // head [group].
   float* scores = scratch;
-  float* kv = scores + group * n_keys;
-  float* qs = kv + hd8;
+  float* rows = scores + group * n_keys;
+  float* qs = rows + kAvx2KeyBlock * hd8;
   float* acc = qs + group * hd8;
   float* inv_sum = acc + group * hd8;
   for (int64_t g = 0; g < group; ++g) {
@@ -90,19 +186,9 @@ void attend_group_avx2(const AttentionArgs& a, int64_t t, int64_t kv_head, float
     std::memcpy(qs + g * hd8, q, size_t(hd) * sizeof(float));
     std::memset(acc + g * hd8, 0, size_t(hd8) * sizeof(float));
   }
-  scores_pass(a, t, kv_head, hd8, qs, kv, scores);
+  scores_pass(a, t, kv_head, hd8, qs, rows, scores);
   for (int64_t g = 0; g < group; ++g) inv_sum[g] = softmax_row(scores + g * n_keys, n_keys);
-  for (int64_t j = 0; j < n_keys; ++j) {
-    convert_row(a.v_cache + a.key_slots[k0 + j] * row + kv_head * hd, hd, kv);
-    for (int64_t g = 0; g < group; ++g) {
-      const __m256 p = _mm256_set1_ps(scores[g * n_keys + j]);
-      float* o = acc + g * hd8;
-      for (int64_t d = 0; d < hd8; d += 8) {
-        _mm256_storeu_ps(o + d,
-                         _mm256_fmadd_ps(p, _mm256_loadu_ps(kv + d), _mm256_loadu_ps(o + d)));
-      }
-    }
-  }
+  values_pass(a, t, kv_head, hd8, scores, rows, acc);
   for (int64_t g = 0; g < group; ++g) {
     float* out = a.out + (t * a.n_heads + h0 + g) * hd;
     const float inv = inv_sum[g];
