@@ -302,6 +302,11 @@ class SpsTable {
 // ---------------------------------------------------------------------------------------------
 // Draft depth, chosen before drafting
 
+// The bucket of a count n in power-of-two buckets 1, 2-3, 4-7, ... (n < 1 counts as 1), the last
+// of n_buckets taking everything above: how the draft cost table and the payoff guard group
+// loads.
+int32_t power_of_two_bucket(int32_t n, int32_t n_buckets);
+
 // Seconds a drafter spends per step, by how many requests it drafts for (buckets of powers of
 // two) and how deep; learnt from live steps (exponential moving average per entry).
 class DraftCostTable {

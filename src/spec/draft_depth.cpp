@@ -8,11 +8,15 @@
 
 namespace dspark::spec {
 
+int32_t power_of_two_bucket(int32_t n, int32_t n_buckets) {
+  const auto u = static_cast<uint32_t>(std::max(n, 1));
+  return std::min(static_cast<int32_t>(std::bit_width(u)) - 1, n_buckets - 1);
+}
+
 namespace {
 
 int32_t bucket_of(int32_t n_requests) {
-  const auto n = static_cast<uint32_t>(std::max(n_requests, 1));
-  return std::min(static_cast<int32_t>(std::bit_width(n)) - 1, DraftCostTable::kBuckets - 1);
+  return power_of_two_bucket(n_requests, DraftCostTable::kBuckets);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 // PayoffGuard: drafting at a load continues only while drafted steps beat plain decoding.
 #include <algorithm>
-#include <bit>
 #include <cmath>
 
 #include "dspark/spec.h"
@@ -10,8 +9,7 @@ namespace dspark::spec {
 namespace {
 
 int32_t load_bucket(int32_t served) {
-  const auto n = static_cast<uint32_t>(std::max(served, 1));
-  return std::min(static_cast<int32_t>(std::bit_width(n)) - 1, PayoffGuard::kBuckets - 1);
+  return power_of_two_bucket(served, PayoffGuard::kBuckets);
 }
 
 }  // namespace

@@ -32,15 +32,29 @@ void convert_row(const uint16_t* row, int64_t n, float* out) {
 // over the KV pool (one slice of each row per kv head), so the hardware prefetchers miss many.
 constexpr int64_t kPrefetchKeys = 32;
 
-// Prefetches the head's slice (n fp16) of the row of key j, if there is one. Always inlined:
-// GCC's IPA takes a function that only prefetches for one without effects and drops its calls.
-[[gnu::always_inline]] inline void prefetch_row(const uint16_t* head_base, const AttentionArgs& a,
-                                                int64_t k0, int64_t j, int64_t n_keys, int64_t row,
-                                                int64_t n) {
-  if (j >= n_keys) return;
-  const char* p = reinterpret_cast<const char*>(head_base + a.key_slots[k0 + j] * row);
-  for (int64_t b = 0; b < n * 2; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
-}
+// Token t's key list for one kv head: the fp16 slice of key j's row in cache is at(j).
+struct HeadKeys {
+  HeadKeys(const AttentionArgs& a, const uint16_t* cache, int64_t t, int64_t kv_head)
+      : slots(a.key_slots + a.key_offsets[t]),
+        n(a.key_offsets[t + 1] - a.key_offsets[t]),
+        row(a.n_kv_heads * a.head_dim),
+        head_dim(a.head_dim),
+        base(cache + kv_head * a.head_dim) {}
+  const uint16_t* at(int64_t j) const { return base + slots[j] * row; }
+  // Asks for the cache lines of key j's slice, if there is such a key. Always inlined: GCC's
+  // IPA takes a function that only prefetches for one without effects and drops its calls.
+  [[gnu::always_inline]] void prefetch(int64_t j) const {
+    if (j >= n) return;
+    const char* p = reinterpret_cast<const char*>(at(j));
+    for (int64_t b = 0; b < head_dim * 2; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+  }
+
+  const int32_t* slots;
+  int64_t n;         // keys
+  int64_t row;       // fp16 per slot in the cache (all kv heads)
+  int64_t head_dim;  // fp16 per slice
+  const uint16_t* base;
+};
 
 // [hsum_ps(v[0]), ..., hsum_ps(v[7])] with hsum_ps's additions in its order, so a block of
 // keys scores bit for bit like one key at a time: per vector, lo + hi halves, then lanes 0 + 2
@@ -68,14 +82,13 @@ void scores_pass(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t hd8
                  const float* qs /*[group, hd8]*/, float* rows /*[kAvx2KeyBlock, hd8]*/,
                  float* scores /*[group, n_keys]*/) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const int64_t k0 = a.key_offsets[t], n_keys = a.key_offsets[t + 1] - k0;
-  const int64_t row = a.n_kv_heads * a.head_dim;
-  const uint16_t* k_head = a.k_cache + kv_head * a.head_dim;
+  const HeadKeys keys(a, a.k_cache, t, kv_head);
+  const int64_t n_keys = keys.n;
   int64_t j = 0;
   for (; j + kAvx2KeyBlock <= n_keys; j += kAvx2KeyBlock) {
     for (int64_t b = 0; b < kAvx2KeyBlock; ++b) {
-      prefetch_row(k_head, a, k0, j + b + kPrefetchKeys, n_keys, row, a.head_dim);
-      convert_row(k_head + a.key_slots[k0 + j + b] * row, a.head_dim, rows + b * hd8);
+      keys.prefetch(j + b + kPrefetchKeys);
+      convert_row(keys.at(j + b), a.head_dim, rows + b * hd8);
     }
     for (int64_t g = 0; g < group; ++g) {
       __m256 acc[kAvx2KeyBlock];
@@ -91,7 +104,7 @@ void scores_pass(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t hd8
     }
   }
   for (; j < n_keys; ++j) {
-    convert_row(k_head + a.key_slots[k0 + j] * row, a.head_dim, rows);
+    convert_row(keys.at(j), a.head_dim, rows);
     for (int64_t g = 0; g < group; ++g) {
       __m256 s = _mm256_setzero_ps();
       for (int64_t d = 0; d < hd8; d += 8) {
@@ -122,14 +135,13 @@ void values_pass(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t hd8
                  const float* p /*[group, n_keys]*/, float* rows /*[kAvx2KeyBlock, hd8]*/,
                  float* acc /*[group, hd8]*/) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const int64_t k0 = a.key_offsets[t], n_keys = a.key_offsets[t + 1] - k0;
-  const int64_t row = a.n_kv_heads * a.head_dim;
-  const uint16_t* v_head = a.v_cache + kv_head * a.head_dim;
+  const HeadKeys keys(a, a.v_cache, t, kv_head);
+  const int64_t n_keys = keys.n;
   for (int64_t j = 0; j < n_keys; j += kAvx2KeyBlock) {
     const int64_t nb = std::min(kAvx2KeyBlock, n_keys - j);
     for (int64_t b = 0; b < nb; ++b) {
-      prefetch_row(v_head, a, k0, j + b + kPrefetchKeys, n_keys, row, a.head_dim);
-      convert_row(v_head + a.key_slots[k0 + j + b] * row, a.head_dim, rows + b * hd8);
+      keys.prefetch(j + b + kPrefetchKeys);
+      convert_row(keys.at(j + b), a.head_dim, rows + b * hd8);
     }
     for (int64_t g = 0; g < group; ++g) {
       int64_t d0 = 0;
