@@ -123,9 +123,8 @@ INIT_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_atten
              "target_layer_ids", "vocab_size")
 
 
-def init_from_checkpoint(model, folder, embed, head):
-    """Copy a trained drafter's weights into model (a warm start with a fresh schedule)."""
-    old = load_checkpoint(folder, (embed, head))
+def init_from_checkpoint(model, old, folder):
+    """Copy the trained drafter old's weights into model (a warm start with a fresh schedule)."""
     differ = [k for k in INIT_KEYS if old.config.get(k) != model.config.get(k)]
     if differ:
         raise ValueError(f"--init-from {folder}: " + ", ".join(
@@ -157,12 +156,13 @@ def train(args):
         for key in ("layers", "markov_rank", "intermediate_size", "block_size", "mask_token_id",
                     "holdout_frac", "loss_vocab", "seqs_per_step", "anchors", "seed"):
             setattr(args, key, saved[key])  # the run's shape and data order cannot change
-    if args.init_from and state is None and args.mask_token_id is None:
-        with open(os.path.join(args.init_from, "config.json")) as f:
-            args.mask_token_id = json.load(f)["mask_token_id"]
+    # A resumed run's weights come from its state, not from --init-from.
+    init = load_checkpoint(args.init_from, (embed, head)) if args.init_from and not state else None
+    if init is not None and args.mask_token_id is None:
+        args.mask_token_id = init.config["mask_token_id"]
     model = build_model(args, cap, geom, embed, head)
-    if args.init_from and state is None:
-        init_from_checkpoint(model, args.init_from, embed, head)
+    if init is not None:
+        init_from_checkpoint(model, init, args.init_from)
     model = model.to(device)
     if args.mask_token_id is None:
         args.mask_token_id = model.mask_id
