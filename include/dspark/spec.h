@@ -392,11 +392,18 @@ struct DepthInput {
   // budget allows is free: it goes that deep, and the admission controller alone decides what
   // is verified. 0: never free.
   double free_draft_seconds = 0.0;
+  // Requests whose prompt the step prefills: their first token waits for the whole step. Where
+  // there are any, drafting (its own seconds, the catch-up and the extra verified tokens) may
+  // lengthen the step by at most max_prefill_delay of its plain latency, so a prompt arriving
+  // among drafting requests gets its first token about as soon as without speculation.
+  int32_t n_prefilling = 0;
+  double max_prefill_delay = 0.05;
 };
 // The draft depth D in [0, max_depth] with the most expected committed tokens per second,
 // counting the drafter's own time: (base_commits + n_drafting * sum_{j<=D} survival_j) /
 // (SPS latency of base_tokens + n_drafting * D + drafting seconds at D + the amortised
-// catch-up); ties go to the shallower depth. A free drafter (see free_draft_seconds) drafts as
+// catch-up); ties go to the shallower depth, and none deeper than a prefill allows (see
+// n_prefilling). A free drafter (see free_draft_seconds) drafts as
 // deep as allowed instead, which also keeps the survival forecast fresh: a forecast read only
 // after drafting would stay at its last low value once drafting stopped. It reads only past
 // steps, so the step's own drafts never influence how deep they are drafted (the admission

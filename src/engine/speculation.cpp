@@ -81,6 +81,9 @@ int32_t Speculation::choose_depth(const sched::StepPlan& plan, const LiveRequest
     di.survival = first_guess;
   }
   di.free_draft_seconds = kFreeDraftShare * sps_->latency(plan.n_tokens);
+  di.n_prefilling = static_cast<int32_t>(
+      std::count_if(plan.requests.begin(), plan.requests.end(),
+                    [](const sched::ScheduledRequest& sr) { return sr.prefill; }));
   if (draft_level_) {
     double remaining = 0;
     for (size_t i : index) {

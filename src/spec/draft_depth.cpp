@@ -76,11 +76,34 @@ DepthChoice best_depth(const DepthInput& in, const SpsTable& sps, const DraftCos
   return choice;
 }
 
+// The deepest depth whose drafting and extra verified tokens lengthen the step by at most
+// max_prefill_delay of its plain latency; max_depth where no prompt is prefilled.
+int32_t prefill_depth_cap(const DepthInput& in, const SpsTable& sps, const DraftCostTable& cost,
+                          int32_t max_depth) {
+  if (in.n_prefilling < 1) return max_depth;
+  const double plain = sps.latency(in.base_tokens);
+  const double allowed = std::max(0.0, in.max_prefill_delay) * plain;
+  int32_t cap = 0;
+  for (int32_t d = 1; d <= max_depth; ++d) {
+    const int32_t tokens = in.base_tokens + in.n_drafting * d;
+    const double added =
+        sps.latency(tokens) - plain + cost.seconds(in.n_drafting, d) + in.catch_up_seconds;
+    if (added > allowed) break;
+    cap = d;
+  }
+  return cap;
+}
+
 }  // namespace
 
-int32_t choose_draft_depth(const DepthInput& in, const SpsTable& sps, const DraftCostTable& cost) {
-  if (in.n_drafting < 1) return 0;
-  const int32_t max_depth = std::min<int32_t>(in.max_depth, int32_t(in.survival.size()));
+int32_t choose_draft_depth(const DepthInput& input, const SpsTable& sps,
+                           const DraftCostTable& cost) {
+  if (input.n_drafting < 1) return 0;
+  DepthInput in = input;
+  in.max_depth = prefill_depth_cap(
+      input, sps, cost, std::min<int32_t>(input.max_depth, int32_t(input.survival.size())));
+  if (in.max_depth < 1) return 0;
+  const int32_t max_depth = in.max_depth;
   const auto deepest = static_cast<int32_t>(
       std::min<int64_t>(max_depth, int64_t{in.max_draft_tokens} / in.n_drafting));
   if (deepest >= 1 &&
@@ -89,7 +112,7 @@ int32_t choose_draft_depth(const DepthInput& in, const SpsTable& sps, const Draf
   }
   double remaining_tokens = in.remaining_tokens;
   if (in.catch_up_seconds > 0.0 && in.coming_requests > 0) {
-    DepthInput steady = in;
+    DepthInput steady = input;  // later decode steps: no prefill to cap them
     steady.survival = in.cautious_survival;
     steady.base_tokens = steady.base_commits = steady.n_drafting = in.coming_requests;
     steady.max_draft_tokens =

@@ -172,6 +172,40 @@ TEST(ChooseDraftDepth, CatchUpOnlyAmortisedWhereDraftingWillGoOn) {
   EXPECT_EQ(choose_draft_depth(in, loaded, free), 3);
 }
 
+TEST(ChooseDraftDepth, APrefillBoundsWhatDraftingAddsToTheStep) {
+  // One request decoding next to a prompt's 15-token chunk: 16 base tokens, 4.0 s, and each
+  // drafted token adds 0.25 s on this compute-bound table. Counting commits only, depth 3 wins:
+  // plain 2 / 4.0 = 0.5, then 2.9 / 4.25, 3.7 / 4.5, 4.2 / 4.75 = 0.884, 4.3 / 5.0.
+  const SpsTable loaded({1, 2, 4, 8, 16, 32}, {1.0, 1.2, 1.4, 2.0, 4.0, 8.0});
+  const DraftCostTable free(4);
+  const std::vector<double> survival = {0.9, 0.8, 0.5, 0.1};
+  DepthInput in = one_request(survival);
+  in.base_tokens = 16;
+  in.base_commits = 2;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 3);
+  // The prompt's first token waits for the step: at most 5% more (0.2 s) allows no draft.
+  in.n_prefilling = 1;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 0);
+  // 13% (0.52 s) allows two drafted tokens (0.5 s), not three.
+  in.max_prefill_delay = 0.13;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 2);
+  // The drafter's own time counts: 0.1 s a round leaves room for one.
+  DraftCostTable slow(4);
+  slow.observe(1, 1, 0.1);
+  EXPECT_EQ(choose_draft_depth(in, loaded, slow), 1);
+  // So does a catch-up, paid in full by this step whatever it is amortised over.
+  in.catch_up_seconds = 0.3;
+  in.remaining_tokens = 1e9;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 0);
+  // A free drafter goes as deep as the cap, not as deep as the budget.
+  in.catch_up_seconds = 0.0;
+  in.free_draft_seconds = 1.0;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 2);
+  // No prompt in the step: no cap.
+  in.n_prefilling = 0;
+  EXPECT_EQ(choose_draft_depth(in, loaded, free), 4);
+}
+
 TEST(CautiousSurvival, LowerOfForecastAndShrunkObservedRates) {
   // Depth 1: 8 of 10 accepted, with 8 prior rounds at 0.5: 12 / 18. Depth 2: 4 of 8 -> 8 / 16,
   // so 12/18 * 1/2. Depth 3 never verified: the prior alone, 1/2 again; the forecast is lower.
