@@ -15,6 +15,9 @@ const std::string kWho = "dspark drafter: ";
 
 // Rows of context projected per write_context call: bounds the activations of a long prompt.
 constexpr int64_t kCommitChunk = 256;
+// Pending feature values beyond which a commit projects at once (32 MiB of floats): bounds the
+// memory a long stretch without drafting keeps.
+constexpr size_t kMaxPendingFloats = size_t{8} << 20;
 
 }  // namespace
 
@@ -98,19 +101,38 @@ Status DSparkDrafter::commit_features(std::span<const int64_t> slots,
     }
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  pending_slots_.insert(pending_slots_.end(), slots.begin(), slots.end());
+  pending_positions_.insert(pending_positions_.end(), positions.begin(), positions.end());
+  pending_features_.insert(pending_features_.end(), features.begin(), features.end());
+  if (pending_features_.size() > kMaxPendingFloats) project_pending();
+  return Status::Ok();
+}
+
+void DSparkDrafter::project_context() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  project_pending();
+}
+
+void DSparkDrafter::project_pending() {
+  const int64_t row = ck_.n_features() * ck_.d_model();
+  const auto n = static_cast<int64_t>(pending_slots_.size());
   for (int64_t begin = 0; begin < n; begin += kCommitChunk) {
     const int64_t m = std::min(kCommitChunk, n - begin);
-    ctx_slots_.assign(slots.begin() + begin, slots.begin() + begin + m);
-    dspark_detail::write_context(ck_, features.data() + begin * row, positions.data() + begin,
-                                 ctx_slots_.data(), m, kv_, scratch_, *backend_);
+    ctx_slots_.assign(pending_slots_.begin() + begin, pending_slots_.begin() + begin + m);
+    dspark_detail::write_context(ck_, pending_features_.data() + begin * row,
+                                 pending_positions_.data() + begin, ctx_slots_.data(), m, kv_,
+                                 scratch_, *backend_);
   }
-  return Status::Ok();
+  pending_slots_.clear();
+  pending_positions_.clear();
+  pending_features_.clear();
 }
 
 void DSparkDrafter::copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) {
   const auto inside = [&](int64_t s) { return s >= 0 && n <= target_slots_ - s; };
   if (n <= 0 || !inside(from_slot) || !inside(to_slot)) return;
   std::lock_guard<std::mutex> lock(mutex_);
+  project_pending();  // the source rows must hold their features before they are copied
   kv_.copy_slots(from_slot, to_slot, n);
 }
 
@@ -161,6 +183,7 @@ Status DSparkDrafter::propose(std::span<const DraftInput> inputs, std::vector<Dr
                             in.params != nullptr ? in.params->temperature : 0.0f});
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!active.empty()) project_pending();
   last_logits_.assign(keep_logits_ ? inputs.size() : 0, {});
   const size_t group = static_cast<size_t>(config_.max_requests);
   for (size_t begin = 0; begin < active.size(); begin += group) {

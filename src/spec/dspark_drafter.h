@@ -27,10 +27,16 @@ class DSparkDrafter final : public Drafter {
   // Per-request state lives only at the target's slots: nothing to drop.
   void release(RequestId id) override { (void)id; }
   std::vector<int32_t> feature_layers() const override { return ck_.target_layer_ids; }
+  // Checks and keeps the features; their projection into the context K/V waits for the next
+  // propose (or copy, or a full buffer), so a server whose load keeps it from drafting does not
+  // project every committed token of every step.
   Status commit_features(std::span<const int64_t> slots, std::span<const int32_t> positions,
                          std::span<const float> features) override;
   // Ranges outside the target's slots are ignored.
   void copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) override;
+  // Projects the kept features into the context K/V now (in commit order, so a slot committed
+  // twice ends with its last features).
+  void project_context();
 
   int32_t block_size() const { return ck_.block_size; }  // B, drafts per round at most
   int32_t mask_token() const { return ck_.mask_token; }
@@ -61,10 +67,16 @@ class DSparkDrafter final : public Drafter {
   LayerScratch scratch_;  // the draft layers' activations (reused, grown on demand)
   dspark_detail::HeadScratch head_scratch_;
   dspark_detail::BlockBatch batch_;
-  std::vector<float> h_;                            // [rows, d_model]
-  std::vector<float> h_rows_;                       // [drafted rows, d_model] rows that need logits
-  std::vector<float> logits_;                       // [drafted rows, V']
-  std::vector<int32_t> ctx_slots_, ctx_positions_;  // [chunk] commit_features
+  std::vector<float> h_;            // [rows, d_model]
+  std::vector<float> h_rows_;       // [drafted rows, d_model] rows that need logits
+  std::vector<float> logits_;       // [drafted rows, V']
+  std::vector<int32_t> ctx_slots_;  // [chunk] project_pending
+  // Committed features not yet projected, in commit order.
+  std::vector<int64_t> pending_slots_;      // [n_pending]
+  std::vector<int32_t> pending_positions_;  // [n_pending]
+  std::vector<float> pending_features_;     // [n_pending, n_features * d_model]
+  // Projects the pending features (mutex_ held).
+  void project_pending();
   bool keep_logits_ = false;
   std::vector<std::vector<float>> last_logits_;  // [n_inputs][n_nodes * V']
 };

@@ -419,6 +419,54 @@ TEST(DSparkDrafter, CopySlotsMirrorsTheTargetsCopies) {
                    "after ignored copies");
 }
 
+TEST(DSparkDrafter, DeferredProjectionEqualsProjectingEachCommit) {
+  // The harness's drafter keeps commits until the next round; `eager` projects each at once.
+  // Positions 8..10 are committed twice (the second time with other tokens, as when a slot is
+  // reused) and their block is then copied: the later features must win, and the copy must
+  // carry them.
+  auto h = harness();
+  ASSERT_NE(h, nullptr);
+  auto eager = h->make_drafter(test::tiny_model(test::kTinyDSpark), 8, 1);
+  ASSERT_TRUE(eager.ok()) << eager.error().message;
+  const int V = h->target().config().vocab_size;
+  const std::vector<int32_t> tokens = some_tokens(12, V, 31);
+  std::vector<int32_t> fork = tokens;
+  fork[8] = (fork[8] + 1) % (V - 1);
+  const std::vector<int32_t> table = {1, 2, 3};
+  auto commit_eager = [&](const std::vector<float>& features, int32_t from, int32_t to) {
+    std::vector<int64_t> slots;
+    std::vector<int32_t> positions;
+    for (int32_t p = from; p < to; ++p) {
+      slots.push_back(int64_t{table[size_t(p / 4)]} * 4 + p % 4);
+      positions.push_back(p);
+    }
+    ASSERT_TRUE((*eager)->commit_features(slots, positions, features).ok());
+    (*eager)->project_context();
+  };
+  std::vector<float> first, second;
+  ASSERT_TRUE(h->prefill(tokens, 0, 11, table, &first).ok());
+  commit_eager(first, 0, 11);
+  ASSERT_TRUE(h->prefill(fork, 8, 11, table, &second).ok());
+  commit_eager(second, 8, 11);
+  h->drafter().copy_slots(3 * 4, 30 * 4, 4);
+  (*eager)->copy_slots(3 * 4, 30 * 4, 4);
+  const std::vector<int32_t> copied = {1, 2, 30};
+  const DraftInput in = DSparkHarness::input(1, fork, copied, 4, 4);
+  const DraftTree deferred = propose(h->drafter(), {in})[0];
+  ASSERT_EQ(deferred.size(), 4);
+  expect_same_tree(propose(**eager, {in})[0], deferred, "deferred against eager projection");
+  // Rounds after the first read what was committed since.
+  const std::vector<int32_t> longer = {1, 2, 30};
+  std::vector<float> third;
+  ASSERT_TRUE(h->prefill(fork, 11, 12, longer, &third).ok());
+  std::vector<int64_t> slot = {30 * 4 + 3};
+  std::vector<int32_t> position = {11};
+  ASSERT_TRUE((*eager)->commit_features(slot, position, third).ok());
+  fork.push_back(tokens[0]);
+  const DraftInput next = DSparkHarness::input(1, fork, longer, 4, 4);
+  expect_same_tree(propose(**eager, {next})[0], propose(h->drafter(), {next})[0], "the next round");
+}
+
 TEST(DSparkDrafter, SharedPrefixBlocksShareContext) {
   auto h = harness();
   ASSERT_NE(h, nullptr);
