@@ -93,6 +93,7 @@ Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
   }
 
   bool add_bos_default = false;
+  bool add_sep_default = false;
   if (model.value() == "gpt2") {
     spec.kind = TokenizerKind::ByteLevelBpe;
     spec.bpe.byte_level = true;
@@ -104,6 +105,8 @@ Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
     spec.pre_tokenizers = std::move(preset.value().pre_tokenizers);
     spec.bpe.ignore_merges = preset.value().ignore_merges;
     add_bos_default = preset.value().add_bos_default;
+    if (preset.value().drop_bos) spec.bos_id = -1;
+    add_sep_default = preset.value().add_sep_default;
   } else if (model.value() == "llama") {
     // SentencePiece BPE as in Llama 2's tokenizer.json: Prepend("▁") + Replace(" ", "▁")
     // normalizers, no pre-tokenizer, byte fallback, fused unknowns; the decoder strips the
@@ -137,6 +140,12 @@ Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
   }
   if (file.get_bool_or("tokenizer.ggml.add_eos_token", false) && spec.eos_id >= 0) {
     spec.suffix_ids.push_back(spec.eos_id);
+  }
+  // RoBERTa-style families end with SEP (llama.cpp's key spells it "seperator").
+  auto sep = optional_id(file, "tokenizer.ggml.seperator_token_id", n);
+  if (!sep.ok()) return sep.error();
+  if (file.get_bool_or("tokenizer.ggml.add_sep_token", add_sep_default) && sep.value() >= 0) {
+    spec.suffix_ids.push_back(sep.value());
   }
   return spec;
 }

@@ -122,6 +122,12 @@ Status parse_pre_tokenizer(const json& j, std::vector<PreTokenizerStep>* out,
                 out);
   }
   if (type == "Digits") return push(make_digits_step(bool_or(j, "individual_digits", false)), out);
+  if (type == "Punctuation") {
+    auto behavior = j.contains("behavior") ? parse_behavior(j["behavior"])
+                                           : Result<SplitBehavior>(SplitBehavior::Isolated);
+    if (!behavior.ok()) return behavior.error();
+    return push(make_punctuation_step(behavior.value()), out);
+  }
   if (type == "Metaspace") {
     return push(make_metaspace_step(replacement_of(j), parse_prepend(j), bool_or(j, "split", true)),
                 out);

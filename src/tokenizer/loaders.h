@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "bpe_tokenizer.h"
 #include "dspark/loader.h"
@@ -20,7 +21,12 @@ struct PrePreset {
   std::vector<PreTokenizerStep> pre_tokenizers;
   bool ignore_merges = false;
   bool add_bos_default = false;  // when the file has no tokenizer.ggml.add_bos_token
+  bool add_sep_default = false;  // when the file has no tokenizer.ggml.add_sep_token
+  bool drop_bos = false;         // the family has no BOS (llama.cpp ignores the file's)
 };
+// Unknown names are an error listing the supported ones.
 Result<PrePreset> gguf_pre_preset(const std::string& pre);
+// Every tokenizer.ggml.pre name gguf_pre_preset accepts, in table order.
+std::vector<std::string> gguf_pre_names();
 
 }  // namespace dspark::tok

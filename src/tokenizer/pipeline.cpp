@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "byte_unicode.h"
 #include "nfc.h"
 
 namespace dspark::tok {
@@ -95,6 +96,25 @@ void split_piece(const Regex& re, SplitBehavior behavior, bool invert, const Pie
   }
 }
 
+// A split as Hugging Face applies it after a ByteLevel step: on the byte-level spelling (one
+// character per byte), so a piece may end inside a UTF-8 character (Falcon's Digits).
+void split_piece_bytes(const Regex& re, SplitBehavior behavior, bool invert, const Piece& piece,
+                       std::vector<Piece>* out) {
+  const std::string mapped = bytes_to_byte_level(piece.text);
+  std::vector<size_t> raw(mapped.size() + 1, 0);  // mapped offset -> byte offset, at characters
+  size_t m = 0;
+  for (size_t i = 0; i < piece.text.size(); ++i) {
+    raw[m] = i;
+    m += byte_to_unicode(static_cast<uint8_t>(piece.text[i])) < 0x80 ? 1 : 2;
+  }
+  raw[m] = piece.text.size();
+  for (const auto& [b, e] : apply_behavior(labelled_spans(re, mapped, invert), behavior)) {
+    if (e > b) {
+      out->push_back({piece.text.substr(raw[b], raw[e] - raw[b]), piece.at_start && b == 0});
+    }
+  }
+}
+
 std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
   std::string out;
   out.reserve(text.size());
@@ -124,11 +144,17 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-void apply_step(const PreTokenizerStep& step, std::vector<Piece>& pieces, std::vector<Piece>* out) {
+// after_byte_level: a ByteLevel step ran earlier, so Hugging Face's pieces are byte-mapped.
+void apply_step(const PreTokenizerStep& step, bool after_byte_level, std::vector<Piece>& pieces,
+                std::vector<Piece>* out) {
   for (Piece& piece : pieces) {
     switch (step.kind) {
       case PreTokenizerStep::Kind::Split:
-        split_piece(*step.regex, step.behavior, step.invert, piece, out);
+        if (after_byte_level) {
+          split_piece_bytes(*step.regex, step.behavior, step.invert, piece, out);
+        } else {
+          split_piece(*step.regex, step.behavior, step.invert, piece, out);
+        }
         break;
       case PreTokenizerStep::Kind::ByteLevel:
         if (step.add_prefix_space && !starts_with(piece.text, " ")) prepend(" ", &piece.text);
@@ -172,6 +198,11 @@ Result<PreTokenizerStep> make_split_step(const std::string& pattern, bool litera
 Result<PreTokenizerStep> make_digits_step(bool individual_digits) {
   return make_split_step(individual_digits ? R"(\p{N})" : R"(\p{N}+)", false,
                          SplitBehavior::Isolated, false);
+}
+
+Result<PreTokenizerStep> make_punctuation_step(SplitBehavior behavior) {
+  // Rust's is_ascii_punctuation (which takes in $+<=>^`|~) or a Unicode P* category.
+  return make_split_step(R"([\p{P}!-/:-@\[-`{-~])", false, behavior, false);
 }
 
 Result<PreTokenizerStep> make_byte_level_step(bool add_prefix_space, bool use_regex) {
@@ -225,10 +256,12 @@ void pre_tokenize(const std::vector<PreTokenizerStep>& steps, std::string_view t
   if (text.empty()) return;
   std::vector<Piece> pieces{{std::string(text), at_start}};
   std::vector<Piece> next;
+  bool after_byte_level = false;
   for (const PreTokenizerStep& step : steps) {
     next.clear();
-    apply_step(step, pieces, &next);
+    apply_step(step, after_byte_level, pieces, &next);
     pieces.swap(next);
+    after_byte_level = after_byte_level || step.kind == PreTokenizerStep::Kind::ByteLevel;
   }
   for (Piece& p : pieces) out->push_back(std::move(p));
 }

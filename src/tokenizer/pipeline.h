@@ -48,6 +48,8 @@ extern const char* const kGpt2Pattern;
 Result<PreTokenizerStep> make_split_step(const std::string& pattern, bool literal,
                                          SplitBehavior behavior, bool invert);
 Result<PreTokenizerStep> make_digits_step(bool individual_digits);
+// Hugging Face's Punctuation: a Split on each punctuation character.
+Result<PreTokenizerStep> make_punctuation_step(SplitBehavior behavior);
 Result<PreTokenizerStep> make_byte_level_step(bool add_prefix_space, bool use_regex);
 Result<PreTokenizerStep> make_metaspace_step(std::string replacement,
                                              PreTokenizerStep::Prepend prepend, bool split);
@@ -55,7 +57,9 @@ Result<PreTokenizerStep> make_metaspace_step(std::string replacement,
 // Applies the normalizers in order (the text must be valid UTF-8).
 std::string normalize(const std::vector<NormalizerStep>& steps, std::string_view text);
 
-// Cuts text into non-empty pieces. With no steps the whole text is one piece.
+// Cuts text into non-empty pieces. With no steps the whole text is one piece. Split steps after
+// a ByteLevel step match the byte-level spelling, as in Hugging Face, so such pieces may end
+// inside a UTF-8 character.
 void pre_tokenize(const std::vector<PreTokenizerStep>& steps, std::string_view text, bool at_start,
                   std::vector<Piece>* out);
 

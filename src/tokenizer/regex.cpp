@@ -40,12 +40,61 @@ int run_match(const pcre2_code* code, std::string_view text, size_t start, uint3
 
 }  // namespace
 
+// Oniguruma (Hugging Face's engine) reads an unescaped '[' inside a class as a nested class, a
+// union (BLOOM's " ?[^(\s|[.,!?])]+"); PCRE2 reads it as a literal. A nested non-negated class
+// is flattened into its parent, which means the same; "[:" (POSIX classes) is left alone.
+std::string flatten_nested_classes(const std::string& pattern) {
+  std::string out;
+  out.reserve(pattern.size());
+  int depth = 0;         // class nesting: 0 outside any class
+  bool at_open = false;  // just after a class's '[' or '[^' (where ']' is a literal)
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      out += pattern.substr(i, 2);
+      ++i;
+      at_open = false;
+      continue;
+    }
+    const bool nested_open = depth > 0 && c == '[' && i + 1 < pattern.size() &&
+                             pattern[i + 1] != ':' && pattern[i + 1] != '^';
+    if (depth > 0 && c == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
+      const size_t end = pattern.find(":]", i + 2);  // a POSIX class, copied whole
+      if (end != std::string::npos) {
+        out += pattern.substr(i, end + 2 - i);
+        i = end + 1;
+        at_open = false;
+        continue;
+      }
+    }
+    if (nested_open) {
+      ++depth;  // dropped: its members join the enclosing class
+      at_open = true;
+      continue;
+    }
+    if (c == '[' && depth == 0) {
+      ++depth;
+      out += c;
+      at_open = true;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      continue;
+    }
+    if (c == ']' && depth > 0 && !at_open) {
+      if (--depth > 0) continue;  // the end of a flattened nested class
+    }
+    out += c;
+    at_open = false;
+  }
+  return out;
+}
+
 Result<Regex> Regex::compile(const std::string& pattern, bool literal) {
   int error = 0;
   PCRE2_SIZE offset = 0;
   // PCRE2_LITERAL refuses PCRE2_UCP (which only matters for character classes anyway).
   const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  const std::string source = literal ? pattern : flatten_nested_classes(pattern);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),
                                    options, &error, &offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
@@ -66,6 +115,7 @@ Result<Regex> Regex::compile(const std::string& pattern, bool literal) {
 void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>* out) const {
   pcre2_match_data* md = thread_match_data();
   size_t pos = 0;
+  size_t last_end = std::string_view::npos;  // end of the last non-empty match
   while (pos < text.size()) {
     const int rc = run_match(code_->code, text, pos, 0, md);
     if (rc < 0) break;  // no further match (other errors cannot occur on valid UTF-8)
@@ -73,11 +123,14 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
     const size_t begin = ov[0], end = ov[1];
     if (end > begin) {
       out->emplace_back(begin, end);
-      pos = end;
+      pos = last_end = end;
     } else {
+      // Kept unless it touches the previous match (as Oniguruma's iterator does): a zero-width
+      // split point such as SuperBPE's digit-group lookahead.
+      if (begin < text.size() && begin != last_end) out->emplace_back(begin, begin);
       if (begin >= text.size()) break;
       pos = begin;
-      (void)utf8_next(text, &pos);  // empty match: step over one character
+      (void)utf8_next(text, &pos);  // step over one character
     }
   }
 }

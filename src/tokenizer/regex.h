@@ -17,8 +17,9 @@ class Regex {
   // literal: the pattern is matched as plain text (Hugging Face's String split patterns).
   static Result<Regex> compile(const std::string& pattern, bool literal = false);
 
-  // Non-empty, non-overlapping matches, left to right, as [begin, end) byte offsets. text must
-  // be valid UTF-8. An empty match is skipped by advancing one character.
+  // Non-overlapping matches, left to right, as [begin, end) byte offsets. text must be valid
+  // UTF-8. After an empty match the search goes on one character later; an empty match right
+  // at the end of the previous match, or at the end of text, is not reported.
   void find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>* out) const;
   // Whether the pattern matches at the very start of text.
   bool matches_at_start(std::string_view text) const;
@@ -30,5 +31,9 @@ class Regex {
   std::shared_ptr<const Code> code_;  // shared: compiled code is read-only and thread-safe
   std::string pattern_;
 };
+
+// The Oniguruma pattern rewritten for PCRE2: nested non-negated classes flattened into their
+// parent ("[^a[bc]]" -> "[^abc]"). Exposed for tests.
+std::string flatten_nested_classes(const std::string& pattern);
 
 }  // namespace dspark::tok

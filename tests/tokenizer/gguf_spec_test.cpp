@@ -2,6 +2,8 @@
 // BOS/EOS rules, pre-tokenizer presets, and errors for bad metadata.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "test_util.h"
 #include "tokenizer/loaders.h"
 
@@ -78,6 +80,47 @@ TEST(GgufSpec, Presets) {
   auto bad = load(byte_level_gguf("no-such-pre"));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("no-such-pre"), std::string::npos);
+  // The error lists the supported names.
+  EXPECT_NE(bad.error().message.find("deepseek-coder"), std::string::npos);
+}
+
+TEST(GgufSpec, EveryTablePresetBuilds) {
+  const std::vector<std::string> names = gguf_pre_names();
+  for (const char* expected :
+       {"gpt-2",      "deepseek-llm", "deepseek-coder", "deepseek-v3",  "mpt",       "starcoder",
+        "refact",     "command-r",    "olmo",           "dbrx",         "smaug-bpe", "poro-chat",
+        "jais",       "stablelm2",    "tekken",         "chatglm-bpe",  "viking",    "jina-v2-es",
+        "jina-v2-de", "jina-v2-code", "bloom",          "gpt3-finnish", "exaone",    "falcon3",
+        "megrez",     "gpt-4o",       "falcon",         "bailingmoe",   "seed-coder"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
+  }
+  for (const std::string& pre : names) {
+    EXPECT_EQ(std::count(names.begin(), names.end(), pre), 1) << pre << " listed twice";
+    auto t = load(byte_level_gguf(pre));
+    ASSERT_TRUE(t.ok()) << pre << ": " << t.error().message;
+    // Every pipeline keeps the bytes: "the 12" decodes back to itself.
+    const auto ids = t.value()->encode("the 12", false, false);
+    EXPECT_EQ(t.value()->decode(ids, false), "the 12") << pre;
+  }
+}
+
+TEST(GgufSpec, PresetFlags) {
+  // tekken: BOS by default; chatglm-bpe: never BOS; jina-v2-code: SEP after the text.
+  auto tekken = load(byte_level_gguf("tekken"));
+  EXPECT_EQ(tekken.value()->encode("he", true, false), (std::vector<int32_t>{259, 257}));
+  GgufWriter glm = byte_level_gguf("chatglm-bpe");
+  glm.add_bool("tokenizer.ggml.add_bos_token", true);
+  EXPECT_EQ(load(glm).value()->encode("he", true, false), (std::vector<int32_t>{257}));
+  GgufWriter jina = byte_level_gguf("jina-v2-code");
+  jina.add_u32("tokenizer.ggml.seperator_token_id", 260);
+  EXPECT_EQ(load(jina).value()->encode("he", true, false), (std::vector<int32_t>{257, 260}));
+  jina.add_bool("tokenizer.ggml.add_sep_token", false);
+  EXPECT_EQ(load(jina).value()->encode("he", true, false), (std::vector<int32_t>{257}));
+  // deepseek-coder splits digits one by one, falcon keeps a run whole.
+  auto coder = load(byte_level_gguf("deepseek-coder"));
+  auto falcon = load(byte_level_gguf("falcon"));
+  EXPECT_EQ(coder.value()->encode("12", false, false), (std::vector<int32_t>{'1', '2'}));
+  EXPECT_EQ(falcon.value()->encode("12", false, false), (std::vector<int32_t>{263}));
 }
 
 TEST(GgufSpec, SentencePieceFromScores) {

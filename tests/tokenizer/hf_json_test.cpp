@@ -84,6 +84,22 @@ TEST_F(HfJson, LoadsAndEncodes) {
   EXPECT_EQ(tok.stop_ids(), (std::vector<int32_t>{259}));
 }
 
+TEST_F(HfJson, PunctuationPreTokenizer) {
+  // Falcon's first step: a run of punctuation is its own piece ("ab!!ab" -> ab, !, !, ab); an
+  // unknown behaviour is an error.
+  json j = qwen_like();
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers", json::array({{{"type", "Punctuation"}, {"behavior", "Contiguous"}},
+                                     {{"type", "ByteLevel"}, {"add_prefix_space", false}}})}};
+  auto t = Tokenizer::from_hf_json(write("tokenizer.json", j.dump()));
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_EQ(t.value()->encode("ab!!ab", false, false), (std::vector<int32_t>{256, '!', '!', 256}));
+  j["pre_tokenizer"] = {{"type", "Punctuation"}, {"behavior", "Sideways"}};
+  EXPECT_FALSE(Tokenizer::from_hf_json(write("tokenizer.json", j.dump())).ok());
+}
+
 TEST_F(HfJson, SideFilesSetBosEosAndStops) {
   write("tokenizer_config.json",
         R"({"bos_token": {"content": "<|bos|>"}, "eos_token": "<|im_end|>",

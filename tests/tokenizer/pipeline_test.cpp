@@ -91,5 +91,52 @@ TEST(Pipeline, LongWhitespaceRun) {
   EXPECT_EQ(p[1], " x");
 }
 
+TEST(Pipeline, SplitAfterByteLevelSeesByteSpelling) {
+  // After ByteLevel, "½" (C2 BD) is spelled "Â½", and "½" alone is a number: Digits cuts the
+  // character in two, as Falcon's tokenizer.json does in Hugging Face.
+  std::vector<PreTokenizerStep> steps;
+  steps.push_back(make_byte_level_step(false, false).value());
+  steps.push_back(make_digits_step(false).value());
+  std::vector<Piece> out;
+  pre_tokenize(steps,
+               "a\xC2\xBD"
+               "1",
+               true, &out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].text, "a\xC2");
+  EXPECT_EQ(out[1].text,
+            "\xBD"
+            "1");
+}
+
+TEST(Pipeline, ZeroWidthSplit) {
+  // SuperBPE's lookahead matches only empty strings; each one is a cut, as in Hugging Face.
+  std::vector<PreTokenizerStep> steps;
+  steps.push_back(
+      make_split_step(R"((?=(\d{3})+(?!\d)))", false, SplitBehavior::Isolated, false).value());
+  std::vector<Piece> out;
+  pre_tokenize(steps, "x1234567 123456", true, &out);
+  std::vector<std::string> texts;
+  for (const Piece& p : out) texts.push_back(p.text);
+  EXPECT_EQ(texts, (std::vector<std::string>{"x1", "234", "567 ", "123", "456"}));
+}
+
+TEST(Pipeline, NestedClassesFlattened) {
+  // Oniguruma unions a nested class into its parent; PCRE2 gets the flat class.
+  EXPECT_EQ(flatten_nested_classes(R"( ?[^(\s|[.,!?])]+)"), R"( ?[^(\s|.,!?)]+)");
+  EXPECT_EQ(flatten_nested_classes("[a[bc]d]"), "[abcd]");
+  EXPECT_EQ(flatten_nested_classes("[[ab]]x"), "[ab]x");
+  // Escapes, POSIX classes, a leading ']' and negated nested classes are kept.
+  for (const char* same :
+       {R"([\[\]]+)", "[[:alpha:]x]", "[]a]", "[^]a]", R"(\p{L}+|[\r\n])", "[a[^b]]"}) {
+    EXPECT_EQ(flatten_nested_classes(same), same);
+  }
+  auto re = Regex::compile(" ?[^(\\s|[.,!?])]+");
+  ASSERT_TRUE(re.ok()) << re.error().message;
+  std::vector<std::pair<size_t, size_t>> m;
+  re.value().find_all("ab, c[d]!", &m);
+  EXPECT_EQ(m, (std::vector<std::pair<size_t, size_t>>{{0, 2}, {3, 8}}));
+}
+
 }  // namespace
 }  // namespace dspark::tok
