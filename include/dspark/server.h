@@ -34,11 +34,19 @@ struct ServerOptions {
   std::string version = "0";  // reported by /version
 };
 
-// How chat messages become a prompt.
+// How a model writes tool calls in its output.
+enum class ToolCallFormat {
+  kNone,    // unknown: requests with tools are refused
+  kHermes,  // <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen2.5, Qwen3, Hermes)
+};
+
+// How chat messages become a prompt, and how tool calls come back out.
 struct ChatFormat {
   std::optional<chat::ChatTemplate> chat_template;  // nullopt: the plain ChatML fallback
   std::string bos_token, eos_token;                 // the template's variables
   bool function_role = false;  // the template handles role "function" (OpenAI's legacy role)
+  bool renders_tools = false;  // the template reads the `tools` variable
+  ToolCallFormat tool_calls = ToolCallFormat::kNone;  // from the template's own instructions
 };
 
 // The model's template, or `override_arg` (a file path, else the template text itself) when

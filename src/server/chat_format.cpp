@@ -77,6 +77,10 @@ Result<ChatFormat> load_chat_format(const ModelFile& file, const Tokenizer& toke
   if (!parsed.ok()) return Error{origin + " does not parse: " + parsed.error().message};
   format.chat_template = std::move(parsed.value());
   format.function_role = mentions_function_role(source);
+  // The one place that decides what a template can do with tools: it must read `tools`, and
+  // the calls it teaches the model to write must be in a format the server parses.
+  format.renders_tools = source.find("tools") != std::string::npos;
+  if (source.find("<tool_call>") != std::string::npos) format.tool_calls = ToolCallFormat::kHermes;
   return format;
 }
 

@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <random>
 
 #include "chat_prompt.h"
 #include "engine_requests.h"
 #include "response_format.h"
+#include "tool_calls.h"
 
 namespace dspark::server {
 
@@ -23,6 +25,8 @@ struct Prepared {
   std::vector<int32_t> max_tokens;            // [n_prompts]
   ResponseMeta meta;
   int64_t prompt_tokens = 0;  // usage: each prompt counted once, whatever n is
+  bool parse_tools = false;   // each choice's output is parsed for tool calls
+  size_t max_tool_calls = std::numeric_limits<size_t>::max();  // 1 without parallel_tool_calls
 };
 
 ApiError context_error(int64_t context, int64_t n_prompt, int64_t max_tokens, bool given) {
@@ -49,11 +53,13 @@ std::optional<ApiError> prepare(const State& state, const ServedModel& model,
   if (endpoint == Endpoint::kChat) {
     // The template writes any BOS itself; message content never becomes control tokens.
     std::vector<int32_t> prompt;
-    if (auto e = chat_prompt_tokens(model, r.messages, false,
-                                    state.options.allow_control_tokens_in_content, &prompt)) {
+    if (auto e = chat_prompt_tokens(model, r, false, state.options.allow_control_tokens_in_content,
+                                    &prompt)) {
       return e;
     }
     out->prompts.push_back(std::move(prompt));
+    out->parse_tools = r.tools_enabled() && model.chat.tool_calls == ToolCallFormat::kHermes;
+    if (!r.parallel_tool_calls) out->max_tool_calls = 1;
   } else {
     // A raw prompt is the caller's own text: its control tokens are parsed, as peers do.
     for (const PromptInput& p : r.prompts) {
@@ -200,6 +206,14 @@ http::Reply whole_reply(const ServedModel& model, const http::Request& request, 
     log->status = e.status;
     return http::Reply{error_response(e), {}};
   }
+  if (p.parse_tools) {
+    for (ChoiceResult& c : results) {
+      ParsedOutput parsed = parse_tool_calls(c.text, p.max_tool_calls);
+      if (parsed.calls.empty()) continue;
+      c.text = std::move(parsed.content);
+      c.tool_calls = std::move(parsed.calls);
+    }
+  }
   Usage usage{p.prompt_tokens, log->completion_tokens};
   http::Reply reply;
   reply.head.body = full_response(p.meta, results, p.req.logprobs, usage, *model.tokenizer);
@@ -225,6 +239,21 @@ class ChunkWriter {
   bool gone_ = false;
 };
 
+// An event's text as the client sees it: unchanged, or split into content and tool calls by the
+// choice's parser (finished on the final event).
+ToolCallParser::Delta event_delta(std::vector<ToolCallParser>* parsers, size_t i,
+                                  const engine::Event& event) {
+  if (parsers->empty()) return {event.text, {}};
+  ToolCallParser& parser = (*parsers)[i];
+  ToolCallParser::Delta delta = parser.feed(event.text);
+  if (event.final) {
+    ToolCallParser::Delta rest = parser.finish();
+    delta.content += rest.content;
+    for (ToolCall& call : rest.calls) delta.calls.push_back(std::move(call));
+  }
+  return delta;
+}
+
 void stream_body(const std::shared_ptr<const ServedModel>& model, const Prepared& p,
                  EngineRequests& requests, RequestLog* log, http::StreamWriter& writer) {
   ChunkWriter out(writer);
@@ -233,6 +262,9 @@ void stream_body(const std::shared_ptr<const ServedModel>& model, const Prepared
   const bool chat = meta.endpoint == Endpoint::kChat;
   std::vector<ChoiceResult> results(requests.size());
   std::vector<int64_t> offsets(requests.size(), 0);  // completions logprobs text_offset
+  std::vector<ToolCallParser> parsers;               // [n_choices] when parsing tool calls
+  if (p.parse_tools) parsers.assign(requests.size(), ToolCallParser(p.max_tool_calls));
+  std::vector<int32_t> n_calls(requests.size(), 0);  // tool calls sent per choice
   for (size_t i = 0; i < results.size(); ++i) {
     results[i].index = int32_t(i);
     if (chat) {
@@ -249,12 +281,17 @@ void stream_body(const std::shared_ptr<const ServedModel>& model, const Prepared
     if (!next) continue;
     auto& [i, event] = *next;
     const int32_t index = int32_t(i);
-    if (!event.text.empty() || !event.logprobs.empty()) {
+    ToolCallParser::Delta delta = event_delta(&parsers, i, event);
+    if (!delta.content.empty() || !event.logprobs.empty()) {
       nlohmann::json lp = nullptr;
       if (p.req.logprobs) {
         lp = logprobs_json(meta.endpoint, event.logprobs, *model->tokenizer, &offsets[i]);
       }
-      out.write(text_chunk(meta, index, event.text, lp, usage));
+      out.write(text_chunk(meta, index, delta.content, lp, usage));
+    }
+    for (ToolCall& call : delta.calls) {
+      call.id = new_tool_call_id();
+      out.write(tool_call_chunk(meta, index, n_calls[i]++, call, usage));
     }
     if (!event.final) continue;
     results[i].final = *event.final;
@@ -263,7 +300,7 @@ void stream_body(const std::shared_ptr<const ServedModel>& model, const Prepared
                          "engine_error"};
       break;
     }
-    out.write(finish_chunk(meta, index, *event.final, usage));
+    out.write(finish_chunk(meta, index, *event.final, usage, n_calls[i] > 0));
   }
   if (out.gone() || failure) requests.abort_and_drain();
   log_results(results, p, log);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "request_tools.h"
+
 namespace dspark::server {
 
 namespace {
@@ -257,7 +259,8 @@ std::optional<ApiError> parse_common(const Fields& f, const RequestLimits& limit
   return std::nullopt;
 }
 
-std::optional<ApiError> parse_messages(const Fields& f, ParsedRequest* r) {
+std::optional<ApiError> parse_messages(const Fields& f, const RequestLimits& limits,
+                                       ParsedRequest* r) {
   const json* v = f.get("messages");
   if (!v) return bad_request("'messages' is required", "messages");
   if (!v->is_array()) return wrong_type("messages", "a list of messages", *v);
@@ -279,7 +282,10 @@ std::optional<ApiError> parse_messages(const Fields& f, ParsedRequest* r) {
       if (!name->is_string()) return wrong_type(where + ".name", "a string", *name);
       msg.name = name->get<std::string>();
     }
+    MessageTools tools;
+    DSPARK_API_CHECK(parse_message_tools(m, i, msg.role, limits, &tools));
     r->messages.push_back(std::move(msg));
+    r->message_tools.push_back(std::move(tools));
   }
   return std::nullopt;
 }
@@ -372,8 +378,17 @@ std::optional<ApiError> message_content(const nlohmann::json& content, size_t in
   return std::nullopt;
 }
 
-std::optional<ApiError> parse_request_json(const nlohmann::json& body, Endpoint endpoint,
-                                           const RequestLimits& limits, ParsedRequest* out) {
+bool ParsedRequest::has_tool_messages() const {
+  return std::any_of(message_tools.begin(), message_tools.end(), [](const MessageTools& m) {
+    return !m.tool_calls.empty() || m.tool_call_id.has_value();
+  });
+}
+
+namespace {
+
+// The body parsed; `text` is its JSON text (the tools are read from it again in key order).
+std::optional<ApiError> parse_body(const json& body, std::string_view text, Endpoint endpoint,
+                                   const RequestLimits& limits, ParsedRequest* out) {
   if (!body.is_object()) {
     return bad_request(std::string("the request body must be a JSON object, got ") +
                        body.type_name());
@@ -382,8 +397,10 @@ std::optional<ApiError> parse_request_json(const nlohmann::json& body, Endpoint 
   r.endpoint = endpoint;
   Fields f(body);
   DSPARK_API_CHECK(parse_common(f, limits, &r));
+  DSPARK_API_CHECK(check_structured_outputs(body));
   if (endpoint == Endpoint::kChat) {
-    DSPARK_API_CHECK(parse_messages(f, &r));
+    DSPARK_API_CHECK(parse_messages(f, limits, &r));
+    DSPARK_API_CHECK(parse_tools(body, text, limits, &r));
     DSPARK_API_CHECK(f.boolean("logprobs", &r.logprobs));
     std::optional<int64_t> top;
     DSPARK_API_CHECK(f.integer("top_logprobs", 0, limits.max_top_logprobs, &top));
@@ -422,6 +439,8 @@ std::optional<ApiError> parse_request_json(const nlohmann::json& body, Endpoint 
   return std::nullopt;
 }
 
+}  // namespace
+
 std::optional<ApiError> parse_request(std::string_view body, Endpoint endpoint,
                                       const RequestLimits& limits, ParsedRequest* out) {
   if (!json_depth_within(body, limits.max_json_depth)) {
@@ -430,7 +449,7 @@ std::optional<ApiError> parse_request(std::string_view body, Endpoint endpoint,
   }
   json parsed = json::parse(body, nullptr, false);
   if (parsed.is_discarded()) return bad_request("the request body is not valid JSON");
-  return parse_request_json(parsed, endpoint, limits, out);
+  return parse_body(parsed, body, endpoint, limits, out);
 }
 
 }  // namespace dspark::server

@@ -14,6 +14,7 @@
 #include "api_error.h"
 #include "dspark/chat_template.h"
 #include "dspark/sample.h"
+#include "ordered_json.h"
 
 namespace dspark::server {
 
@@ -26,7 +27,11 @@ struct RequestLimits {
   int32_t max_stop_token_ids = 64;
   int32_t max_logit_bias = 1024;  // entries
   int32_t max_top_logprobs = 20;
-  int32_t max_json_depth = 64;  // nesting of the body
+  int32_t max_json_depth = 64;  // nesting of the body (and of each tool-call arguments text)
+  int32_t max_tools = 128;      // chat tools
+  // Keys of any one object in the tools and in tool-call arguments (their key order is kept,
+  // and the chat template's context parser is quadratic in an object's keys).
+  size_t max_tool_object_keys = 1024;
 };
 
 enum class Endpoint { kChat, kCompletion };
@@ -36,6 +41,19 @@ struct PromptInput {
   std::string text;
   std::vector<int32_t> tokens;  // [n_prompt] when is_tokens
   bool is_tokens = false;
+};
+
+// tool_choice. "required" and a named function need constrained decoding, which the server does
+// not have yet: they are 400s.
+enum class ToolChoice { kAuto, kNone };
+
+// OpenAI's tool fields of one chat message, in the shape chat templates take.
+struct MessageTools {
+  // Assistant messages: [{"id", "type": "function", "function": {"name", "arguments"}}] with the
+  // arguments' JSON text parsed (in key order): Hugging Face templates print them with tojson,
+  // and vLLM converts them the same way.
+  std::vector<OrderedJson> tool_calls;
+  std::optional<std::string> tool_call_id;  // tool messages
 };
 
 struct ParsedRequest {
@@ -59,18 +77,26 @@ struct ParsedRequest {
   // token ids as the engine received them (chat: top-level "prompt_token_ids"; completions: per
   // choice).
   bool return_token_ids = false;
+
+  // Chat tool calling.
+  std::vector<OrderedJson> tools;  // the request's tool objects, validated, in key order
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  bool parallel_tool_calls = true;
+  std::vector<MessageTools> message_tools;  // [n_messages]
+  // The tools go into the prompt and the output is parsed for calls.
+  bool tools_enabled() const { return !tools.empty() && tool_choice != ToolChoice::kNone; }
+  // Some message carries tool_calls or a tool_call_id.
+  bool has_tool_messages() const;
 };
 
 // Checks the nesting depth of a JSON text before parsing it (bounded recursion everywhere).
 bool json_depth_within(std::string_view body, int32_t max_depth);
 
 // Parses the body of the given endpoint; on failure returns the error (400 and the param).
+// response_format other than text and vLLM's guided_* fields are 400s (no constrained decoding
+// yet), never ignored.
 std::optional<ApiError> parse_request(std::string_view body, Endpoint endpoint,
                                       const RequestLimits& limits, ParsedRequest* out);
-
-// The same, from an already parsed JSON value (the body must be an object).
-std::optional<ApiError> parse_request_json(const nlohmann::json& body, Endpoint endpoint,
-                                           const RequestLimits& limits, ParsedRequest* out);
 
 // Chat message content: a string, null, or a list of parts whose text parts are joined; other
 // part types are errors naming the message.

@@ -68,6 +68,13 @@ json chunk_base(const ResponseMeta& meta, bool include_usage) {
   return c;
 }
 
+// OpenAI's tool call object; arguments are the JSON text.
+json tool_call_json(const ToolCall& call) {
+  return {{"id", call.id},
+          {"type", "function"},
+          {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+}
+
 json stream_choice(const ResponseMeta& meta, int32_t index, json delta_or_text, json logprobs,
                    json finish) {
   json choice = {{"index", index}};
@@ -121,7 +128,8 @@ void add_spec(const engine::SpecStats& from, engine::SpecStats* into) {
   add_vec(from.accepted_at, &into->accepted_at);
 }
 
-const char* finish_reason(const engine::FinalRecord& final) {
+const char* finish_reason(const engine::FinalRecord& final, bool called_tools) {
+  if (called_tools && final.reason == engine::FinishReason::kStop) return "tool_calls";
   return engine::finish_reason_name(final.reason);
 }
 
@@ -179,6 +187,12 @@ std::string full_response(const ResponseMeta& meta, const std::vector<ChoiceResu
     json choice = {{"index", c.index}};
     if (chat) {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+      if (!c.tool_calls.empty()) {
+        if (c.text.empty()) choice["message"]["content"] = nullptr;
+        json calls = json::array();
+        for (const ToolCall& call : c.tool_calls) calls.push_back(tool_call_json(call));
+        choice["message"]["tool_calls"] = std::move(calls);
+      }
     } else {
       choice["text"] = c.text;
     }
@@ -189,7 +203,7 @@ std::string full_response(const ResponseMeta& meta, const std::vector<ChoiceResu
     } else {
       choice["logprobs"] = nullptr;
     }
-    choice["finish_reason"] = finish_reason(c.final);
+    choice["finish_reason"] = finish_reason(c.final, !c.tool_calls.empty());
     if (c.prompt_ids) {
       // vLLM's places: one prompt per chat response, one per completions choice.
       if (chat) {
@@ -230,12 +244,22 @@ std::string text_chunk(const ResponseMeta& meta, int32_t index, const std::strin
   return sse(c);
 }
 
+std::string tool_call_chunk(const ResponseMeta& meta, int32_t index, int32_t call_index,
+                            const ToolCall& call, bool include_usage) {
+  json c = chunk_base(meta, include_usage);
+  json entry = tool_call_json(call);
+  entry["index"] = call_index;
+  json delta = {{"tool_calls", json::array({std::move(entry)})}};
+  c["choices"] = json::array({stream_choice(meta, index, std::move(delta), nullptr, nullptr)});
+  return sse(c);
+}
+
 std::string finish_chunk(const ResponseMeta& meta, int32_t index, const engine::FinalRecord& final,
-                         bool include_usage) {
+                         bool include_usage, bool called_tools) {
   json c = chunk_base(meta, include_usage);
   json delta = meta.endpoint == Endpoint::kChat ? json::object() : json("");
-  c["choices"] =
-      json::array({stream_choice(meta, index, std::move(delta), nullptr, finish_reason(final))});
+  c["choices"] = json::array(
+      {stream_choice(meta, index, std::move(delta), nullptr, finish_reason(final, called_tools))});
   c["dspark"] = spec_json(final.spec);
   return sse(c);
 }

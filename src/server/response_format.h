@@ -12,6 +12,7 @@
 #include "dspark/engine.h"
 #include "dspark/tokenizer.h"
 #include "request_parse.h"
+#include "tool_calls.h"
 
 namespace dspark::server {
 
@@ -35,6 +36,9 @@ struct ChoiceResult {
   std::vector<TokenLogprobs> logprobs;  // [n_completion] when asked
   engine::FinalRecord final;
   const std::vector<int32_t>* prompt_ids = nullptr;  // return_token_ids: the engine's prompt
+  // Chat with tools: the calls parsed from the output (text is then the content around them,
+  // trimmed; empty content is sent as null).
+  std::vector<ToolCall> tool_calls;
 };
 
 struct Usage {
@@ -50,8 +54,9 @@ void add_spec(const engine::SpecStats& from, engine::SpecStats* into);
 // Mean tokens committed per decode round: accepted drafts plus the bonus token; 1 when no round
 // speculated.
 double mean_accepted_length(const engine::SpecStats& spec);
-// "stop", "length", "abort", "error".
-const char* finish_reason(const engine::FinalRecord& final);
+// "stop", "length", "abort", "error"; "tool_calls" instead of "stop" when the choice called
+// tools (a call cut off by the length limit stays "length").
+const char* finish_reason(const engine::FinalRecord& final, bool called_tools = false);
 
 // Logprobs of some tokens in the endpoint's shape. Completions report text offsets: *offset is
 // the offset of the first token in the choice's text and advances past the tokens.
@@ -70,10 +75,14 @@ std::string role_chunk(const ResponseMeta& meta, int32_t index, bool include_usa
 // New text (and its tokens' logprobs, or null).
 std::string text_chunk(const ResponseMeta& meta, int32_t index, const std::string& text,
                        const nlohmann::json& logprobs, bool include_usage);
+// Chat with tools: one whole tool call, delta {"tool_calls": [{"index": call_index, "id",
+// "type": "function", "function": {"name", "arguments"}}]}.
+std::string tool_call_chunk(const ResponseMeta& meta, int32_t index, int32_t call_index,
+                            const ToolCall& call, bool include_usage);
 // A choice's last chunk: empty delta (chat) or text (completions), finish_reason, and the
 // dspark extension.
 std::string finish_chunk(const ResponseMeta& meta, int32_t index, const engine::FinalRecord& final,
-                         bool include_usage);
+                         bool include_usage, bool called_tools = false);
 // stream_options.include_usage: the chunk with empty choices after every choice finished.
 std::string usage_chunk(const ResponseMeta& meta, const Usage& usage,
                         const engine::SpecStats& spec);

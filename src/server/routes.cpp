@@ -119,12 +119,11 @@ std::optional<ApiError> tokenize(const State& state, const ServedModel& model,
     if (!req["prompt"].is_string()) return bad_request("'prompt' must be a string", "prompt");
     tokens = model.tokenizer->encode(req["prompt"].get<std::string>(), add_special, true);
   } else {
-    // Reuse the chat parser for the messages (and their content parts); the tokens are the
-    // ones a chat request gives the engine.
-    json chat_body = {{"messages", req["messages"]}};
+    // The body as a chat request (messages with their content parts and tool fields, tools,
+    // tool_choice): the tokens are the ones such a request gives the engine.
     ParsedRequest parsed;
-    if (auto e = parse_request_json(chat_body, Endpoint::kChat, state.limits, &parsed)) return e;
-    if (auto e = chat_prompt_tokens(model, parsed.messages, add_special,
+    if (auto e = parse_request(body, Endpoint::kChat, state.limits, &parsed)) return e;
+    if (auto e = chat_prompt_tokens(model, parsed, add_special,
                                     state.options.allow_control_tokens_in_content, &tokens)) {
       return e;
     }

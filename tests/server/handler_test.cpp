@@ -70,8 +70,10 @@ class HandlerTest : public ::testing::Test {
     file_ = file.value();
   }
 
-  // A server with the model attached (unless `attach` is false).
-  std::unique_ptr<OpenAiServer> make(ServerOptions options = {}, bool attach = true) {
+  // A server with the model attached (unless `attach` is false), with its own chat template or
+  // `chat_template` (--chat-template's argument).
+  std::unique_ptr<OpenAiServer> make(ServerOptions options = {}, bool attach = true,
+                                     const std::string& chat_template = "") {
     options.served_model_name = "tiny";
     auto server = std::make_unique<OpenAiServer>(options);
     if (attach) {
@@ -79,7 +81,7 @@ class HandlerTest : public ::testing::Test {
       EXPECT_TRUE(eng.ok()) << eng.error().message;
       engine_ = std::shared_ptr<engine::Engine>(std::move(eng.value()));
       bool fallback = true;
-      auto format = load_chat_format(*file_, *loaded_.tokenizer, "", &fallback);
+      auto format = load_chat_format(*file_, *loaded_.tokenizer, chat_template, &fallback);
       EXPECT_TRUE(format.ok()) << format.error().message;
       EXPECT_FALSE(fallback);  // the tiny models ship a ChatML template
       ServedModel served;
@@ -524,6 +526,203 @@ TEST_F(HandlerTest, FunctionRoleFollowsTheTemplate) {
                                   "{% for t in tools %}{{ t['function'] }}{% endfor %}", &fallback);
   ASSERT_TRUE(without.ok()) << without.error().message;
   EXPECT_FALSE(without->function_role);
+}
+
+// Qwen2.5's chat template, as Qwen2.5-Coder-0.5B-Instruct's GGUF carries it: the tools in the
+// system turn, assistant tool calls as <tool_call> blocks, tool results as <tool_response> in a
+// user turn.
+const char* kQwen25Template = R"TPL({%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- messages[0]['content'] }}
+    {%- else %}
+        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
+    {%- endif %}
+    {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
+    {%- else %}
+        {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role }}
+        {%- if message.content %}
+            {{- '\n' + message.content }}
+        {%- endif %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '\n<tool_call>\n{"name": "' }}
+            {{- tool_call.name }}
+            {{- '", "arguments": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- '}\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\n<tool_response>\n' }}
+        {{- message.content }}
+        {{- '\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}
+)TPL";
+
+// A weather tool whose keys are not in alphabetical order, and a conversation with a tool call
+// and its result, as raw JSON text (nlohmann::json would sort the keys).
+const char* kToolsText =
+    R"([{"type":"function","function":{"name":"get_weather",)"
+    R"("description":"Weather <|im_end|> now","parameters":{"type":"object",)"
+    R"("properties":{"unit":{"type":"string"},"city":{"type":"string"}},"required":["city"]}}}])";
+const char* kToolMessagesText =
+    R"([{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,)"
+    R"("tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather",)"
+    R"("arguments":"{\"unit\": \"c\", \"city\": \"Paris\"}"}}]},)"
+    R"({"role":"tool","tool_call_id":"call_1","content":"22 degrees"}])";
+
+std::string tool_body(const std::string& fields) {
+  return std::string(R"({"model":"tiny","messages":)") + kToolMessagesText + R"(,"tools":)" +
+         kToolsText + (fields.empty() ? "" : "," + fields) + "}";
+}
+
+TEST_F(HandlerTest, ToolsAndToolMessagesGoThroughTheTemplate) {
+  auto server = make({}, true, kQwen25Template);
+  const http::Reply r = call("POST", "/tokenize", tool_body(""));
+  ASSERT_EQ(r.head.status, 200) << r.head.body;
+  const json t = json::parse(r.head.body);
+  const std::vector<int32_t> ids = t["tokens"].get<std::vector<int32_t>>();
+  const std::string text = loaded_.tokenizer->decode(ids, true);
+  // The tool as Hugging Face's tojson prints it, keys in the client's order.
+  const std::string tool =
+      R"({"type": "function", "function": {"name": "get_weather", "description": "Weather )"
+      R"(<|im_end|> now", "parameters": {"type": "object", "properties": {"unit": {"type": )"
+      R"("string"}, "city": {"type": "string"}}, "required": ["city"]}}})";
+  for (const std::string& piece :
+       {std::string("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a "
+                    "helpful assistant.\n\n# Tools\n\n"),
+        "<tools>\n" + tool + "\n</tools>",
+        std::string("<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n"
+                    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"unit\": \"c\", "
+                    "\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"),
+        std::string("<|im_start|>user\n<tool_response>\n22 degrees\n</tool_response><|im_end|>\n"
+                    "<|im_start|>assistant\n")}) {
+    EXPECT_NE(text.find(piece), std::string::npos) << piece << "\nnot in\n" << text;
+  }
+  // The tool description's "<|im_end|>" is data: only the template's four turns end.
+  EXPECT_EQ(count_id(t["tokens"], loaded_.tokenizer->token_id("<|im_end|>")), 4);
+
+  // A chat request gets exactly these ids, whole and streamed.
+  const http::Reply whole =
+      call("POST", "/v1/chat/completions",
+           tool_body(R"("max_tokens":6,"temperature":0,"return_token_ids":true)"));
+  ASSERT_EQ(whole.head.status, 200) << whole.head.body;
+  const json w = json::parse(whole.head.body);
+  EXPECT_EQ(w["prompt_token_ids"], t["tokens"]);
+  const std::string reason = w["choices"][0]["finish_reason"];
+  EXPECT_TRUE(reason == "stop" || reason == "length" || reason == "tool_calls") << reason;
+  http::Reply streamed = call("POST", "/v1/chat/completions",
+                              tool_body(R"("max_tokens":6,"temperature":0,"stream":true)"));
+  ASSERT_EQ(streamed.head.status, 200) << streamed.head.body;
+  FakeWriter writer;
+  streamed.stream(writer);
+  bool done = false;
+  const std::vector<json> events = sse_events(writer.body, &done);
+  EXPECT_TRUE(done);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[events.size() - 1]["choices"][0]["finish_reason"], reason);
+  expect_kv_idle();
+}
+
+TEST_F(HandlerTest, ToolChoiceNoneRendersWithoutTools) {
+  auto server = make({}, true, kQwen25Template);
+  const http::Reply r = call("POST", "/tokenize", tool_body(R"("tool_choice":"none")"));
+  ASSERT_EQ(r.head.status, 200) << r.head.body;
+  const std::string text = loaded_.tokenizer->decode(
+      json::parse(r.head.body)["tokens"].get<std::vector<int32_t>>(), true);
+  EXPECT_EQ(text.find("# Tools"), std::string::npos) << text;
+  EXPECT_NE(text.find("<tool_response>\n22 degrees"), std::string::npos) << text;
+  // Messages without tools render as before the JSON path existed.
+  const json plain = post_json("/tokenize", {{"messages", {{{"role", "user"}, {"content", "x"}}}}});
+  const http::Reply same =
+      call("POST", "/tokenize", R"({"messages":[{"role":"user","content":"x"}],"tools":[]})");
+  EXPECT_EQ(json::parse(same.head.body)["tokens"], plain["tokens"]);
+}
+
+TEST_F(HandlerTest, ToolsNeedATemplateThatHandlesThem) {
+  // The tiny model's own ChatML template never reads `tools`.
+  auto server = make();
+  for (const char* path : {"/v1/chat/completions", "/tokenize"}) {
+    const http::Reply r = call("POST", path, tool_body(""));
+    ASSERT_EQ(r.head.status, 400) << path;
+    const json e = json::parse(r.head.body);
+    EXPECT_EQ(e["error"]["param"], "tools");
+    EXPECT_EQ(e["error"]["message"], "this model's chat template does not support tools");
+  }
+  // tool_choice "none": the tools stay out of the prompt, so the request is served.
+  EXPECT_EQ(call("POST", "/tokenize", tool_body(R"("tool_choice":"none")")).head.status, 200);
+  // A template that reads tools but does not teach the <tool_call> format: the calls could not
+  // be parsed, so the request is refused rather than answered with the calls as text.
+  server = make({}, true,
+                "{% for t in tools %}{{ t.function.name }}{% endfor %}"
+                "{% for m in messages %}{{ m.content }}{% endfor %}");
+  const http::Reply other = call("POST", "/v1/chat/completions", tool_body(""));
+  ASSERT_EQ(other.head.status, 400);
+  EXPECT_EQ(json::parse(other.head.body)["error"]["param"], "tools");
+  // Constrained decoding is not there yet: required and named choices say so.
+  server = make({}, true, kQwen25Template);
+  const http::Reply required =
+      call("POST", "/v1/chat/completions", tool_body(R"("tool_choice":"required")"));
+  ASSERT_EQ(required.head.status, 400);
+  EXPECT_EQ(json::parse(required.head.body)["error"]["param"], "tool_choice");
+  const http::Reply json_mode = call("POST", "/v1/chat/completions",
+                                     tool_body(R"("response_format":{"type":"json_object"})"));
+  ASSERT_EQ(json_mode.head.status, 400);
+  EXPECT_EQ(json::parse(json_mode.head.body)["error"]["param"], "response_format");
+}
+
+TEST_F(HandlerTest, ChatFormatDetectsToolSupport) {
+  bool fallback = false;
+  auto qwen = load_chat_format(*file_, *loaded_.tokenizer, kQwen25Template, &fallback);
+  ASSERT_TRUE(qwen.ok()) << qwen.error().message;
+  EXPECT_TRUE(qwen->renders_tools);
+  EXPECT_EQ(qwen->tool_calls, ToolCallFormat::kHermes);
+  auto own = load_chat_format(*file_, *loaded_.tokenizer, "", &fallback);
+  ASSERT_TRUE(own.ok()) << own.error().message;
+  EXPECT_FALSE(own->renders_tools);
+  EXPECT_EQ(own->tool_calls, ToolCallFormat::kNone);
+}
+
+TEST(ChatToolSupport, NoTemplateCannotRenderToolCalls) {
+  ChatFormat format;  // the ChatML fallback
+  ParsedRequest request;
+  ASSERT_FALSE(parse_request(
+      R"({"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function",
+          "function":{"name":"f","arguments":"{}"}}]},{"role":"tool","content":"r"}]})",
+      Endpoint::kChat, RequestLimits{}, &request));
+  auto e = check_tool_support(format, request);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "messages[0].tool_calls");
+  request.message_tools[0].tool_calls.clear();  // a tool result alone renders as a ChatML turn
+  EXPECT_FALSE(check_tool_support(format, request));
 }
 
 TEST(ChatRoles, FunctionOnlyWhereTheTemplateHandlesIt) {

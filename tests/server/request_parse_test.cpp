@@ -169,6 +169,200 @@ TEST(RequestParse, Messages) {
   EXPECT_NE(img.error->message.find("image_url"), std::string::npos);
 }
 
+// A chat body with these tools (JSON list text) and extra fields.
+std::string with_tools(const std::string& tools, const std::string& fields = "") {
+  return R"({"messages":[{"role":"user","content":"hi"}],"tools":)" + tools +
+         (fields.empty() ? "" : "," + fields) + "}";
+}
+
+const char* kWeather = R"({"type":"function","function":{"name":"get_weather",
+    "description":"Weather","parameters":{"type":"object","properties":{"unit":{"type":"string"},
+    "city":{"type":"string"}},"required":["city"]},"strict":false}})";
+
+TEST(RequestParse, ToolsKeepTheirKeyOrder) {
+  Parsed p = chat(with_tools(std::string("[") + kWeather + "]", R"("parallel_tool_calls":false)"));
+  ASSERT_FALSE(p.error) << p.error->message;
+  ASSERT_EQ(p.req.tools.size(), 1u);
+  // As sent: Hugging Face templates print each tool with tojson.
+  EXPECT_EQ(p.req.tools[0].dump(),
+            R"({"type":"function","function":{"name":"get_weather","description":"Weather",)"
+            R"("parameters":{"type":"object","properties":{"unit":{"type":"string"},)"
+            R"("city":{"type":"string"}},"required":["city"]},"strict":false}})");
+  EXPECT_TRUE(p.req.tools_enabled());
+  EXPECT_FALSE(p.req.parallel_tool_calls);
+  EXPECT_EQ(p.req.tool_choice, ToolChoice::kAuto);
+  Parsed none = chat(with_tools(std::string("[") + kWeather + "]", R"("tool_choice":"none")"));
+  ASSERT_FALSE(none.error) << none.error->message;
+  EXPECT_EQ(none.req.tool_choice, ToolChoice::kNone);
+  EXPECT_FALSE(none.req.tools_enabled());
+  Parsed empty = chat(with_tools("[]", R"("tool_choice":"auto")"));
+  ASSERT_FALSE(empty.error) << empty.error->message;
+  EXPECT_FALSE(empty.req.tools_enabled());
+  EXPECT_FALSE(chat(with_tools("null")).error);
+}
+
+// The param of the 400 for these tools and fields.
+std::string tools_error(const std::string& tools, const std::string& fields = "",
+                        RequestLimits limits = {}) {
+  Parsed p = chat(with_tools(tools, fields), limits);
+  if (!p.error) return "<accepted>";
+  EXPECT_EQ(p.error->status, 400);
+  return p.error->param;
+}
+
+TEST(RequestParse, BadToolsNameTheField) {
+  const std::string ok = R"({"type":"function","function":{"name":"f"}})";
+  EXPECT_EQ(tools_error("[" + ok + "]"), "<accepted>");
+  EXPECT_EQ(tools_error(ok), "tools");
+  EXPECT_EQ(tools_error("[" + ok + ",5]"), "tools[1]");
+  EXPECT_EQ(tools_error(R"([{"function":{"name":"f"}}])"), "tools[0].type");
+  EXPECT_EQ(tools_error(R"([{"type":"custom","function":{"name":"f"}}])"), "tools[0].type");
+  EXPECT_EQ(tools_error(R"([{"type":"function"}])"), "tools[0].function");
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":"f"}])"), "tools[0].function");
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{}}])"), "tools[0].function.name");
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{"name":3}}])"),
+            "tools[0].function.name");
+  for (const char* name : {"", "has space", "dots.no", "ünï", "a/b"}) {
+    EXPECT_EQ(
+        tools_error(R"([{"type":"function","function":{"name":")" + std::string(name) + "\"}}]"),
+        "tools[0].function.name")
+        << name;
+  }
+  EXPECT_EQ(
+      tools_error(R"([{"type":"function","function":{"name":")" + std::string(65, 'a') + "\"}}]"),
+      "tools[0].function.name");
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{"name":"A-z_09"}}])"), "<accepted>");
+  EXPECT_EQ(tools_error("[" + ok + "," + ok + "," + ok + "]"), "tools[1].function.name");
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{"name":"f","description":1}}])"),
+            "tools[0].function.description");
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{"name":"f","parameters":[]}}])"),
+            "tools[0].function.parameters");
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{"name":"f","strict":"yes"}}])"),
+            "tools[0].function.strict");
+  RequestLimits limits;
+  limits.max_tools = 2;
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{"name":"a"}},
+      {"type":"function","function":{"name":"b"}},{"type":"function","function":{"name":"c"}}])",
+                        "", limits),
+            "tools");
+  limits = {};
+  limits.max_tool_object_keys = 2;
+  EXPECT_EQ(tools_error(R"([{"type":"function","function":{"name":"a","parameters":{"type":
+      "object","properties":{"x":{},"y":{},"z":{}}}}}])",
+                        "", limits),
+            "tools");
+  EXPECT_EQ(tools_error("[" + ok + "]", R"("parallel_tool_calls":"yes")"), "parallel_tool_calls");
+}
+
+TEST(RequestParse, ToolChoice) {
+  const std::string tools = R"([{"type":"function","function":{"name":"f"}}])";
+  EXPECT_EQ(tools_error(tools, R"("tool_choice":"auto")"), "<accepted>");
+  EXPECT_EQ(tools_error(tools, R"("tool_choice":"none")"), "<accepted>");
+  EXPECT_EQ(tools_error(tools, R"("tool_choice":"any")"), "tool_choice");
+  EXPECT_EQ(tools_error(tools, R"("tool_choice":5)"), "tool_choice");
+  EXPECT_EQ(tools_error(tools, R"("tool_choice":{"type":"function"})"), "tool_choice");
+  // "required" and a named function need constrained decoding: a 400 that says so.
+  Parsed required = chat(with_tools(tools, R"("tool_choice":"required")"));
+  ASSERT_TRUE(required.error);
+  EXPECT_EQ(required.error->param, "tool_choice");
+  EXPECT_NE(required.error->message.find("constrained decoding"), std::string::npos)
+      << required.error->message;
+  Parsed named =
+      chat(with_tools(tools, R"("tool_choice":{"type":"function","function":{"name":"f"}})"));
+  ASSERT_TRUE(named.error);
+  EXPECT_EQ(named.error->param, "tool_choice");
+  EXPECT_NE(named.error->message.find("constrained decoding"), std::string::npos);
+  // A named function must be among the tools.
+  Parsed unknown =
+      chat(with_tools(tools, R"("tool_choice":{"type":"function","function":{"name":"g"}})"));
+  ASSERT_TRUE(unknown.error);
+  EXPECT_EQ(unknown.error->param, "tool_choice");
+  EXPECT_NE(unknown.error->message.find("'g'"), std::string::npos) << unknown.error->message;
+}
+
+TEST(RequestParse, ToolCallsAndResultsInMessages) {
+  Parsed p = chat(R"({"messages":[{"role":"user","content":"weather?"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+       "function":{"name":"get_weather","arguments":"{\"unit\": \"c\", \"city\": \"Paris\"}"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"22"}]})");
+  ASSERT_FALSE(p.error) << p.error->message;
+  ASSERT_EQ(p.req.message_tools.size(), 3u);
+  EXPECT_FALSE(p.req.tools_enabled());
+  EXPECT_TRUE(p.req.has_tool_messages());
+  ASSERT_EQ(p.req.message_tools[1].tool_calls.size(), 1u);
+  // The arguments text becomes an object, in its key order, as the templates expect.
+  EXPECT_EQ(p.req.message_tools[1].tool_calls[0].dump(),
+            R"({"id":"call_1","type":"function","function":{"name":"get_weather",)"
+            R"("arguments":{"unit":"c","city":"Paris"}}})");
+  EXPECT_EQ(p.req.message_tools[2].tool_call_id.value_or(""), "call_1");
+  EXPECT_EQ(p.req.messages[1].content, "");
+
+  const auto param = [](const std::string& messages) {
+    Parsed q = chat(R"({"messages":)" + messages + "}");
+    return q.error ? q.error->param : "<accepted>";
+  };
+  const std::string call =
+      R"({"id":"c","type":"function","function":{"name":"f","arguments":"{}"}})";
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":[)" + call + "]}]"), "<accepted>");
+  EXPECT_EQ(param(R"([{"role":"user","content":"x","tool_calls":[)" + call + "]}]"),
+            "messages[0].tool_calls");
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":{}}])"), "messages[0].tool_calls");
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":[5]}])"), "messages[0].tool_calls[0]");
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":[{"type":"function",
+      "function":{"name":"f","arguments":"{}"}}]}])"),
+            "messages[0].tool_calls[0].id");
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":[{"id":"c","type":"x",
+      "function":{"name":"f","arguments":"{}"}}]}])"),
+            "messages[0].tool_calls[0].type");
+  EXPECT_EQ(
+      param(R"([{"role":"assistant","tool_calls":[{"id":"c","function":{"arguments":"{}"}}]}])"),
+      "messages[0].tool_calls[0].function.name");
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f"}}]}])"),
+            "messages[0].tool_calls[0].function.arguments");
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f",
+      "arguments":{"a":1}}}]}])"),
+            "messages[0].tool_calls[0].function.arguments");
+  // Arguments that are not JSON: a 400 naming the message and the call.
+  Parsed bad = chat(R"({"messages":[{"role":"user","content":"x"},{"role":"assistant",
+      "tool_calls":[)" +
+                    call + R"(,{"id":"d","function":{"name":"f","arguments":"{\"a\": "}}]}]})");
+  ASSERT_TRUE(bad.error);
+  EXPECT_EQ(bad.error->param, "messages[1].tool_calls[1].function.arguments");
+  EXPECT_NE(bad.error->message.find("not valid JSON"), std::string::npos) << bad.error->message;
+  const std::string deep = std::string(80, '[') + std::string(80, ']');
+  EXPECT_EQ(param(R"([{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f",
+      "arguments":")" +
+                  deep + "\"}}]}]"),
+            "messages[0].tool_calls[0].function.arguments");
+  EXPECT_EQ(param(R"([{"role":"tool","tool_call_id":5,"content":"x"}])"),
+            "messages[0].tool_call_id");
+  EXPECT_EQ(param(R"([{"role":"user","tool_call_id":"c","content":"x"}])"),
+            "messages[0].tool_call_id");
+}
+
+TEST(RequestParse, StructuredOutputsAreRefusedUntilSupported) {
+  EXPECT_EQ(chat_error_param(R"("response_format":{"type":"text"})"), "<accepted>");
+  for (const char* type : {"json_object", "json_schema"}) {
+    Parsed p = chat(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":")" +
+                    std::string(type) + R"(","json_schema":{"name":"x","schema":{}}}})");
+    ASSERT_TRUE(p.error) << type;
+    EXPECT_EQ(p.error->param, "response_format");
+    EXPECT_NE(p.error->message.find(type), std::string::npos) << p.error->message;
+    EXPECT_NE(p.error->message.find("not supported yet"), std::string::npos);
+  }
+  EXPECT_EQ(chat_error_param(R"("response_format":{"type":"xml"})"), "response_format");
+  EXPECT_EQ(chat_error_param(R"("response_format":"json")"), "response_format");
+  EXPECT_EQ(chat_error_param(R"("response_format":{})"), "response_format");
+  EXPECT_EQ(chat_error_param(R"("guided_json":{"type":"object"})"), "guided_json");
+  EXPECT_EQ(chat_error_param(R"("guided_regex":"a+")"), "guided_regex");
+  EXPECT_EQ(chat_error_param(R"("guided_choice":["a","b"])"), "guided_choice");
+  EXPECT_EQ(chat_error_param(R"("guided_grammar":"root ::= x")"), "guided_grammar");
+  EXPECT_EQ(chat_error_param(R"("guided_json":null)"), "<accepted>");  // null: absent
+  EXPECT_EQ(completion(R"({"prompt":"x","guided_regex":"a"})").error->param, "guided_regex");
+  EXPECT_EQ(completion(R"({"prompt":"x","response_format":{"type":"json_object"}})").error->param,
+            "response_format");
+}
+
 TEST(RequestParse, CompletionPrompts) {
   Parsed one = completion(R"({"prompt":"hello","logprobs":2,"echo":false})");
   ASSERT_FALSE(one.error) << one.error->message;

@@ -172,6 +172,53 @@ TEST(ResponseFormat, ChatStreamChunks) {
   EXPECT_EQ(sse_done(), "data: [DONE]\n\n");
 }
 
+TEST(ResponseFormat, ToolCalls) {
+  FakeTokenizer tok;
+  ChoiceResult a, b, c;
+  a.index = 0;
+  a.final.reason = engine::FinishReason::kStop;
+  a.tool_calls = {ToolCall{"call_1", "get_weather", R"({"city":"Paris"})"}};
+  b.index = 1;
+  b.text = "Checking.";
+  b.final.reason = engine::FinishReason::kStop;
+  b.tool_calls = {ToolCall{"call_2", "f", "{}"}, ToolCall{"call_3", "g", R"({"a":1})"}};
+  c.index = 2;
+  c.text = "no calls";
+  c.final.reason = engine::FinishReason::kStop;
+  const json r =
+      json::parse(full_response(meta(Endpoint::kChat), {a, b, c}, false, Usage{1, 2}, tok));
+  const json& m0 = r["choices"][0]["message"];
+  EXPECT_TRUE(m0["content"].is_null());  // only calls: content null, as OpenAI sends it
+  EXPECT_EQ(m0["tool_calls"],
+            json::parse(R"([{"id":"call_1","type":"function","function":{"name":"get_weather",
+                "arguments":"{\"city\":\"Paris\"}"}}])"));
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(r["choices"][1]["message"]["content"], "Checking.");
+  EXPECT_EQ(r["choices"][1]["message"]["tool_calls"].size(), 2u);
+  EXPECT_EQ(r["choices"][1]["message"]["tool_calls"][1]["function"]["name"], "g");
+  EXPECT_FALSE(r["choices"][2]["message"].contains("tool_calls"));
+  EXPECT_EQ(r["choices"][2]["finish_reason"], "stop");
+
+  const ResponseMeta m = meta(Endpoint::kChat);
+  const json chunk = from_sse(tool_call_chunk(m, 1, 2, b.tool_calls[1], true));
+  EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+  EXPECT_EQ(chunk["choices"][0]["index"], 1);
+  EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(chunk["choices"][0]["delta"],
+            json::parse(R"({"tool_calls":[{"index":2,"id":"call_3","type":"function",
+                "function":{"name":"g","arguments":"{\"a\":1}"}}]})"));
+  EXPECT_TRUE(chunk.contains("usage"));
+  engine::FinalRecord final;
+  final.reason = engine::FinishReason::kStop;
+  EXPECT_EQ(from_sse(finish_chunk(m, 0, final, false, true))["choices"][0]["finish_reason"],
+            "tool_calls");
+  EXPECT_EQ(from_sse(finish_chunk(m, 0, final, false, false))["choices"][0]["finish_reason"],
+            "stop");
+  // A call before the length limit cut the output: the reason stays "length".
+  final.reason = engine::FinishReason::kLength;
+  EXPECT_EQ(finish_reason(final, true), std::string("length"));
+}
+
 TEST(ResponseFormat, CompletionStreamChunks) {
   const ResponseMeta m = meta(Endpoint::kCompletion);
   const json text = from_sse(text_chunk(m, 0, "abc", nullptr, false));
