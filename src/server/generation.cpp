@@ -246,11 +246,7 @@ ToolCallParser::Delta event_delta(std::vector<ToolCallParser>* parsers, size_t i
   if (parsers->empty()) return {event.text, {}};
   ToolCallParser& parser = (*parsers)[i];
   ToolCallParser::Delta delta = parser.feed(event.text);
-  if (event.final) {
-    ToolCallParser::Delta rest = parser.finish();
-    delta.content += rest.content;
-    for (ToolCall& call : rest.calls) delta.calls.push_back(std::move(call));
-  }
+  if (event.final) delta.append(parser.finish());
   return delta;
 }
 

@@ -129,14 +129,18 @@ void ToolCallParser::close_block(std::string_view body, Delta* out) {
   out->calls.push_back(std::move(call));
 }
 
+void ToolCallParser::Delta::append(Delta&& later) {
+  content += later.content;
+  for (ToolCall& call : later.calls) calls.push_back(std::move(call));
+}
+
 ParsedOutput parse_tool_calls(std::string_view text, size_t max_calls) {
   ToolCallParser parser(max_calls);
   ToolCallParser::Delta all = parser.feed(text);
-  ToolCallParser::Delta last = parser.finish();
+  all.append(parser.finish());
   ParsedOutput out;
-  out.content = std::move(all.content) + last.content;
+  out.content = std::move(all.content);
   out.calls = std::move(all.calls);
-  for (ToolCall& c : last.calls) out.calls.push_back(std::move(c));
   for (ToolCall& c : out.calls) c.id = new_tool_call_id();
   if (!out.calls.empty()) out.content = std::string(trim(out.content));
   return out;

@@ -34,6 +34,8 @@ class ToolCallParser {
   struct Delta {
     std::string content;
     std::vector<ToolCall> calls;
+    // Adds what came after this delta (its text, then its calls).
+    void append(Delta&& later);
   };
 
   // The next piece of the output. Held back: a tail that may begin "<tool_call>", an open block,
