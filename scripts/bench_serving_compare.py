@@ -146,6 +146,42 @@ def start(args, side, label, cpus):
     return server
 
 
+SPEC_COUNTERS = {  # key in the round entry: /metrics counter
+    "rounds": "dspark:spec_decode_num_drafts_total",
+    "verified": "dspark:spec_decode_num_verified_tokens_total",
+    "accepted": "dspark:spec_decode_num_accepted_tokens_total",
+    "generated": "dspark:generation_tokens_total",
+}
+
+
+def scrape_spec(base):
+    """The speculative server's counters after a run (warm-up included): drafting rounds,
+    verified and accepted drafted tokens, generated tokens, and the rounds accepting a token at
+    each depth; None where the server has no /metrics."""
+    import httpx
+    try:
+        text = httpx.get(base + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    values, per_pos = {}, {}
+    for line in text.splitlines():
+        m = re.match(r"([a-z_:]+)(\{[^}]*\})? ([0-9.eE+-]+)$", line)
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+        if name == "dspark:spec_decode_num_accepted_tokens_per_pos":
+            pos = re.search(r'position="(\d+)"', labels)
+            if pos:
+                per_pos[int(pos.group(1))] = value
+        else:
+            values[name] = value
+    if any(c not in values for c in SPEC_COUNTERS.values()):
+        return None
+    out = {key: values[c] for key, c in SPEC_COUNTERS.items()}
+    out["accepted_at"] = [per_pos[i] for i in sorted(per_pos)]
+    return out
+
+
 def outcome(ns, run, side, label):
     """bench_serving.run's (model, results, duration) as (metrics, texts, errors)."""
     model, results, duration = run
@@ -169,10 +205,14 @@ def measure(args, streams, label, cpus):
             servers[side] = start(args, side, label, cpus[side])
         work = {side: workload(args, streams, servers[side].base) for side in cpus}
         runs = asyncio.run(gather(*(bs.run(*work[side]) for side in cpus)))
+        counters = scrape_spec(servers["spec"].base) if "spec" in servers else None
     finally:
         for server in servers.values():
             server.stop()
-    return {side: outcome(work[side][0], run, side, label) for side, run in zip(cpus, runs)}
+    got = {side: outcome(work[side][0], run, side, label) for side, run in zip(cpus, runs)}
+    if "spec" in got:
+        got["spec"][0]["speculation"] = counters
+    return got
 
 
 def cpu_halves():
@@ -212,6 +252,12 @@ def summarize(streams, rounds):
         row[name] = {"plain": statistics.median(plain), "spec": statistics.median(spec),
                      "ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios),
                      "ratios": ratios, "goal_met": goal(ratio, streams)}
+    counters = [r["spec"].get("speculation") for r in rounds]
+    if counters and all(c and c["generated"] > 0 for c in counters):
+        row["verified_per_token"] = statistics.median(c["verified"] / c["generated"]
+                                                      for c in counters)
+        row["accepted_per_token"] = statistics.median(c["accepted"] / c["generated"]
+                                                      for c in counters)
     row["text_match"] = sum(r["text_match"] for r in rounds)
     row["text_total"] = sum(r["text_total"] for r in rounds)
     return row
@@ -239,17 +285,25 @@ def print_table(args, rows):
         if args.temperature == 0:
             line += f" {r['text_match']}/{r['text_total']} |"
         print(line)
+    for r in rows:
+        if "verified_per_token" in r:
+            print(f"{r['streams']} streams: the controller verified {r['verified_per_token']:.2f} "
+                  f"drafted tokens per generated token, {r['accepted_per_token']:.2f} accepted")
 
 
 def plot(rows, path, title):
+    """Four panels against streams: the spec/plain ratios, throughput and mean TTFT of each
+    side, and the drafted tokens the controller verified (and that were accepted) per
+    generated token."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        sys.exit("--plot needs matplotlib (pip install matplotlib)")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+        sys.exit("--plot needs matplotlib (pip install -r scripts/requirements.txt)")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     xs = [r["streams"] for r in rows]
+    ax = axes[0][0]
     for key, name in (("tput", "throughput"), ("ttft", "mean TTFT"), ("tpot", "mean TPOT")):
         ys = [r[key]["ratio"] for r in rows]
         err = [[y - r[key]["ratio_min"] for y, r in zip(ys, rows)],
@@ -257,14 +311,32 @@ def plot(rows, path, title):
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=f"{name} spec/plain")
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="1.0 (throughput goal)")
     ax.axhline(1.05, color="red", linestyle=":", linewidth=1, label="1.05 (TTFT goal)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(xs, [str(x) for x in xs])
-    ax.set_xlabel("concurrent streams")
     ax.set_ylabel("spec / plain (median, min..max over rounds)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.set_title("ratios")
+    for ax, key, unit in ((axes[0][1], "tput", "output tok/s"), (axes[1][0], "ttft", "ms")):
+        for side, style in (("plain", "s--"), ("spec", "o-")):
+            ax.plot(xs, [r[key][side] for r in rows], style, label=side)
+        ax.set_ylabel(f"{unit} (median over rounds)")
+        ax.set_title({"tput": "throughput", "ttft": "mean time to first token"}[key])
+    ax = axes[1][1]
+    with_counts = [r for r in rows if "verified_per_token" in r]
+    if with_counts:
+        cx = [r["streams"] for r in with_counts]
+        ax.plot(cx, [r["verified_per_token"] for r in with_counts], "o-",
+                label="drafted tokens verified")
+        ax.plot(cx, [r["accepted_per_token"] for r in with_counts], "s--",
+                label="drafted tokens accepted")
+    ax.set_ylabel("per generated token (median over rounds)")
+    ax.set_title("the controller against load")
+    for ax in axes.flat:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("concurrent streams")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def parse_args():

@@ -17,7 +17,9 @@ engine runs the same requests in the same process, the two engines taking turns 
 so each ratio compares the two on the same machine state (back-to-back processes drift by 10-20%
 on a shared VM; the paired engines agree within about 1% when they do the same work). A
 configuration's speed-up is the median over repeats of those ratios, over each engine's own step
-time. Greedy decoding: dspark checks that both engines produce the same tokens.
+time. Greedy decoding: dspark checks that both engines produce the same tokens. --plot writes
+a PNG of the speed-ups and the controller's mean depth against concurrency and of the
+acceptance by draft position.
 """
 import argparse
 import json
@@ -60,7 +62,8 @@ PROMPTS = {
 
 COMPARE = re.compile(r"compare: plain ([\d.]+) tok/s in ([\d.]+) s of steps, speculative ([\d.]+) "
                      r"tok/s in ([\d.]+) s .*speed-up ([\d.]+)")
-SPEC = re.compile(r"spec \(([^)]*)\): .*mean accepted length ([\d.]+), mean depth ([\d.]+)")
+SPEC = re.compile(r"spec \(([^)]*)\): .*mean accepted length ([\d.]+), mean depth ([\d.]+)"
+                  r".*acceptance by depth:([\d. ]*)")
 
 
 def run(args, prompt_file, parallel, extra):
@@ -80,7 +83,60 @@ def run(args, prompt_file, parallel, extra):
         "speedup": float(compare.group(5)),
         "tau": float(spec.group(2)) if spec else 1.0,
         "depth": float(spec.group(3)) if spec else 0.0,
+        "acceptance": [float(a) for a in spec.group(4).split()] if spec else [],
     }
+
+
+def median_by_depth(runs):
+    """Per depth, the median over the runs that verified that deep."""
+    depth = max((len(a) for a in runs), default=0)
+    return [statistics.median(a[d] for a in runs if len(a) > d) for d in range(depth)]
+
+
+def plot(results, path, title):
+    """Three panels: the speed-up and the controller's mean depth against concurrency (one line
+    per configuration and prompt), and the acceptance by depth at the lowest concurrency."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        sys.exit("--plot needs matplotlib (pip install -r scripts/requirements.txt)")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    lines = sorted({(r["config"], r["prompt"]) for r in results})
+    levels = sorted({r["parallel"] for r in results})
+    for config, prompt in lines:
+        rs = sorted((r for r in results if r["config"] == config and r["prompt"] == prompt),
+                    key=lambda r: r["parallel"])
+        style = "o-" if prompt == "code" else "s--"
+        xs = [r["parallel"] for r in rs]
+        axes[0].plot(xs, [r["speedup"] for r in rs], style, label=f"{config}, {prompt}")
+        axes[1].plot(xs, [r["depth"] for r in rs], style, label=f"{config}, {prompt}")
+        first = rs[0]
+        if first["acceptance"] and "@" not in config:
+            depths = range(1, len(first["acceptance"]) + 1)
+            axes[2].plot(depths, first["acceptance"], style,
+                         label=f"{config}, {prompt}, {first['parallel']} request(s)")
+    axes[0].axhline(1.0, color="grey", linestyle=":", linewidth=1)
+    for ax, ylabel in ((axes[0], "speed-up over plain (median)"),
+                       (axes[1], "mean verified depth (median)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(x) for x in levels])
+        ax.set_xlabel("concurrent requests")
+        ax.set_ylabel(ylabel)
+    axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[2].set_xlabel("draft position (depth)")
+    axes[2].set_ylabel("accepted / verified at that depth")
+    axes[0].set_title("speed-up")
+    axes[1].set_title("the controller's depth against load")
+    axes[2].set_title("acceptance by position")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main():
@@ -103,6 +159,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--plot", help="write a PNG of the speed-ups, depths and acceptance here")
     args = ap.parse_args()
 
     configs = []
@@ -144,7 +201,8 @@ def main():
                            "tok_s": statistics.median(r["tok_s"] for r in rs),
                            "speedup": statistics.median(ratios), "speedups": ratios,
                            "tau": statistics.median(r["tau"] for r in rs),
-                           "depth": statistics.median(r["depth"] for r in rs)}
+                           "depth": statistics.median(r["depth"] for r in rs),
+                           "acceptance": median_by_depth([r["acceptance"] for r in rs])}
                     results.append(row)
                     print(f"{prompt_name:5} P={parallel:<3} {name:16} plain {row['plain_tok_s']:7.1f} "
                           f"spec {row['tok_s']:7.1f} tok/s  x{row['speedup']:.3f} "
@@ -161,6 +219,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+    if args.plot:
+        plot(results, args.plot, f"{os.path.basename(args.target)}, --n-predict {args.n_predict}")
 
 
 if __name__ == "__main__":
