@@ -6,6 +6,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -161,6 +162,38 @@ Status capture_sequence(const Model& model, KvStorage& kv, Backend& backend,
   return Status::Ok();
 }
 
+// SIGTERM (and SIGINT, unless this process was started with it ignored, as a background job
+// is) asks the capture to stop after the sample in progress and write its shard and meta.json,
+// so a rerun resumes there; a second signal ends the process at once.
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+extern "C" void request_stop(int sig) {
+  g_stop_requested = 1;
+  std::signal(sig, SIG_DFL);
+}
+
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    g_stop_requested = 0;
+    old_term_ = std::signal(SIGTERM, request_stop);
+    old_int_ = std::signal(SIGINT, SIG_IGN);
+    if (old_int_ != SIG_IGN) std::signal(SIGINT, request_stop);
+  }
+  ~StopOnSignal() {
+    std::signal(SIGTERM, old_term_);
+    std::signal(SIGINT, old_int_);
+  }
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+  bool requested() const { return g_stop_requested != 0; }
+
+ private:
+  void (*old_term_)(int) = SIG_DFL;
+  void (*old_int_)(int) = SIG_DFL;
+};
+
 // Counters for the progress lines and the summary.
 struct Progress {
   int64_t captured = 0, skipped = 0, tokens = 0, answer_tokens = 0, overflows = 0;
@@ -261,9 +294,10 @@ Status capture_all(const CaptureOptions& o) {
   ShardWriter writer(o.output, std::move(meta).value());
   capture::SampleEncoder encoder(*loaded);
   Progress progress;
+  const StopOnSignal stop;
   int64_t line_no = 0;
   std::string line;
-  while ((o.limit < 0 || line_no < o.limit) && std::getline(input, line)) {
+  while ((o.limit < 0 || line_no < o.limit) && !stop.requested() && std::getline(input, line)) {
     ++line_no;
     if (line_no <= resume_at) continue;  // captured by an earlier run
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -289,6 +323,12 @@ Status capture_all(const CaptureOptions& o) {
   if (input.bad()) return Error{"reading the input file '" + o.input + "' failed"};
   DSPARK_RETURN_IF_ERROR(writer.flush(std::max(line_no, resume_at)));
   progress.report(writer, line_no, true);
+  if (stop.requested()) {
+    std::fprintf(stderr,
+                 "capture: stopped by a signal after input line %ld; run the same "
+                 "command again to resume\n",
+                 long(std::max(line_no, resume_at)));
+  }
   if (progress.overflows > 0) {
     std::fprintf(stderr,
                  "capture: warning: %ld feature values exceeded the fp16 range (stored as inf)\n",
@@ -337,7 +377,9 @@ int run_capture(int argc, char** argv) {
       .option("help", "h", "", "show this help");
   const std::string summary =
       "Capture the target's hidden states and top-K next-token distributions over prompt +\n"
-      "answer pairs, for DSpark drafter training (format: docs/dspark-training.md).";
+      "answer pairs, for DSpark drafter training (format: docs/dspark-training.md).\n"
+      "Resumable: rerun the same command. SIGTERM or Ctrl-C stops after the sample in progress\n"
+      "with everything captured so far written.";
   if (Status s = args.parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "dspark capture: %s\n", s.message().c_str());
     return 2;

@@ -7,7 +7,7 @@ answer, truncation to --max-len, short answers skipped), the default target_laye
 and top-K against model_tool's independent forward (features bit-exact, top-K ids exact,
 probabilities to fp16 rounding), that --chunk and --shard-tokens change nothing, resuming
 (--limit 2, then the rest, over a stale partial shard) equals one run, a settings mismatch on
-resume, and clear errors (non-zero exit, a message) for bad input lines, flags and models.
+resume, SIGTERM stopping after a whole sample with its shard written (then resumed), and clear errors (non-zero exit, a message) for bad input lines, flags and models.
 Exits 77 where numpy is missing.
 """
 import json
@@ -204,6 +204,45 @@ def check_errors(exe, model, tmp, inp):
     check(code > 0 and "--input" in err, f"no --input: {code} {err}")
 
 
+def check_sigterm(exe, model, tmp):
+    """SIGTERM mid-run: exit 0 after a whole sample, every captured sample in a listed shard and
+    samples_done saying where a rerun resumes; the rerun continues from there."""
+    import signal
+    import time
+    inp = os.path.join(tmp, "many.jsonl")
+    with open(inp, "w") as f:
+        f.write((json.dumps(SAMPLES[0]) + "\n") * 50000)
+    out = os.path.join(tmp, "stopped")
+    cmd = [exe, "capture", "-m", model, "--input", inp, "--output", out, "--top-k", str(K),
+           "--max-len", str(MAX_LEN), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    started = os.path.join(out, "shard-00000.tokens.i32.tmp")
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and not (
+            os.path.exists(started) and os.path.getsize(started) > 0):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        check(False, "SIGTERM: capture did not stop within 60 s")
+        return
+    check(proc.returncode == 0 and "stopped by a signal" in err,
+          f"SIGTERM: exit {proc.returncode}: {err[-500:]}")
+    meta, data = load(out)
+    done = meta["samples_done"]
+    check(0 < done < 50000, f"SIGTERM: samples_done {done}")
+    check(sum(s["n_seqs"] for s in meta["shards"]) == done and len(data["offsets"]) == done + 1,
+          f"SIGTERM: {done} samples done, shards {meta['shards']}")
+    capture(exe, model, inp, out, "--limit", str(done + 3))
+    meta, data = load(out)
+    check(meta["samples_done"] == done + 3 and len(data["offsets"]) == done + 4,
+          f"SIGTERM then resumed to {done + 3}: {meta['samples_done']}, {len(data['offsets'])}")
+    check(np.array_equal(data["tokens"][data["offsets"][done]:data["offsets"][done + 1]],
+                         data["tokens"][:data["offsets"][1]]), "resumed sample's tokens")
+
+
 def main():
     args = py_util.parse_args()
     exe = py_util.built(args, "dspark")
@@ -248,6 +287,7 @@ def main():
         check(code > 0 and "--output" in err, f"mismatched resume: {code} {err}")
 
         check_errors(exe, model, tmp, inp)
+        check_sigterm(exe, model, tmp)
     return py_util.report(failures)
 
 
