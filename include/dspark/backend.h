@@ -4,8 +4,8 @@
 // implements the interface over its kernels and keeps its threads or streams to itself.
 //
 // Memory: every float*/uint16_t* an op takes is the backend's memory (host memory on the CPU
-// backend). Index arrays (token ids, positions, slots, key lists) are host memory that the
-// backend reads or stages as it needs.
+// backend). Index arrays (token ids, positions, slots, the attention plan) are host memory that
+// the backend reads or stages as it needs.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "dspark/attention_plan.h"
 #include "dspark/loader.h"
 #include "dspark/status.h"
 
@@ -60,24 +61,24 @@ struct WeightView {
   WeightView first_rows(int64_t n) const;
 };
 
-// Attention of each token over its own list of key slots (context, in-batch tokens, itself) in
-// list order; softmax in fp32 (long lists in fixed 256-key chunks merged in order, so results
-// depend on neither the batch nor the thread count). Grouped-query: head h reads kv head
-// h / (n_heads / n_kv_heads). A token with no keys gets zeros.
+// Attention of each token over the keys its plan gives it (attention_plan.h: its context
+// through its pages, its sequence's extra slots, its in-batch keys) in that order; softmax in
+// fp32 (long key lists in fixed 256-key chunks merged in order, so results depend on neither
+// the batch nor the thread count). Grouped-query: head h reads kv head h / (n_heads /
+// n_kv_heads). A token with no keys gets zeros.
 struct AttentionArgs {
-  int64_t n_tok = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  int64_t n_tok = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;  // n_tok = plan->n_tok()
   float scale = 1.0f;
-  const float* q = nullptr;              // [n_tok, n_heads, head_dim]
-  const uint16_t* k_cache = nullptr;     // [n_slots, n_kv_heads, head_dim] fp16
-  const uint16_t* v_cache = nullptr;     // [n_slots, n_kv_heads, head_dim] fp16
-  const int64_t* key_offsets = nullptr;  // [n_tok + 1] host: token t's keys are
-  const int32_t* key_slots = nullptr;    //   key_slots[key_offsets[t] .. key_offsets[t+1]) (host)
-  float* out = nullptr;                  // [n_tok, n_heads, head_dim]
+  const float* q = nullptr;             // [n_tok, n_heads, head_dim]
+  const uint16_t* k_cache = nullptr;    // [n_slots, n_kv_heads, head_dim] fp16
+  const uint16_t* v_cache = nullptr;    // [n_slots, n_kv_heads, head_dim] fp16
+  const AttentionPlan* plan = nullptr;  // host: the step's plan, shared by every layer
+  float* out = nullptr;                 // [n_tok, n_heads, head_dim]
 };
 // The args of a model's attention over its KV cache, scaled by 1 / sqrt(head_dim).
-AttentionArgs attention_args(int64_t n_tok, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                             const float* q, const uint16_t* k_cache, const uint16_t* v_cache,
-                             const int64_t* key_offsets, const int32_t* key_slots, float* out);
+AttentionArgs attention_args(const AttentionPlan& plan, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, const float* q, const uint16_t* k_cache,
+                             const uint16_t* v_cache, float* out);
 
 // The ops of a transformer forward on one device. Every op is batch-invariant: a token's
 // results do not depend on which other tokens share the call. Ops may run asynchronously;

@@ -146,16 +146,15 @@ struct LayerScratch {
 
 // Where a layer's tokens write their K/V and which slots each attends to (host arrays).
 struct LayerKeys {
-  const int32_t* positions = nullptr;    // [n_tok] absolute positions (RoPE)
-  const int32_t* kv_slots = nullptr;     // [n_tok] slots receiving the tokens' K/V
-  const int64_t* key_offsets = nullptr;  // [n_tok + 1] token t attends to
-  const int32_t* key_slots = nullptr;    //   key_slots[key_offsets[t] .. key_offsets[t+1])
+  const int32_t* positions = nullptr;   // [n_tok] absolute positions (RoPE)
+  const int32_t* kv_slots = nullptr;    // [n_tok] slots receiving the tokens' K/V
+  const AttentionPlan* plan = nullptr;  // the keys of each token (plan->n_tok() == n_tok)
 };
 
 // One pre-norm transformer layer over n_tok rows of the residual stream s.x, in place: the
 // attention block (RMSNorm, q/k/v with the config's biases or per-head q/k norms, RoPE, K/V
-// stored at kv layer `kv_layer`, attention over each token's key list, o, residual add), then
-// the SwiGLU feed-forward block. The slots are trusted: the caller has validated them.
+// stored at kv layer `kv_layer`, attention over each token's keys in the plan, o, residual add),
+// then the SwiGLU feed-forward block. The slots are trusted: the caller has validated them.
 void forward_layer(const ModelConfig& c, const LayerWeights& L, int kv_layer, const LayerKeys& keys,
                    int64_t n_tok, KvStorage& kv, LayerScratch& s, Backend& backend);
 

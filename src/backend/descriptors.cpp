@@ -27,11 +27,11 @@ WeightView WeightView::first_rows(int64_t n) const {
   return w;
 }
 
-AttentionArgs attention_args(int64_t n_tok, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                             const float* q, const uint16_t* k_cache, const uint16_t* v_cache,
-                             const int64_t* key_offsets, const int32_t* key_slots, float* out) {
+AttentionArgs attention_args(const AttentionPlan& plan, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, const float* q, const uint16_t* k_cache,
+                             const uint16_t* v_cache, float* out) {
   AttentionArgs a;
-  a.n_tok = n_tok;
+  a.n_tok = plan.n_tok();
   a.n_heads = n_heads;
   a.n_kv_heads = n_kv_heads;
   a.head_dim = head_dim;
@@ -39,8 +39,7 @@ AttentionArgs attention_args(int64_t n_tok, int64_t n_heads, int64_t n_kv_heads,
   a.q = q;
   a.k_cache = k_cache;
   a.v_cache = v_cache;
-  a.key_offsets = key_offsets;
-  a.key_slots = key_slots;
+  a.plan = &plan;
   a.out = out;
   return a;
 }

@@ -1,4 +1,4 @@
-// Batch validation and key-list planning for Model::forward.
+// Batch validation and attention planning for Model::forward.
 #include "batch_plan.h"
 
 #include <string>
@@ -199,8 +199,7 @@ Status check_outputs(const ModelConfig& c, const ForwardBatch& b) {
 }  // namespace
 
 Status plan_batch(const ModelConfig& config, const ForwardBatch& batch, const KvStorage& kv,
-                  std::vector<int64_t>* key_offsets, std::vector<int32_t>* key_slots,
-                  std::vector<uint8_t>* slot_mark) {
+                  AttentionPlan* plan, std::vector<uint8_t>* slot_mark) {
   DSPARK_RETURN_IF_ERROR(check_shapes(config, batch, kv));
   DSPARK_RETURN_IF_ERROR(check_seqs(batch, kv));
   if (slot_mark->size() < static_cast<size_t>(kv.n_slots())) {
@@ -211,22 +210,15 @@ Status plan_batch(const ModelConfig& config, const ForwardBatch& batch, const Kv
   DSPARK_RETURN_IF_ERROR(check_attend(batch));
   DSPARK_RETURN_IF_ERROR(check_outputs(config, batch));
 
-  const size_t n = batch.tokens.size();
-  const int bs = kv.block_size();
-  // Batch tokens of each sequence so far, in batch order (the causal default).
-  std::vector<std::vector<int32_t>> seen(batch.seqs.size());
-  key_offsets->assign(n + 1, 0);
-  key_slots->clear();
-  for (size_t t = 0; t < n; ++t) {
-    const int32_t s = batch.seq[t];
-    const SeqRef& ref = batch.seqs[s];
-    for (int64_t j = 0; j < ref.n_past; ++j) key_slots->push_back(context_slot(ref, j, bs));
-    key_slots->insert(key_slots->end(), ref.extra_slots.begin(), ref.extra_slots.end());
-    const std::vector<int32_t>& earlier = batch.attend.empty() ? seen[s] : batch.attend[t];
-    for (int32_t u : earlier) key_slots->push_back(batch.kv_slots[u]);
-    key_slots->push_back(batch.kv_slots[t]);
-    (*key_offsets)[t + 1] = static_cast<int64_t>(key_slots->size());
-    if (batch.attend.empty()) seen[s].push_back(static_cast<int32_t>(t));
+  plan->reset(kv.block_size());
+  for (const SeqRef& r : batch.seqs) plan->add_sequence(r.block_table, r.n_past, r.extra_slots);
+  plan->set_tokens(batch.seq, batch.kv_slots);
+  if (batch.attend.empty()) return Status::Ok();  // causal
+  plan->use_mask();
+  for (size_t t = 0; t < batch.attend.size(); ++t) {
+    const int32_t self = static_cast<int32_t>(t);
+    for (int32_t u : batch.attend[t]) plan->allow(self, u);
+    plan->allow(self, self);
   }
   return Status::Ok();
 }

@@ -46,8 +46,7 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
   std::lock_guard<std::mutex> lock(forward_mutex_);
   Scratch& s = *scratch_;
   const ModelConfig& c = config_;
-  DSPARK_RETURN_IF_ERROR(
-      model_detail::plan_batch(c, batch, kv, &s.key_offsets, &s.key_slots, &s.slot_mark));
+  DSPARK_RETURN_IF_ERROR(model_detail::plan_batch(c, batch, kv, &s.plan, &s.slot_mark));
   const int64_t n = static_cast<int64_t>(batch.tokens.size());
   const int64_t d = c.d_model;
   const size_t n_capture = batch.capture_layers.size();
@@ -68,8 +67,7 @@ Status Model::forward(const ForwardBatch& batch, KvStorage& kv, ForwardOutput& o
   };
   backend.gather_weight_rows(token_embd_, batch.tokens.data(), n, s.layer.x.data());
   capture_layer(-1);
-  const LayerKeys keys{batch.positions.data(), batch.kv_slots.data(), s.key_offsets.data(),
-                       s.key_slots.data()};
+  const LayerKeys keys{batch.positions.data(), batch.kv_slots.data(), &s.plan};
   for (int l = 0; l < c.n_layers; ++l) {
     forward_layer(c, layers_[size_t(l)], l, keys, n, kv, s.layer, backend);
     capture_layer(l);

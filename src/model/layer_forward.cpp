@@ -53,8 +53,8 @@ void forward_layer(const ModelConfig& c, const LayerWeights& L, int kv_layer, co
   be.store_kv(s.k.data(), keys.kv_slots, n, kv_dim, kv.k(kv_layer));
   be.store_kv(s.v.data(), keys.kv_slots, n, kv_dim, kv.v(kv_layer));
 
-  be.attention(attention_args(n, c.n_heads, c.n_kv_heads, hd, s.q.data(), kv.k(kv_layer),
-                              kv.v(kv_layer), keys.key_offsets, keys.key_slots, s.attn.data()));
+  be.attention(attention_args(*keys.plan, c.n_heads, c.n_kv_heads, hd, s.q.data(), kv.k(kv_layer),
+                              kv.v(kv_layer), s.attn.data()));
   be.matmul(L.o, s.attn.data(), n, s.proj.data());
   be.add(x, s.proj.data(), n * d);
 

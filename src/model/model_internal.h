@@ -11,11 +11,10 @@ namespace dspark {
 
 // Activations of one forward; vectors only grow, so steady-state calls do not allocate.
 struct Model::Scratch {
-  LayerScratch layer;                // the residual stream and the layers' activations
-  std::vector<float> rows;           // [logit_rows, d_model] final-normed rows that get logits
-  std::vector<int64_t> key_offsets;  // [n_tok + 1] into key_slots
-  std::vector<int32_t> key_slots;    // [sum of key counts] each token's key slots, in order
-  std::vector<uint8_t> slot_mark;    // [n_slots] per-slot flags used while validating
+  LayerScratch layer;              // the residual stream and the layers' activations
+  std::vector<float> rows;         // [logit_rows, d_model] final-normed rows that get logits
+  AttentionPlan plan;              // the step's attention plan (every layer reads it)
+  std::vector<uint8_t> slot_mark;  // [n_slots] per-slot flags used while validating
 
   // Grows the activations to n tokens, n_rows of them with logits (new elements are zeroed).
   void fit(const ModelConfig& c, int64_t n, size_t n_rows);

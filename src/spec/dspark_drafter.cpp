@@ -201,25 +201,25 @@ void DSparkDrafter::propose_group(std::span<const Active> group, std::span<const
   b.tokens.clear();
   b.positions.clear();
   b.slots.clear();
-  b.key_slots.clear();
-  b.key_offsets.assign(1, 0);
+  b.seq.clear();
+  b.plan.reset(static_cast<int32_t>(bs));
   for (size_t r = 0; r < group.size(); ++r) {
     const Active& a = group[r];
-    const std::span<const int32_t> table = inputs[a.input].block_table;
     const int32_t base = static_cast<int32_t>(target_slots_ + int64_t(r) * B);
-    // Every row of the block sees the same keys: the context, then the whole block.
-    ctx_slots_.clear();
-    for (int64_t p = 0; p < a.start; ++p) {
-      ctx_slots_.push_back(static_cast<int32_t>(table[size_t(p / bs)] * bs + p % bs));
-    }
-    for (int32_t j = 0; j < B; ++j) ctx_slots_.push_back(base + j);
+    b.plan.add_sequence(inputs[a.input].block_table, a.start, {});
     for (int32_t j = 0; j < B; ++j) {
       b.tokens.push_back(j == 0 ? a.anchor : ck_.mask_token);
       b.positions.push_back(a.start + j);
       b.slots.push_back(base + j);
-      b.key_slots.insert(b.key_slots.end(), ctx_slots_.begin(), ctx_slots_.end());
-      b.key_offsets.push_back(static_cast<int64_t>(b.key_slots.size()));
+      b.seq.push_back(static_cast<int32_t>(r));
     }
+  }
+  // Every row of a block sees the same keys: the context, then the whole block in order.
+  b.plan.set_tokens(b.seq, b.slots);
+  b.plan.use_mask();
+  for (int32_t t = 0; t < int32_t(b.rows()); ++t) {
+    const int32_t first = t - t % B;
+    for (int32_t u = first; u < first + B; ++u) b.plan.allow(t, u);
   }
   dspark_detail::run_block(ck_, b, kv_, scratch_, *backend_, h_);
 

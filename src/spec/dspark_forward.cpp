@@ -48,8 +48,7 @@ void run_block(const Checkpoint& ck, const BlockBatch& b, KvStorage& kv, LayerSc
   backend.gather_weight_rows(ck.embed, b.tokens.data(), n, s.x.data());
   // The block's own K/V go to scratch slots; every row of a request sees its context, then all
   // of its block's rows (non-causal).
-  const LayerKeys keys{b.positions.data(), b.slots.data(), b.key_offsets.data(),
-                       b.key_slots.data()};
+  const LayerKeys keys{b.positions.data(), b.slots.data(), &b.plan};
   for (int l = 0; l < c.n_layers; ++l) {
     forward_layer(c, ck.layers[size_t(l)], l, keys, n, kv, s, backend);
   }

@@ -20,11 +20,13 @@ void write_context(const Checkpoint& ck, const float* features /*[n, m * d_model
 
 // The block rows of every request in one pass.
 struct BlockBatch {
-  std::vector<int32_t> tokens;       // [rows] anchor or MASK
-  std::vector<int32_t> positions;    // [rows] absolute positions
-  std::vector<int32_t> slots;        // [rows] scratch slots receiving the block's K/V
-  std::vector<int64_t> key_offsets;  // [rows + 1] row t's keys: key_slots[offsets[t], [t+1])
-  std::vector<int32_t> key_slots;    // its request's context slots, then its block's slots
+  std::vector<int32_t> tokens;     // [rows] anchor or MASK
+  std::vector<int32_t> positions;  // [rows] absolute positions
+  std::vector<int32_t> slots;      // [rows] scratch slots receiving the block's K/V
+  std::vector<int32_t> seq;        // [rows] the row's request (a sequence of the plan)
+  // One sequence per request: its context through the target's block table, then its block's
+  // rows, every row seeing all of them (non-causal: a full mask).
+  AttentionPlan plan;
   int64_t rows() const { return static_cast<int64_t>(tokens.size()); }
 };
 

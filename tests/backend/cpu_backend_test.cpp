@@ -192,14 +192,20 @@ TEST(CpuBackend, OpsEqualTheKernels) {
   std::vector<uint16_t> k, v;
   for (float f : random_floats(size_t(n_slots * row), 18, -2.0f, 2.0f)) k.push_back(f32_to_f16(f));
   for (float f : random_floats(size_t(n_slots * row), 19)) v.push_back(f32_to_f16(f));
-  const std::vector<int64_t> offsets = {0, 3, 3, 8, 9, 12};  // token 1 has no keys
-  const std::vector<int32_t> keys = {0, 1, 2, 5, 6, 7, 8, 11, 4, 10, 9, 3};
+  // Token t's keys: sequence t's context (3 slots of pages 0 and 2 of 2 slots each; none for
+  // token 1, which has no keys) and extra slots; nothing in-batch.
+  const std::vector<std::vector<int32_t>> tables = {{0, 2}, {}, {3, 1}, {4}, {5, 1}};
+  const std::vector<int32_t> n_past = {3, 0, 3, 1, 3};
+  const std::vector<std::vector<int32_t>> extras = {{}, {}, {5, 11}, {}, {}};
+  AttentionPlan plan;
+  plan.reset(2);
+  for (int64_t t = 0; t < n_tok; ++t) plan.add_sequence(tables[t], n_past[t], extras[t]);
+  const std::vector<int32_t> seq = {0, 1, 2, 3, 4};
+  plan.set_tokens(seq, slots);
+  plan.use_mask();
   std::vector<float> o1(size_t(n_tok * 64)), o2(o1.size());
-  backend->attention(attention_args(n_tok, 4, 2, 16, x.data(), k.data(), v.data(), offsets.data(),
-                                    keys.data(), o1.data()));
-  attention(attention_args(n_tok, 4, 2, 16, x.data(), k.data(), v.data(), offsets.data(),
-                           keys.data(), o2.data()),
-            pool);
+  backend->attention(attention_args(plan, 4, 2, 16, x.data(), k.data(), v.data(), o1.data()));
+  attention(attention_args(plan, 4, 2, 16, x.data(), k.data(), v.data(), o2.data()), pool);
   EXPECT_TRUE(same_bits(o1, o2)) << "attention";
 
   EXPECT_EQ(backend->argmax(x.data(), int64_t(x.size())), argmax(x.data(), int64_t(x.size())));

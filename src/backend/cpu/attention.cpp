@@ -12,7 +12,7 @@ namespace {
 
 bool valid(const AttentionArgs& a) {
   return a.n_tok >= 0 && a.n_heads > 0 && a.n_kv_heads > 0 && a.head_dim > 0 &&
-         a.n_heads % a.n_kv_heads == 0;
+         a.n_heads % a.n_kv_heads == 0 && a.plan != nullptr && a.plan->n_tok() == a.n_tok;
 }
 
 void fill_nan(const AttentionArgs& a) {
@@ -23,17 +23,17 @@ void fill_nan(const AttentionArgs& a) {
 
 }  // namespace
 
-int64_t attend_scratch_floats(const AttentionArgs& a, int64_t t) {
+int64_t attend_scratch_floats(const AttentionArgs& a, int64_t n_keys) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const int64_t n_keys = std::max<int64_t>(a.key_offsets[t + 1] - a.key_offsets[t], 0);
   const int64_t hd16 = (a.head_dim + 15) / 16 * 16;
   return group * n_keys + kAvx2KeyBlock * hd16 + 2 * group * hd16 + group;
 }
 
-void attend_group_scalar(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scores) {
+void attend_group_scalar(const AttentionArgs& a, int64_t t, KeyList keys, int64_t kv_head,
+                         float* scores) {
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t hd = a.head_dim;
-  const int64_t k0 = a.key_offsets[t], n_keys = a.key_offsets[t + 1] - k0;
+  const int64_t n_keys = keys.n;
   const int64_t row = a.n_kv_heads * hd;
   for (int64_t h = kv_head * group; h < (kv_head + 1) * group; ++h) {
     const float* q = a.q + (t * a.n_heads + h) * hd;
@@ -42,7 +42,7 @@ void attend_group_scalar(const AttentionArgs& a, int64_t t, int64_t kv_head, flo
     if (n_keys <= 0) continue;
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < n_keys; ++j) {
-      const uint16_t* k = a.k_cache + a.key_slots[k0 + j] * row + kv_head * hd;
+      const uint16_t* k = a.k_cache + keys.slots[j] * row + kv_head * hd;
       float s = 0.0f;
       for (int64_t d = 0; d < hd; ++d) s += q[d] * f16_to_f32(k[d]);
       scores[j] = s * a.scale;
@@ -54,7 +54,7 @@ void attend_group_scalar(const AttentionArgs& a, int64_t t, int64_t kv_head, flo
       sum += scores[j];
     }
     for (int64_t j = 0; j < n_keys; ++j) {
-      const uint16_t* v = a.v_cache + a.key_slots[k0 + j] * row + kv_head * hd;
+      const uint16_t* v = a.v_cache + keys.slots[j] * row + kv_head * hd;
       for (int64_t d = 0; d < hd; ++d) out[d] += scores[j] * f16_to_f32(v[d]);
     }
     const float inv = 1.0f / sum;
@@ -99,7 +99,7 @@ void attention_chunked(const AttentionArgs& a, ThreadPool& pool) {
   thread_local std::vector<float> partials;  // [chunks, n_heads, 2 + hd]
   first.assign(static_cast<size_t>(a.n_tok + 1), 0);
   for (int64_t t = 0; t < a.n_tok; ++t) {
-    const int64_t n_keys = std::max<int64_t>(a.key_offsets[t + 1] - a.key_offsets[t], 0);
+    const int64_t n_keys = a.plan->n_keys(t);
     first[t + 1] = first[t] + std::max<int64_t>(1, (n_keys + kKeyChunk - 1) / kKeyChunk);
   }
   const int64_t n_chunks = first[a.n_tok];
@@ -117,7 +117,12 @@ void attention_chunked(const AttentionArgs& a, ThreadPool& pool) {
     scratch.resize(static_cast<size_t>(attend_chunk_scratch_floats(a)));
     const int64_t cg = task / a.n_kv_heads, kvh = task % a.n_kv_heads;
     const int64_t t = token_p[cg];
-    attend_chunk_avx512(a, t, kvh, cg - first_p[t], scratch.data(),
+    // The chunk's keys: [j0, j0 + kKeyChunk) of the token's, fewer in its last chunk.
+    int32_t slots[kKeyChunk];
+    const int64_t j0 = (cg - first_p[t]) * kKeyChunk;
+    const int64_t nk = std::clamp<int64_t>(a.plan->n_keys(t) - j0, 0, kKeyChunk);
+    resolve_keys(*a.plan, t, j0, nk, slots);
+    attend_chunk_avx512(a, t, KeyList{slots, nk}, kvh, scratch.data(),
                         part + cg * per_chunk + kvh * group * (2 + hd));
     if (first_p[t + 1] - first_p[t] == 1) {
       for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
@@ -153,9 +158,13 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t n_tasks = a.n_tok * a.n_kv_heads;
   pool.run(n_tasks, [&](int64_t task, int) {
     thread_local std::vector<float> scratch;
+    thread_local std::vector<int32_t> slots;
     const int64_t t = task / a.n_kv_heads;
-    scratch.resize(static_cast<size_t>(attend_scratch_floats(a, t)));
-    kernel(a, t, task % a.n_kv_heads, scratch.data());
+    const int64_t n_keys = a.plan->n_keys(t);
+    slots.resize(static_cast<size_t>(n_keys));
+    resolve_keys(*a.plan, t, 0, n_keys, slots.data());
+    scratch.resize(static_cast<size_t>(attend_scratch_floats(a, n_keys)));
+    kernel(a, t, KeyList{slots.data(), n_keys}, task % a.n_kv_heads, scratch.data());
   });
 }
 
@@ -168,15 +177,18 @@ void attention_reference(const AttentionArgs& a) {
   const int64_t hd = a.head_dim;
   const int64_t row = a.n_kv_heads * hd;
   std::vector<double> s, acc(static_cast<size_t>(hd));
+  std::vector<int32_t> slots;
   for (int64_t t = 0; t < a.n_tok; ++t) {
-    const int64_t k0 = a.key_offsets[t], n_keys = a.key_offsets[t + 1] - k0;
+    const int64_t n_keys = a.plan->n_keys(t);
+    slots.resize(static_cast<size_t>(n_keys));
+    resolve_keys(*a.plan, t, 0, n_keys, slots.data());
     for (int64_t h = 0; h < a.n_heads; ++h) {
       const int64_t kvh = h / group;
       const float* q = a.q + (t * a.n_heads + h) * hd;
       s.assign(static_cast<size_t>(std::max<int64_t>(n_keys, 0)), 0.0);
       double mx = -std::numeric_limits<double>::infinity();
       for (int64_t j = 0; j < n_keys; ++j) {
-        const uint16_t* k = a.k_cache + a.key_slots[k0 + j] * row + kvh * hd;
+        const uint16_t* k = a.k_cache + slots[j] * row + kvh * hd;
         for (int64_t d = 0; d < hd; ++d) s[j] += double(q[d]) * double(f16_to_f32(k[d]));
         s[j] *= a.scale;
         mx = std::max(mx, s[j]);
@@ -186,7 +198,7 @@ void attention_reference(const AttentionArgs& a) {
       for (int64_t j = 0; j < n_keys; ++j) {
         const double p = std::exp(s[j] - mx);
         sum += p;
-        const uint16_t* v = a.v_cache + a.key_slots[k0 + j] * row + kvh * hd;
+        const uint16_t* v = a.v_cache + slots[j] * row + kvh * hd;
         for (int64_t d = 0; d < hd; ++d) acc[d] += p * double(f16_to_f32(v[d]));
       }
       float* out = a.out + (t * a.n_heads + h) * hd;

@@ -32,11 +32,11 @@ void convert_row(const uint16_t* row, int64_t n, float* out) {
 // over the KV pool (one slice of each row per kv head), so the hardware prefetchers miss many.
 constexpr int64_t kPrefetchKeys = 32;
 
-// Token t's key list for one kv head: the fp16 slice of key j's row in cache is at(j).
+// A token's keys for one kv head: the fp16 slice of key j's row in cache is at(j).
 struct HeadKeys {
-  HeadKeys(const AttentionArgs& a, const uint16_t* cache, int64_t t, int64_t kv_head)
-      : slots(a.key_slots + a.key_offsets[t]),
-        n(a.key_offsets[t + 1] - a.key_offsets[t]),
+  HeadKeys(const AttentionArgs& a, const uint16_t* cache, KeyList keys, int64_t kv_head)
+      : slots(keys.slots),
+        n(keys.n),
         row(a.n_kv_heads * a.head_dim),
         head_dim(a.head_dim),
         base(cache + kv_head * a.head_dim) {}
@@ -78,11 +78,11 @@ __m256 hsum8_ps(const __m256* v) {
 // Scores of every key for each query head of the group: s[g, j] = scale * q_g . k_j, eight
 // keys at a time (their rows converted once for all heads), the rest one by one; each score is
 // the same FMA chain and horizontal sum either way.
-void scores_pass(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t hd8,
+void scores_pass(const AttentionArgs& a, KeyList list, int64_t kv_head, int64_t hd8,
                  const float* qs /*[group, hd8]*/, float* rows /*[kAvx2KeyBlock, hd8]*/,
                  float* scores /*[group, n_keys]*/) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const HeadKeys keys(a, a.k_cache, t, kv_head);
+  const HeadKeys keys(a, a.k_cache, list, kv_head);
   const int64_t n_keys = keys.n;
   int64_t j = 0;
   for (; j + kAvx2KeyBlock <= n_keys; j += kAvx2KeyBlock) {
@@ -131,11 +131,11 @@ void accumulate(const float* w, int64_t nb, const float* rows, int64_t stride, f
 
 // acc[g] += sum_j p[g, j] v_j over the key list in order, eight keys' V rows converted at a
 // time and a head's accumulators held in registers 64 floats at a time.
-void values_pass(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t hd8,
+void values_pass(const AttentionArgs& a, KeyList list, int64_t kv_head, int64_t hd8,
                  const float* p /*[group, n_keys]*/, float* rows /*[kAvx2KeyBlock, hd8]*/,
                  float* acc /*[group, hd8]*/) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const HeadKeys keys(a, a.v_cache, t, kv_head);
+  const HeadKeys keys(a, a.v_cache, list, kv_head);
   const int64_t n_keys = keys.n;
   for (int64_t j = 0; j < n_keys; j += kAvx2KeyBlock) {
     const int64_t nb = std::min(kAvx2KeyBlock, n_keys - j);
@@ -177,12 +177,12 @@ float softmax_row(float* s, int64_t n) {
 
 }  // namespace
 
-void attend_group_avx2(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch) {
+void attend_group_avx2(const AttentionArgs& a, int64_t t, KeyList keys, int64_t kv_head,
+                       float* scratch) {
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t hd = a.head_dim;
   const int64_t hd8 = (hd + 7) / 8 * 8;
-  const int64_t k0 = a.key_offsets[t];
-  const int64_t n_keys = a.key_offsets[t + 1] > k0 ? a.key_offsets[t + 1] - k0 : 0;
+  const int64_t n_keys = keys.n;
   const int64_t h0 = kv_head * group;
   // scratch (attend_scratch_floats): [group, n_keys] scores, kAvx2KeyBlock converted K/V rows
   // [kAvx2KeyBlock, hd8], the group's queries and accumulators [group, hd8] each, and 1/sum per
@@ -198,9 +198,9 @@ void attend_group_avx2(const AttentionArgs& a, int64_t t, int64_t kv_head, float
     std::memcpy(qs + g * hd8, q, size_t(hd) * sizeof(float));
     std::memset(acc + g * hd8, 0, size_t(hd8) * sizeof(float));
   }
-  scores_pass(a, t, kv_head, hd8, qs, rows, scores);
+  scores_pass(a, keys, kv_head, hd8, qs, rows, scores);
   for (int64_t g = 0; g < group; ++g) inv_sum[g] = softmax_row(scores + g * n_keys, n_keys);
-  values_pass(a, t, kv_head, hd8, scores, rows, acc);
+  values_pass(a, keys, kv_head, hd8, scores, rows, acc);
   for (int64_t g = 0; g < group; ++g) {
     float* out = a.out + (t * a.n_heads + h0 + g) * hd;
     const float inv = inv_sum[g];

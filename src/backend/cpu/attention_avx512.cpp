@@ -32,12 +32,12 @@ void convert_row(const uint16_t* row, int64_t n, float* out) {
 
 }  // namespace
 
-void attend_group_avx512(const AttentionArgs& a, int64_t t, int64_t kv_head, float* scratch) {
+void attend_group_avx512(const AttentionArgs& a, int64_t t, KeyList keys, int64_t kv_head,
+                         float* scratch) {
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t hd = a.head_dim;
   const int64_t hd16 = (hd + 15) / 16 * 16;
-  const int64_t k0 = a.key_offsets[t];
-  const int64_t n_keys = a.key_offsets[t + 1] > k0 ? a.key_offsets[t + 1] - k0 : 0;
+  const int64_t n_keys = keys.n;
   const int64_t row = a.n_kv_heads * hd;
   const int64_t h0 = kv_head * group;
   // scratch: [group, n_keys] scores, one converted K/V row [hd16], the group's queries and
@@ -56,7 +56,7 @@ void attend_group_avx512(const AttentionArgs& a, int64_t t, int64_t kv_head, flo
   }
   const __m512 scale = _mm512_set1_ps(a.scale);
   for (int64_t j = 0; j < n_keys; ++j) {
-    convert_row(a.k_cache + a.key_slots[k0 + j] * row + kv_head * hd, hd, kv);
+    convert_row(a.k_cache + keys.slots[j] * row + kv_head * hd, hd, kv);
     for (int64_t g = 0; g < group; ++g) {
       __m512 s = _mm512_setzero_ps();
       for (int64_t d = 0; d < hd16; d += 16) {
@@ -85,7 +85,7 @@ void attend_group_avx512(const AttentionArgs& a, int64_t t, int64_t kv_head, flo
     inv_sum[g] = n_keys > 0 ? 1.0f / avx512::hsum_ps(sum) : 0.0f;
   }
   for (int64_t j = 0; j < n_keys; ++j) {
-    convert_row(a.v_cache + a.key_slots[k0 + j] * row + kv_head * hd, hd, kv);
+    convert_row(a.v_cache + keys.slots[j] * row + kv_head * hd, hd, kv);
     for (int64_t g = 0; g < group; ++g) {
       const __m512 p = _mm512_set1_ps(scores[g * n_keys + j]);
       float* o = acc + g * hd16;
@@ -153,17 +153,15 @@ DSPARK_ATTN_INLINE void prefetch_row(const uint16_t* p, int64_t hd) {
 }
 
 template <int HD16>
-void attend_chunk(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t chunk, float* scratch,
+void attend_chunk(const AttentionArgs& a, int64_t t, KeyList keys, int64_t kv_head, float* scratch,
                   float* partial) {
   constexpr int64_t hd = 16 * HD16;
   // Heads whose V accumulators fit in 16 registers together.
   constexpr int kSub = HD16 >= 16 ? 1 : 16 / HD16;
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t row = a.n_kv_heads * hd;
-  const int64_t k0 = a.key_offsets[t] + chunk * kKeyChunk;
-  const int64_t left = a.key_offsets[t + 1] - k0;
-  const int64_t nk = left < 0 ? 0 : left < kKeyChunk ? left : kKeyChunk;
-  const int32_t* slots = a.key_slots + k0;
+  const int64_t nk = keys.n;
+  const int32_t* slots = keys.slots;
   const float* q = a.q + (t * a.n_heads + kv_head * group) * hd;
   float* kbuf = scratch;              // [16, hd]: a block of keys in fp32
   float* scores = scratch + 16 * hd;  // [group, kKeyChunk]
@@ -266,17 +264,17 @@ int64_t attend_chunk_scratch_floats(const AttentionArgs& a) {
   return 16 * a.head_dim + (a.n_heads / a.n_kv_heads) * kKeyChunk;
 }
 
-void attend_chunk_avx512(const AttentionArgs& a, int64_t t, int64_t kv_head, int64_t chunk,
+void attend_chunk_avx512(const AttentionArgs& a, int64_t t, KeyList chunk, int64_t kv_head,
                          float* scratch, float* partial) {
   switch (a.head_dim) {
     case 64:
-      attend_chunk<4>(a, t, kv_head, chunk, scratch, partial);
+      attend_chunk<4>(a, t, chunk, kv_head, scratch, partial);
       break;
     case 128:
-      attend_chunk<8>(a, t, kv_head, chunk, scratch, partial);
+      attend_chunk<8>(a, t, chunk, kv_head, scratch, partial);
       break;
     default:
-      attend_chunk<16>(a, t, kv_head, chunk, scratch, partial);
+      attend_chunk<16>(a, t, chunk, kv_head, scratch, partial);
       break;
   }
 }
