@@ -11,7 +11,11 @@ if(NOT EXISTS ${DSPARK_XGRAMMAR_DIR}/cpp/grammar_matcher.cc)
 endif()
 
 # The key names what the library depends on: compiler, its version, this recipe.
-file(SHA256 ${CMAKE_CURRENT_LIST_DIR}/xgrammar/CMakeLists.txt recipe_hash)
+set(recipe_hash)
+foreach(f CMakeLists.txt dspark_log.cc dspark_log.h)
+  file(SHA256 ${CMAKE_CURRENT_LIST_DIR}/xgrammar/${f} h)
+  string(APPEND recipe_hash ${h})
+endforeach()
 string(SHA256 key "${CMAKE_CXX_COMPILER}|${CMAKE_CXX_COMPILER_VERSION}|${recipe_hash}")
 string(SUBSTRING ${key} 0 12 key)
 set(xg_out ${DSPARK_XGRAMMAR_DIR}/dspark-${key})

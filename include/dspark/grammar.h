@@ -77,6 +77,11 @@ struct GrammarSpec {
   // JSON schema: properties and items the schema does not name are not allowed (as if
   // additionalProperties/unevaluatedItems were false where unspecified).
   bool strict = true;
+  // Compile even where the engine would not enforce part of the spec (JSON Schema keywords such
+  // as "not", "uniqueItems", "contains"; an allOf of several schemas; a remote $ref; regex
+  // lookaheads): CompiledGrammar::warnings() lists them. false: such a spec is an error naming
+  // the feature.
+  bool ignore_unsupported = false;
 
   static GrammarSpec json_schema(std::string schema, bool strict = true);
   static GrammarSpec json_object();
@@ -96,6 +101,8 @@ class CompiledGrammar {
   GrammarKind kind() const;
   const std::shared_ptr<const GrammarVocab>& vocab() const;
   size_t memory_bytes() const;
+  // The parts of the spec the grammar does not enforce (only with ignore_unsupported).
+  const std::vector<std::string>& warnings() const;
   // A fresh matcher at the start of the output.
   Result<std::unique_ptr<GrammarMatcher>> make_matcher() const;
 

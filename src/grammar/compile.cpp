@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dspark/grammar.h"
 #include "xgrammar_glue.h"
@@ -18,6 +19,8 @@ GrammarKind CompiledGrammar::kind() const {
 const std::shared_ptr<const GrammarVocab>& CompiledGrammar::vocab() const {
   return impl_->vocab;
 }
+
+const std::vector<std::string>& CompiledGrammar::warnings() const { return impl_->warnings; }
 
 size_t CompiledGrammar::memory_bytes() const {
   try {
@@ -65,25 +68,60 @@ xgrammar::CompiledGrammar compile_spec(xgrammar::GrammarCompiler& compiler, cons
 }
 }  // namespace
 
+namespace {
+// Warnings xgrammar logs that do not mean part of the spec was dropped.
+bool benign_warning(const std::string& w) {
+  return w.rfind("The body of the lazy rule", 0) == 0;  // an internal optimization skipped
+}
+
+// Installs a warning sink for the current thread and restores the previous one on exit.
+class WarningCapture {
+ public:
+  WarningCapture() : previous_(dspark_xgrammar::set_warning_sink(&warnings_)) {}
+  ~WarningCapture() { dspark_xgrammar::set_warning_sink(previous_); }
+  std::vector<std::string> take() {
+    std::vector<std::string> out;
+    for (std::string& w : warnings_) {
+      if (!benign_warning(w)) out.push_back(std::move(w));
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> warnings_;
+  std::vector<std::string>* previous_;
+};
+
+// Checks that need no compile: empty texts, choices, unenforced schema keywords.
+Result<std::string> precheck(const GrammarSpec& spec) {
+  const std::string kind = grammar_kind_name(spec.kind);
+  if (spec.kind == GrammarKind::Choice) return choice_ebnf(spec.choices);
+  if (spec.kind != GrammarKind::JsonObject && spec.text.empty()) return Error{kind + ": empty"};
+  if (spec.kind == GrammarKind::JsonSchema && !spec.ignore_unsupported) {
+    if (auto keyword = unsupported_schema_keyword(spec.text)) {
+      return Error{kind + ": unsupported: " + *keyword};
+    }
+  }
+  return std::string();
+}
+}  // namespace
+
 Result<std::shared_ptr<const CompiledGrammar>> compile_grammar(
     xgrammar::GrammarCompiler& compiler, const std::shared_ptr<const GrammarVocab>& vocab,
     const GrammarSpec& spec) {
-  std::string choices;
-  if (spec.kind == GrammarKind::Choice) {
-    auto ebnf = choice_ebnf(spec.choices);
-    if (!ebnf.ok()) return ebnf.error();
-    choices = std::move(ebnf).value();
-  }
-  if (spec.kind == GrammarKind::JsonSchema || spec.kind == GrammarKind::Regex ||
-      spec.kind == GrammarKind::Ebnf) {
-    if (spec.text.empty()) return Error{std::string(grammar_kind_name(spec.kind)) + ": empty"};
-  }
-  std::string context = std::string("invalid ") + grammar_kind_name(spec.kind);
+  auto choices = precheck(spec);
+  if (!choices.ok()) return choices.error();
+  const std::string kind = grammar_kind_name(spec.kind);
+  WarningCapture capture;
   auto compiled = xgrammar_call<xgrammar::CompiledGrammar>(
-      context.c_str(), [&] { return compile_spec(compiler, spec, choices); });
+      ("invalid " + kind).c_str(), [&] { return compile_spec(compiler, spec, choices.value()); });
   if (!compiled.ok()) return compiled.error();
+  std::vector<std::string> warnings = capture.take();
+  if (!warnings.empty() && !spec.ignore_unsupported) {
+    return Error{kind + ": unsupported: " + warnings.front()};
+  }
   auto impl = std::make_unique<CompiledGrammar::Impl>(
-      CompiledGrammar::Impl{std::move(compiled).value(), spec.kind, vocab});
+      CompiledGrammar::Impl{std::move(compiled).value(), spec.kind, vocab, std::move(warnings)});
   return std::shared_ptr<const CompiledGrammar>(std::make_shared<CompiledGrammar>(std::move(impl)));
 }
 

@@ -71,7 +71,8 @@ void put_field(std::string* key, const std::string& field) {
 std::string GrammarSpec::key() const {
   std::string key = grammar_kind_name(kind);
   key += any_whitespace ? "|ws" : "|compact";
-  key += strict ? "|strict|" : "|loose|";
+  key += strict ? "|strict" : "|loose";
+  key += ignore_unsupported ? "|lenient|" : "|exact|";
   if (kind == GrammarKind::Choice) {
     key += std::to_string(choices.size());
     for (const std::string& c : choices) put_field(&key, c);

@@ -2,10 +2,12 @@
 // exceptions into Errors. Private to src/grammar.
 #pragma once
 
+#include <xgrammar/dspark_log.h>
 #include <xgrammar/xgrammar.h>
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +26,7 @@ struct CompiledGrammar::Impl {
   xgrammar::CompiledGrammar compiled;
   GrammarKind kind;
   std::shared_ptr<const GrammarVocab> vocab;
+  std::vector<std::string> warnings;  // what xgrammar ignored (GrammarSpec::ignore_unsupported)
 };
 
 struct GrammarMatcher::Impl {
@@ -55,6 +58,10 @@ Result<T> xgrammar_call(const char* context, F&& f) {
 Result<std::shared_ptr<const CompiledGrammar>> compile_grammar(
     xgrammar::GrammarCompiler& compiler, const std::shared_ptr<const GrammarVocab>& vocab,
     const GrammarSpec& spec);
+
+// The first JSON Schema keyword in schema_text that xgrammar would ignore without a word, as
+// "the keyword 'not' (at #/properties/a) is not supported"; nullopt if none (schema_check.cpp).
+std::optional<std::string> unsupported_schema_keyword(const std::string& schema_text);
 
 // EBNF for "exactly one of these strings" (spec.cpp). Empty choices: an error.
 Result<std::string> choice_ebnf(const std::vector<std::string>& choices);
