@@ -181,6 +181,10 @@ class GrammarMatcher {
   std::unique_ptr<Impl> impl_;
 };
 
+// Sets every logit the mask forbids to -infinity (logits[i] for i beyond the mask's tokens too):
+// what sampling and draft acceptance apply before they read the target's distribution.
+void grammar_apply_mask(std::span<const uint32_t> mask, std::span<float> logits);
+
 // The single allowed token of a mask over vocab_size tokens, or nullopt (none or several).
 std::optional<int32_t> grammar_single_token(std::span<const uint32_t> mask, int32_t vocab_size);
 

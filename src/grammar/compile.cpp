@@ -20,7 +20,9 @@ const std::shared_ptr<const GrammarVocab>& CompiledGrammar::vocab() const {
   return impl_->vocab;
 }
 
-const std::vector<std::string>& CompiledGrammar::warnings() const { return impl_->warnings; }
+const std::vector<std::string>& CompiledGrammar::warnings() const {
+  return impl_->warnings;
+}
 
 size_t CompiledGrammar::memory_bytes() const {
   try {

@@ -3,6 +3,7 @@
 // being compiled wait on its shared future instead of compiling it again.
 #include <algorithm>
 #include <deque>
+#include <exception>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@ struct GrammarCompiler::Impl {
   GrammarCompilerOptions options;
   // xgrammar's own cache is off: dspark's below keys on the whole spec.
   std::unique_ptr<xgrammar::GrammarCompiler> compiler;
+  std::string setup_error;  // why `compiler` could not be made
   mutable std::mutex mu;
   std::unordered_map<std::string, std::shared_future<CompileResult>> cache;
   std::deque<std::string> order;  // keys, oldest first, for eviction
@@ -34,8 +36,12 @@ GrammarCompiler::GrammarCompiler(std::shared_ptr<const GrammarVocab> vocab,
   impl_->options = options;
   impl_->options.threads = std::max(1, options.threads);
   impl_->options.max_cached = std::max<size_t>(1, options.max_cached);
-  impl_->compiler = std::make_unique<xgrammar::GrammarCompiler>(
-      impl_->vocab->impl().info, impl_->options.threads, /*cache_enabled=*/false);
+  try {
+    impl_->compiler = std::make_unique<xgrammar::GrammarCompiler>(
+        impl_->vocab->impl().info, impl_->options.threads, /*cache_enabled=*/false);
+  } catch (const std::exception& e) {
+    impl_->setup_error = xgrammar_message(e);  // every compile reports it
+  }
 }
 
 GrammarCompiler::~GrammarCompiler() = default;
@@ -45,7 +51,12 @@ const std::shared_ptr<const GrammarVocab>& GrammarCompiler::vocab() const {
 }
 
 CompileResult GrammarCompiler::compile_uncached(const GrammarSpec& spec) const {
-  return compile_grammar(*impl_->compiler, impl_->vocab, spec);
+  if (!impl_->compiler) return Error{"grammar compiler: " + impl_->setup_error};
+  try {
+    return compile_grammar(*impl_->compiler, impl_->vocab, spec);
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc outside xgrammar's own calls
+    return Error{std::string(grammar_kind_name(spec.kind)) + ": " + e.what()};
+  }
 }
 
 CompileResult GrammarCompiler::compile(const GrammarSpec& spec) {

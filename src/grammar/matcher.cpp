@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -128,6 +130,20 @@ std::string GrammarMatcher::forced_string() {
   auto s = xgrammar_call<std::string>("grammar forced string",
                                       [&] { return impl_->matcher.FindJumpForwardString(); });
   return s.ok() ? std::move(s).value() : std::string();
+}
+
+void grammar_apply_mask(std::span<const uint32_t> mask, std::span<float> logits) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const size_t covered = std::min(logits.size(), mask.size() * 32);
+  for (size_t w = 0; w * 32 < covered; ++w) {
+    const uint32_t bits = mask[w];
+    if (bits == ~0u) continue;  // all 32 allowed
+    const size_t end = std::min(covered, w * 32 + 32);
+    for (size_t i = w * 32; i < end; ++i) {
+      if (!((bits >> (i - w * 32)) & 1u)) logits[i] = neg_inf;
+    }
+  }
+  std::fill(logits.begin() + static_cast<std::ptrdiff_t>(covered), logits.end(), neg_inf);
 }
 
 std::optional<int32_t> grammar_single_token(std::span<const uint32_t> mask, int32_t vocab_size) {

@@ -2,6 +2,7 @@
 // bad calls that must fail cleanly, and lifetime (a matcher outlives its compiler).
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,16 @@ TEST(GrammarMatcherTest, SingleTokenOfAMask) {
   mask[2] = 0;
   mask[1] = 3u;
   EXPECT_FALSE(grammar_single_token(mask, 70).has_value());
+}
+
+TEST(GrammarMatcherTest, ApplyMaskToLogits) {
+  std::vector<uint32_t> mask = {0x80000001u, 0x2u};  // tokens 0, 31, 33
+  std::vector<float> logits(70, 1.0f);
+  grammar_apply_mask(mask, logits);
+  for (int i = 0; i < 70; ++i) {
+    bool keep = i == 0 || i == 31 || i == 33;
+    EXPECT_EQ(logits[i], keep ? 1.0f : -std::numeric_limits<float>::infinity()) << i;
+  }
 }
 
 TEST(GrammarMatcherTest, MatcherOutlivesItsCompiler) {

@@ -128,6 +128,14 @@ TEST(RealVocabTest, SmolLM2RollbackAndChoices) {
   walk_document(*rv, GrammarSpec::regex("[A-Z][a-z]+ [0-9]{4}"), "March 2024");
 }
 
+// Gemma 3: a SentencePiece-style vocabulary (pieces with U+2581 for spaces, byte-fallback tokens).
+TEST(RealVocabTest, GemmaSentencePieceVocabulary) {
+  REQUIRE_MODEL(rv, "gemma3-270m.Q4_K_M.gguf");
+  walk_document(*rv, GrammarSpec::json_schema(kPersonSchema), kPersonDoc);
+  walk_document(*rv, GrammarSpec::choice({"caf\xc3\xa9 \xe2\x98\x95", "tea"}),
+                "caf\xc3\xa9 \xe2\x98\x95");
+}
+
 TEST(RealVocabTest, QwenLargeVocabulary) {
   REQUIRE_MODEL(rv, "qwen2.5-coder-0.5b.gguf");
   EXPECT_GT(rv->vocab->size(), 150000);
