@@ -38,29 +38,7 @@ if [ "$train" -eq 1 ]; then
     $PY -m pip install -q --disable-pip-version-check --break-system-packages -r "$treq"
   fi
 fi
-# xgrammar (the grammar engine behind structured outputs): its C++ core from the pinned PyPI
-# sdist, unpacked into third_party/ (git-ignored); CMake compiles it once per compiler
-# (cmake/xgrammar.cmake) and every build folder links that library.
-XGRAMMAR_VERSION=0.2.9
-XGRAMMAR_SHA256=87b466bca2475e29bb0323abc62c6c33cbcbcff47e5fb800a3e2099ac9620b90
-xg_root="$(cd "$(dirname "$0")/.." && pwd)/third_party"
-xg_dir="$xg_root/xgrammar-$XGRAMMAR_VERSION"
-if [ ! -f "$xg_dir/.unpacked" ]; then
-  mkdir -p "$xg_root"
-  xg_tar="$xg_root/xgrammar-$XGRAMMAR_VERSION.tar.gz"
-  if [ ! -f "$xg_tar" ] || ! echo "$XGRAMMAR_SHA256  $xg_tar" | sha256sum -c --quiet 2>/dev/null; then
-    echo "setup: fetching the xgrammar $XGRAMMAR_VERSION sdist from PyPI"
-    rm -f "$xg_tar"
-    # The sdist's address on PyPI's file host (from https://pypi.org/pypi/xgrammar/json).
-    curl -fsSL --retry 3 -o "$xg_tar" "https://files.pythonhosted.org/packages/3a/2f/\
-5bf8e8fa6619cff534932f79b0abc81a417d354bc5093252c1a6081d0a93/xgrammar-$XGRAMMAR_VERSION.tar.gz"
-  fi
-  if ! echo "$XGRAMMAR_SHA256  $xg_tar" | sha256sum -c --quiet; then
-    echo "setup: xgrammar-$XGRAMMAR_VERSION.tar.gz does not match its pinned sha256" >&2
-    rm -f "$xg_tar"; exit 1
-  fi
-  rm -rf "$xg_dir"
-  tar -xzf "$xg_tar" -C "$xg_root"
-  touch "$xg_dir/.unpacked"
-fi
+# xgrammar (the grammar engine behind structured outputs): its pinned sdist from PyPI, unpacked
+# into third_party/ (git-ignored); CMake compiles its C++ core once per compiler.
+bash "$(dirname "$0")/fetch_xgrammar.sh"
 echo "setup: done"

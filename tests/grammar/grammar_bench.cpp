@@ -104,6 +104,9 @@ int bench(const std::string& path) {
   dspark::GrammarCompiler compiler(vocab.value());
   std::vector<int32_t> ids = tok.value()->encode(kDoc, false, false);
   int rc = time_walk(compiler, "json_schema", dspark::GrammarSpec::json_schema(kSchema), ids);
+  dspark::GrammarSpec compact = dspark::GrammarSpec::json_schema(kSchema);
+  compact.any_whitespace = false;
+  rc |= time_walk(compiler, "compact", compact, ids);
   rc |= time_walk(compiler, "json_object", dspark::GrammarSpec::json_object(), ids);
   return rc;
 }
