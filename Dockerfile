@@ -16,10 +16,14 @@ FROM ${BASE_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config libboost-dev nlohmann-json3-dev libspdlog-dev \
-      libfmt-dev libpcre2-dev libyaml-cpp-dev \
+      libfmt-dev libpcre2-dev libyaml-cpp-dev curl ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# xgrammar's pinned source (the grammar engine; CMake compiles its C++ core) from PyPI.
+COPY scripts/fetch_xgrammar.sh scripts/
+RUN bash scripts/fetch_xgrammar.sh
 COPY CMakeLists.txt ./
+COPY cmake cmake
 COPY include include
 COPY src src
 COPY kernels kernels

@@ -15,7 +15,7 @@ done
 need_apt=()
 for pkg in build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev \
   libboost-dev libboost-program-options-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
-  libgtest-dev libgmock-dev libpcre2-dev libyaml-cpp-dev python3-pip unzip; do
+  libgtest-dev libgmock-dev libpcre2-dev libyaml-cpp-dev python3-pip unzip curl ca-certificates; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -38,4 +38,7 @@ if [ "$train" -eq 1 ]; then
     $PY -m pip install -q --disable-pip-version-check --break-system-packages -r "$treq"
   fi
 fi
+# xgrammar (the grammar engine behind structured outputs): its pinned sdist from PyPI, unpacked
+# into third_party/ (git-ignored); CMake compiles its C++ core once per compiler.
+bash "$(dirname "$0")/fetch_xgrammar.sh"
 echo "setup: done"
