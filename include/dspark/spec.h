@@ -411,13 +411,32 @@ struct DepthInput {
 int32_t choose_draft_depth(const DepthInput& input, const SpsTable& sps,
                            const DraftCostTable& cost);
 
-// For decisions that cannot be taken back (a catch-up): per depth, the lower of the forecast
-// ([max_depth], optimistic where untried) and the survival seen in verified rounds
-// (verified_at / accepted_at as in SpecStats, each depth's acceptance rate shrunk toward
-// prior_acceptance as if prior_rounds more rounds had been seen at it).
+// Per depth, how many recent verified rounds reached it and how many accepted there: counts
+// that fade by kKeep per round, so the estimate follows a workload that changes (cumulative
+// totals would trust the server's first hour forever). Depth d is index d - 1.
+class RecentAcceptance {
+ public:
+  static constexpr double kKeep = 1.0 - 1.0 / 256.0;  // weight of the past per observed round
+
+  // One verified round: depths 1..n_tried were verified, 1..n_accepted accepted
+  // (n_accepted <= n_tried).
+  void observe(size_t n_tried, size_t n_accepted);
+  std::span<const double> verified_at() const { return verified_at_; }  // [depths seen]
+  std::span<const double> accepted_at() const { return accepted_at_; }  // [depths seen]
+
+ private:
+  std::vector<double> verified_at_;  // [depths seen]
+  std::vector<double> accepted_at_;  // [depths seen]
+};
+
+// Where a wrong guess costs others (a step under load, a catch-up): per depth, the lower of the
+// forecast ([max_depth], optimistic where untried or miscalibrated) and the survival seen in
+// verified rounds (verified_at / accepted_at per depth, as RecentAcceptance keeps them, each
+// depth's acceptance rate shrunk toward prior_acceptance as if prior_rounds more rounds had
+// been seen at it).
 std::vector<double> cautious_survival(std::span<const double> forecast,
-                                      std::span<const int64_t> verified_at,
-                                      std::span<const int64_t> accepted_at,
+                                      std::span<const double> verified_at,
+                                      std::span<const double> accepted_at,
                                       double prior_rounds = 8.0, double prior_acceptance = 0.5);
 
 // ---------------------------------------------------------------------------------------------

@@ -64,22 +64,20 @@ double Speculation::catch_up_seconds(const sched::StepPlan& plan, const LiveRequ
 int32_t Speculation::choose_depth(const sched::StepPlan& plan, const LiveRequests& requests,
                                   const std::vector<size_t>& index, int32_t served,
                                   const sched::SchedulerStats& load) {
-  std::vector<double> cautious;     // [max_depth], only when a catch-up is to be judged
-  std::vector<double> first_guess;  // [max_depth], before kProbeRounds rounds under load
+  // [max_depth] the lower of the forecast and recent acceptance, for what others pay for.
+  const std::vector<double> cautious =
+      spec::cautious_survival(forecast_, recent_.verified_at(), recent_.accepted_at());
   spec::DepthInput di;
   di.base_tokens = plan.n_tokens;
   di.base_commits = served;
   di.n_drafting = static_cast<int32_t>(index.size());
   di.max_depth = sc_.max_depth;
   di.max_draft_tokens = std::max(0, max_num_batched_tokens_ - plan.n_tokens);
-  di.survival = forecast_;
-  if (totals_.n_rounds < kProbeRounds && served > 1) {
-    // Before a few rounds are verified the forecast is only optimism: where other requests
-    // would pay for a wrong guess, judge on the cautious estimate (the prior, shrunk toward
-    // what was seen) and err toward plain decoding.
-    first_guess = spec::cautious_survival(forecast_, totals_.verified_at, totals_.accepted_at);
-    di.survival = first_guess;
-  }
+  // Alone, a wrong guess costs only this request's step: the forecast keeps drafting fresh.
+  // Under load other requests pay for it, so judge on the cautious estimate and err toward
+  // plain decoding: calibrated confidence is optimistic before a few rounds are verified and
+  // wherever the calibration is off.
+  di.survival = served > 1 ? cautious : forecast_;
   di.free_draft_seconds = kFreeDraftShare * sps_->latency(plan.n_tokens);
   di.n_prefilling = static_cast<int32_t>(
       std::count_if(plan.requests.begin(), plan.requests.end(),
@@ -100,7 +98,6 @@ int32_t Speculation::choose_depth(const sched::StepPlan& plan, const LiveRequest
       if (totals_.n_rounds < kProbeRounds) {
         if (coming > 1) return 0;
       } else {
-        cautious = spec::cautious_survival(forecast_, totals_.verified_at, totals_.accepted_at);
         di.cautious_survival = cautious;
         di.coming_requests = coming;
       }
@@ -376,6 +373,7 @@ Status Speculation::finish(LiveRequest& r, const SpecWork& w, const Produced& pr
       if (d < n_path) s->accepted_at[d] += 1;
     }
   }
+  recent_.observe(n_tried, std::min(n_path, n_tried));
 
   // Calibration sees the walked chain: the accepted drafts and, after a rejection, the first
   // child tried there.

@@ -137,7 +137,8 @@ class Speculation {
   std::unique_ptr<spec::Calibrator> calibrator_;
   std::unique_ptr<spec::SpsTable> sps_;
   SpecStats totals_;
-  double mean_depth_ = 0.0;  // moving average of verified drafts per speculating request
+  spec::RecentAcceptance recent_;  // what the depth choice under load trusts
+  double mean_depth_ = 0.0;        // moving average of verified drafts per speculating request
   // Whether drafting has paid at each load, and the current step's record for it (from
   // plan() through observe_forward() and finish() to end_step()).
   spec::PayoffGuard payoff_;

@@ -125,15 +125,26 @@ int32_t choose_draft_depth(const DepthInput& input, const SpsTable& sps,
   return best_depth(in, sps, cost, remaining_tokens).depth;
 }
 
+void RecentAcceptance::observe(size_t n_tried, size_t n_accepted) {
+  if (n_tried > verified_at_.size()) {
+    verified_at_.resize(n_tried, 0.0);
+    accepted_at_.resize(n_tried, 0.0);
+  }
+  for (size_t d = 0; d < verified_at_.size(); ++d) {
+    verified_at_[d] = kKeep * verified_at_[d] + (d < n_tried ? 1.0 : 0.0);
+    accepted_at_[d] = kKeep * accepted_at_[d] + (d < n_accepted ? 1.0 : 0.0);
+  }
+}
+
 std::vector<double> cautious_survival(std::span<const double> forecast,
-                                      std::span<const int64_t> verified_at,
-                                      std::span<const int64_t> accepted_at, double prior_rounds,
+                                      std::span<const double> verified_at,
+                                      std::span<const double> accepted_at, double prior_rounds,
                                       double prior_acceptance) {
   std::vector<double> out(forecast.size());  // [max_depth]
   double alive = 1.0;
   for (size_t d = 0; d < out.size(); ++d) {
-    const double verified = d < verified_at.size() ? double(verified_at[d]) : 0.0;
-    const double accepted = d < accepted_at.size() ? double(accepted_at[d]) : 0.0;
+    const double verified = d < verified_at.size() ? verified_at[d] : 0.0;
+    const double accepted = d < accepted_at.size() ? accepted_at[d] : 0.0;
     alive *= (accepted + prior_rounds * prior_acceptance) / (verified + prior_rounds);
     out[d] = std::min(alive, forecast[d]);
   }

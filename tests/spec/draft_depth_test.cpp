@@ -210,8 +210,8 @@ TEST(CautiousSurvival, LowerOfForecastAndShrunkObservedRates) {
   // Depth 1: 8 of 10 accepted, with 8 prior rounds at 0.5: 12 / 18. Depth 2: 4 of 8 -> 8 / 16,
   // so 12/18 * 1/2. Depth 3 never verified: the prior alone, 1/2 again; the forecast is lower.
   const std::vector<double> forecast = {1.0, 1.0, 0.1};
-  const std::vector<int64_t> verified = {10, 8};
-  const std::vector<int64_t> accepted = {8, 4};
+  const std::vector<double> verified = {10, 8};
+  const std::vector<double> accepted = {8, 4};
   const std::vector<double> s = cautious_survival(forecast, verified, accepted);
   ASSERT_EQ(s.size(), 3u);
   EXPECT_DOUBLE_EQ(s[0], 12.0 / 18.0);
@@ -222,6 +222,32 @@ TEST(CautiousSurvival, LowerOfForecastAndShrunkObservedRates) {
   const std::vector<double> prior = cautious_survival(optimistic, {}, {});
   EXPECT_DOUBLE_EQ(prior[0], 0.5);
   EXPECT_DOUBLE_EQ(prior[1], 0.25);
+}
+
+TEST(RecentAcceptance, CountsFadeSoTheEstimateFollowsTheWorkload) {
+  RecentAcceptance recent;
+  EXPECT_TRUE(recent.verified_at().empty());
+  recent.observe(2, 1);  // depth 1 accepted, depth 2 tried and rejected
+  ASSERT_EQ(recent.verified_at().size(), 2u);
+  EXPECT_DOUBLE_EQ(recent.verified_at()[0], 1.0);
+  EXPECT_DOUBLE_EQ(recent.verified_at()[1], 1.0);
+  EXPECT_DOUBLE_EQ(recent.accepted_at()[0], 1.0);
+  EXPECT_DOUBLE_EQ(recent.accepted_at()[1], 0.0);
+  // A shallower round fades the deeper counts without adding to them.
+  recent.observe(1, 0);
+  EXPECT_DOUBLE_EQ(recent.verified_at()[0], RecentAcceptance::kKeep + 1.0);
+  EXPECT_DOUBLE_EQ(recent.verified_at()[1], RecentAcceptance::kKeep);
+  EXPECT_DOUBLE_EQ(recent.accepted_at()[0], RecentAcceptance::kKeep);
+
+  // A long run of rejections at depth 1 after a long run of acceptances: the cumulative rate
+  // would still say 1/2; the faded one follows the rejections.
+  RecentAcceptance shift;
+  for (int i = 0; i < 2000; ++i) shift.observe(1, 1);
+  for (int i = 0; i < 2000; ++i) shift.observe(1, 0);
+  const std::vector<double> forecast = {1.0};
+  const std::vector<double> s =
+      cautious_survival(forecast, shift.verified_at(), shift.accepted_at());
+  EXPECT_LT(s[0], 0.05);
 }
 
 TEST(ChooseDraftDepth, LoadAndBudget) {
