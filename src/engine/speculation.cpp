@@ -132,7 +132,8 @@ void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests
   if (index.empty()) return;
   // Every request the step serves or keeps waiting pays for a longer step.
   const int32_t served = static_cast<int32_t>(plan.requests.size()) + load.n_waiting;
-  int32_t draft_depth = sc_.max_depth;
+  // A fixed depth drafts only as deep as it verifies.
+  int32_t draft_depth = sc_.fixed_depth ? std::min(sc_.max_depth, *sc_.fixed_depth) : sc_.max_depth;
   if (!sc_.fixed_depth) {
     draft_depth = choose_depth(plan, requests, index, served, load);
     if (draft_depth == 0) return;  // drafting would cost more than it gains
@@ -142,6 +143,7 @@ void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests
       return;
     }
   }
+  if (draft_depth == 0) return;  // a fixed depth of 0: the drafter rests
   std::vector<spec::DraftInput> inputs;
   std::vector<size_t> at;                    // [n_inputs] position in plan.requests
   std::vector<std::vector<int32_t>> tables;  // [n_inputs] block tables, for feature drafters

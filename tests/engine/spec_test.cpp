@@ -205,6 +205,37 @@ TEST_P(SpecEngineTest, OptedOutRequestIsNeverDrafted) {
   EXPECT_TRUE(idle.ok()) << idle.message();
 }
 
+// A fixed depth drafts only as deep as it verifies: at 0 the drafter never runs, and a chain at
+// depth 2 drafts at most 2 tokens a round. Outputs stay plain decoding's.
+TEST_P(SpecEngineTest, FixedDepthDraftsNoDeeperThanItVerifies) {
+  const SpecCase c = GetParam();
+  const auto ps = prompts(2);
+  std::vector<int32_t> plain_tokens;
+  for (int32_t depth : {0, 2}) {
+    engine::EngineConfig ec = config(c);
+    ec.spec.fixed_depth = depth;
+    auto e = Engine::create(ec);
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    auto s = (*e)->submit(greedy(ps[1], 20));
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    const Completion got = s.value()->collect();
+    ASSERT_EQ(got.final.reason, engine::FinishReason::kLength) << got.final.message;
+    const auto& spec = got.final.spec;
+    if (depth == 0) {
+      EXPECT_EQ(spec.n_drafted, 0) << "a fixed depth of 0 must not run the drafter";
+      EXPECT_EQ(spec.n_rounds, 0);
+      plain_tokens = got.tokens;
+    } else {
+      EXPECT_EQ(got.tokens, plain_tokens);
+      if (c.top_k == 1) {
+        EXPECT_LE(spec.n_drafted, 2 * spec.n_rounds) << "chains of depth 2";
+      }
+    }
+    Status idle = (*e)->check_kv_idle();
+    EXPECT_TRUE(idle.ok()) << idle.message();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Drafters, SpecEngineTest,
     ::testing::Values(
