@@ -47,6 +47,7 @@ import threading
 import time
 
 import bench_serving as bs
+import prom_text
 from bench_spec import PROMPTS as SPEC_PROMPTS
 
 SIDES = ("plain", "spec")
@@ -164,15 +165,10 @@ def scrape_spec(base):
     except httpx.HTTPError:
         return None
     values, per_pos = {}, {}
-    for line in text.splitlines():
-        m = re.match(r"([a-z_:]+)(\{[^}]*\})? ([0-9.eE+-]+)$", line)
-        if not m:
-            continue
-        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+    for name, labels, value in prom_text.samples(text):
         if name == "dspark:spec_decode_num_accepted_tokens_per_pos":
-            pos = re.search(r'position="(\d+)"', labels)
-            if pos:
-                per_pos[int(pos.group(1))] = value
+            if labels.get("position", "").isdigit():
+                per_pos[int(labels["position"])] = value
         else:
             values[name] = value
     if any(c not in values for c in SPEC_COUNTERS.values()):

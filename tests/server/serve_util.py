@@ -13,6 +13,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import py_util  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "scripts"))
+from prom_text import metric  # noqa: E402,F401  (a Prometheus value by name, for the tests)
+
 parse_args = py_util.parse_args
 skip = py_util.skip
 TINY_MODEL = "llama-q8_0.gguf"
@@ -125,15 +129,6 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def metric(text, name, label=""):
-    """The value of the first sample of `name` whose line contains `label` (any labels when
-    empty) in a Prometheus text, or None."""
-    for line in text.splitlines():
-        if (line.startswith(name + "{") or line.startswith(name + " ")) and label in line:
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def wait_idle(base, timeout=20, headers=None):
