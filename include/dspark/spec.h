@@ -199,6 +199,11 @@ struct DSparkDrafterConfig {
   // 2.5x faster context commits and block passes on the CPU, drafts within quantization noise.
   // Off: the checkpoint's float weights exactly (what the reference tests compare).
   bool quantize_layers = false;
+  // Committed feature values kept unprojected while nothing drafts (default 32 MiB of floats).
+  // Beyond it they are dropped, not projected: the requests whose context they were never
+  // draft again (their context K/V would be stale), and a server whose load keeps it from
+  // drafting pays no projection at all.
+  size_t max_pending_floats = size_t{8} << 20;
 };
 // A Qwen3DSparkModel checkpoint: draft layers attending non-causally over the target's features
 // (projected once per committed token into K/V kept at the target's slots) and one block of

@@ -15,9 +15,6 @@ const std::string kWho = "dspark drafter: ";
 
 // Rows of context projected per write_context call: bounds the activations of a long prompt.
 constexpr int64_t kCommitChunk = 256;
-// Pending feature values beyond which a commit projects at once (32 MiB of floats): bounds the
-// memory a long stretch without drafting keeps.
-constexpr size_t kMaxPendingFloats = size_t{8} << 20;
 
 }  // namespace
 
@@ -40,7 +37,8 @@ DSparkDrafter::DSparkDrafter(const DSparkDrafterConfig& config, dspark_detail::C
               (config.max_requests * ck_.block_size + config.block_size - 1) / config.block_size),
       own_backend_(std::move(own_backend)),
       backend_(config.backend != nullptr ? config.backend : own_backend_.get()),
-      rng_(config.seed) {}
+      rng_(config.seed),
+      dropped_(size_t(target_slots_), 0) {}
 
 Result<std::unique_ptr<DSparkDrafter>> DSparkDrafter::create(const DSparkDrafterConfig& config) {
   if (config.target_model == nullptr) return Error{kWho + "no target model"};
@@ -104,8 +102,24 @@ Status DSparkDrafter::commit_features(std::span<const int64_t> slots,
   pending_slots_.insert(pending_slots_.end(), slots.begin(), slots.end());
   pending_positions_.insert(pending_positions_.end(), positions.begin(), positions.end());
   pending_features_.insert(pending_features_.end(), features.begin(), features.end());
-  if (pending_features_.size() > kMaxPendingFloats) project_pending();
+  if (pending_features_.size() > config_.max_pending_floats) drop_pending();
   return Status::Ok();
+}
+
+void DSparkDrafter::drop_pending() {
+  for (const int64_t slot : pending_slots_) dropped_[size_t(slot)] = 1;
+  pending_slots_.clear();
+  pending_positions_.clear();
+  pending_features_.clear();
+}
+
+bool DSparkDrafter::context_dropped(const DraftInput& in) const {
+  const int64_t bs = config_.block_size;
+  const int64_t start = int64_t(in.tokens.size()) - 1;  // context: positions [0, start)
+  for (int64_t p = 0; p < start; ++p) {
+    if (dropped_[size_t(in.block_table[size_t(p / bs)] * bs + p % bs)]) return true;
+  }
+  return false;
 }
 
 void DSparkDrafter::project_context() {
@@ -119,6 +133,7 @@ void DSparkDrafter::project_pending() {
   for (int64_t begin = 0; begin < n; begin += kCommitChunk) {
     const int64_t m = std::min(kCommitChunk, n - begin);
     ctx_slots_.assign(pending_slots_.begin() + begin, pending_slots_.begin() + begin + m);
+    for (const int64_t slot : ctx_slots_) dropped_[size_t(slot)] = 0;
     dspark_detail::write_context(ck_, pending_features_.data() + begin * row,
                                  pending_positions_.data() + begin, ctx_slots_.data(), m, kv_,
                                  scratch_, *backend_);
@@ -134,6 +149,8 @@ void DSparkDrafter::copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
   project_pending();  // the source rows must hold their features before they are copied
   kv_.copy_slots(from_slot, to_slot, n);
+  std::vector<uint8_t> flags(dropped_.begin() + from_slot, dropped_.begin() + from_slot + n);
+  std::copy(flags.begin(), flags.end(), dropped_.begin() + to_slot);
 }
 
 Status DSparkDrafter::check_input(const DraftInput& in, size_t index) const {
@@ -172,6 +189,7 @@ Status DSparkDrafter::check_input(const DraftInput& in, size_t index) const {
 Status DSparkDrafter::propose(std::span<const DraftInput> inputs, std::vector<DraftTree>& out) {
   out.assign(inputs.size(), DraftTree{});
   std::vector<Active> active;
+  std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const DraftInput& in = inputs[i];
     const int32_t n_nodes = std::min({ck_.block_size, in.max_depth, in.max_nodes});
@@ -182,8 +200,9 @@ Status DSparkDrafter::propose(std::span<const DraftInput> inputs, std::vector<Dr
                             in.tokens.back(),
                             in.params != nullptr ? in.params->temperature : 0.0f});
   }
-  std::lock_guard<std::mutex> lock(mutex_);
   if (!active.empty()) project_pending();
+  // A context with a dropped slot is stale: that request decodes plainly.
+  std::erase_if(active, [&](const Active& a) { return context_dropped(inputs[a.input]); });
   last_logits_.assign(keep_logits_ ? inputs.size() : 0, {});
   const size_t group = static_cast<size_t>(config_.max_requests);
   for (size_t begin = 0; begin < active.size(); begin += group) {

@@ -28,8 +28,9 @@ class DSparkDrafter final : public Drafter {
   void release(RequestId id) override { (void)id; }
   std::vector<int32_t> feature_layers() const override { return ck_.target_layer_ids; }
   // Checks and keeps the features; their projection into the context K/V waits for the next
-  // propose (or copy, or a full buffer), so a server whose load keeps it from drafting does not
-  // project every committed token of every step.
+  // propose (or copy), so a server whose load keeps it from drafting does not project every
+  // committed token of every step. Past config.max_pending_floats the kept features are
+  // dropped instead, and a request whose context holds a dropped slot drafts nothing.
   Status commit_features(std::span<const int64_t> slots, std::span<const int32_t> positions,
                          std::span<const float> features) override;
   // Ranges outside the target's slots are ignored.
@@ -75,8 +76,16 @@ class DSparkDrafter final : public Drafter {
   std::vector<int64_t> pending_slots_;      // [n_pending]
   std::vector<int32_t> pending_positions_;  // [n_pending]
   std::vector<float> pending_features_;     // [n_pending, n_features * d_model]
+  // 1 where the features last committed at a target slot were dropped unprojected, so its
+  // context K/V is stale; cleared when new features there are projected.
+  std::vector<uint8_t> dropped_;  // [target_slots_]
   // Projects the pending features (mutex_ held).
   void project_pending();
+  // Drops the pending features unprojected, marking their slots (mutex_ held).
+  void drop_pending();
+  // Whether the input's context (positions before its anchor) holds a dropped slot (mutex_
+  // held; after check_input).
+  bool context_dropped(const DraftInput& in) const;
   bool keep_logits_ = false;
   std::vector<std::vector<float>> last_logits_;  // [n_inputs][n_nodes * V']
 };

@@ -467,6 +467,54 @@ TEST(DSparkDrafter, DeferredProjectionEqualsProjectingEachCommit) {
   expect_same_tree(propose(**eager, {next})[0], propose(h->drafter(), {next})[0], "the next round");
 }
 
+TEST(DSparkDrafter, FeaturesPastTheCapAreDroppedAndTheirContextDraftsNothing) {
+  // `capped` keeps at most 6 tokens' features unprojected. Request 1 commits 9: all are dropped,
+  // unprojected, and request 1 (and a block copied from its context) drafts nothing. Request 2
+  // commits 5 and drafts exactly as the harness's drafter (no cap) does; so does request 3,
+  // whose new features re-fill request 1's old slots.
+  auto h = harness();
+  ASSERT_NE(h, nullptr);
+  const int V = h->target().config().vocab_size;
+  std::vector<float> probe;
+  const std::vector<int32_t> t1 = some_tokens(10, V, 5), t2 = some_tokens(6, V, 9),
+                             t3 = some_tokens(6, V, 13);
+  const std::vector<int32_t> table1 = {1, 2, 3}, table2 = {4, 5};
+  ASSERT_TRUE(h->prefill(t1, 0, 1, {7}, &probe).ok());
+  const size_t row = probe.size();  // feature values per token
+  auto capped = h->make_drafter(test::tiny_model(test::kTinyDSpark), 8, 1, false, 6 * row);
+  ASSERT_TRUE(capped.ok()) << capped.error().message;
+  auto commit = [&](const std::vector<int32_t>& tokens, int32_t n,
+                    const std::vector<int32_t>& table) {
+    std::vector<float> features;
+    ASSERT_TRUE(h->prefill(tokens, 0, n, table, &features).ok());
+    std::vector<int64_t> slots;
+    std::vector<int32_t> positions;
+    for (int32_t p = 0; p < n; ++p) {
+      slots.push_back(int64_t{table[size_t(p / 4)]} * 4 + p % 4);
+      positions.push_back(p);
+    }
+    ASSERT_TRUE((*capped)->commit_features(slots, positions, features).ok());
+  };
+  commit(t1, 9, table1);
+  EXPECT_EQ(propose(**capped, {DSparkHarness::input(1, t1, table1, 4, 4)})[0].size(), 0)
+      << "a request whose context was dropped must not draft";
+  (*capped)->copy_slots(1 * 4, 30 * 4, 4);
+  const std::vector<int32_t> short1(t1.begin(), t1.begin() + 4);
+  EXPECT_EQ(propose(**capped, {DSparkHarness::input(4, short1, {30}, 4, 4)})[0].size(), 0)
+      << "a copied block keeps its dropped mark";
+
+  commit(t2, 5, table2);
+  const DraftInput in2 = DSparkHarness::input(2, t2, table2, 4, 4);
+  const DraftTree got2 = propose(**capped, {in2})[0];
+  ASSERT_EQ(got2.size(), 4);
+  expect_same_tree(propose(h->drafter(), {in2})[0], got2, "a request committed after the drop");
+  commit(t3, 5, table1);
+  const DraftInput in3 = DSparkHarness::input(3, t3, table1, 4, 4);
+  const DraftTree got3 = propose(**capped, {in3})[0];
+  ASSERT_EQ(got3.size(), 4);
+  expect_same_tree(propose(h->drafter(), {in3})[0], got3, "dropped slots filled again");
+}
+
 TEST(DSparkDrafter, SharedPrefixBlocksShareContext) {
   auto h = harness();
   ASSERT_NE(h, nullptr);

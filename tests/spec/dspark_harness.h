@@ -93,8 +93,9 @@ class DSparkHarness {
     return h;
   }
 
-  Result<std::unique_ptr<DSparkDrafter>> make_drafter(const std::string& path, int32_t max_requests,
-                                                      uint64_t seed, bool quantize_layers = false) {
+  Result<std::unique_ptr<DSparkDrafter>> make_drafter(
+      const std::string& path, int32_t max_requests, uint64_t seed, bool quantize_layers = false,
+      size_t max_pending_floats = DSparkDrafterConfig{}.max_pending_floats) {
     DSparkDrafterConfig c;
     c.path = path;
     c.target_model = target_.get();
@@ -104,6 +105,7 @@ class DSparkHarness {
     c.backend = backend_.get();
     c.seed = seed;
     c.quantize_layers = quantize_layers;
+    c.max_pending_floats = max_pending_floats;
     return DSparkDrafter::create(c);
   }
 
