@@ -146,6 +146,9 @@ class Drafter {
   virtual void copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) {
     (void)from_slot, (void)to_slot, (void)n;
   }
+  // A step in which requests could have drafted and the engine chose not to (the load, the
+  // payoff guard): drafting is off for now.
+  virtual void rest() {}
 };
 
 struct NgramConfig {
@@ -199,11 +202,13 @@ struct DSparkDrafterConfig {
   // 2.5x faster context commits and block passes on the CPU, drafts within quantization noise.
   // Off: the checkpoint's float weights exactly (what the reference tests compare).
   bool quantize_layers = false;
-  // Committed feature values kept unprojected while nothing drafts (default 32 MiB of floats).
-  // Beyond it they are dropped, not projected: the requests whose context they were never
-  // draft again (their context K/V would be stale), and a server whose load keeps it from
-  // drafting pays no projection at all.
+  // Committed feature values kept unprojected until a round needs them (default 32 MiB of
+  // floats). Beyond it they are projected, or, once the engine has rested the drafter for
+  // rest_steps_to_drop steps in a row (load keeps drafting off), dropped: the requests whose
+  // context they were then never draft again (their context K/V would be stale), and a server
+  // whose load keeps drafting off pays no projection at all.
   size_t max_pending_floats = size_t{8} << 20;
+  int32_t rest_steps_to_drop = 16;
 };
 // A Qwen3DSparkModel checkpoint: draft layers attending non-causally over the target's features
 // (projected once per committed token into K/V kept at the target's slots) and one block of

@@ -136,14 +136,16 @@ void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests
   int32_t draft_depth = sc_.fixed_depth ? std::min(sc_.max_depth, *sc_.fixed_depth) : sc_.max_depth;
   if (!sc_.fixed_depth) {
     draft_depth = choose_depth(plan, requests, index, served, load);
-    if (draft_depth == 0) return;  // drafting would cost more than it gains
     // The prediction said it pays; the measurement at this load may know better.
-    if (guarded() && !payoff_.allows(served)) {
+    if (draft_depth > 0 && guarded() && !payoff_.allows(served)) {
       ++refused_steps_;
-      return;
+      draft_depth = 0;
     }
   }
-  if (draft_depth == 0) return;  // a fixed depth of 0: the drafter rests
+  if (draft_depth == 0) {  // drafting would cost more than it gains, or a fixed depth of 0
+    drafter_->rest();
+    return;
+  }
   std::vector<spec::DraftInput> inputs;
   std::vector<size_t> at;                    // [n_inputs] position in plan.requests
   std::vector<std::vector<int32_t>> tables;  // [n_inputs] block tables, for feature drafters

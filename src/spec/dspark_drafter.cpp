@@ -102,8 +102,20 @@ Status DSparkDrafter::commit_features(std::span<const int64_t> slots,
   pending_slots_.insert(pending_slots_.end(), slots.begin(), slots.end());
   pending_positions_.insert(pending_positions_.end(), positions.begin(), positions.end());
   pending_features_.insert(pending_features_.end(), features.begin(), features.end());
-  if (pending_features_.size() > config_.max_pending_floats) drop_pending();
+  if (pending_features_.size() > config_.max_pending_floats) {
+    // A long prompt on a drafting server is projected; a stretch of rests is dropped.
+    if (rest_steps_ >= config_.rest_steps_to_drop) {
+      drop_pending();
+    } else {
+      project_pending();
+    }
+  }
   return Status::Ok();
+}
+
+void DSparkDrafter::rest() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++rest_steps_;
 }
 
 void DSparkDrafter::drop_pending() {
@@ -200,7 +212,10 @@ Status DSparkDrafter::propose(std::span<const DraftInput> inputs, std::vector<Dr
                             in.tokens.back(),
                             in.params != nullptr ? in.params->temperature : 0.0f});
   }
-  if (!active.empty()) project_pending();
+  if (!active.empty()) {
+    rest_steps_ = 0;
+    project_pending();
+  }
   // A context with a dropped slot is stale: that request decodes plainly.
   std::erase_if(active, [&](const Active& a) { return context_dropped(inputs[a.input]); });
   last_logits_.assign(keep_logits_ ? inputs.size() : 0, {});

@@ -29,12 +29,15 @@ class DSparkDrafter final : public Drafter {
   std::vector<int32_t> feature_layers() const override { return ck_.target_layer_ids; }
   // Checks and keeps the features; their projection into the context K/V waits for the next
   // propose (or copy), so a server whose load keeps it from drafting does not project every
-  // committed token of every step. Past config.max_pending_floats the kept features are
-  // dropped instead, and a request whose context holds a dropped slot drafts nothing.
+  // committed token of every step. Past config.max_pending_floats they are projected, or
+  // dropped after config.rest_steps_to_drop rests, and a request whose context holds a dropped
+  // slot drafts nothing.
   Status commit_features(std::span<const int64_t> slots, std::span<const int32_t> positions,
                          std::span<const float> features) override;
   // Ranges outside the target's slots are ignored.
   void copy_slots(int64_t from_slot, int64_t to_slot, int64_t n) override;
+  // Counts toward config.rest_steps_to_drop; a propose that drafts resets the count.
+  void rest() override;
   // Projects the kept features into the context K/V now (in commit order, so a slot committed
   // twice ends with its last features).
   void project_context();
@@ -79,6 +82,7 @@ class DSparkDrafter final : public Drafter {
   // 1 where the features last committed at a target slot were dropped unprojected, so its
   // context K/V is stale; cleared when new features there are projected.
   std::vector<uint8_t> dropped_;  // [target_slots_]
+  int64_t rest_steps_ = 0;        // rest() calls since the last propose that drafted
   // Projects the pending features (mutex_ held).
   void project_pending();
   // Drops the pending features unprojected, marking their slots (mutex_ held).

@@ -467,11 +467,12 @@ TEST(DSparkDrafter, DeferredProjectionEqualsProjectingEachCommit) {
   expect_same_tree(propose(**eager, {next})[0], propose(h->drafter(), {next})[0], "the next round");
 }
 
-TEST(DSparkDrafter, FeaturesPastTheCapAreDroppedAndTheirContextDraftsNothing) {
-  // `capped` keeps at most 6 tokens' features unprojected. Request 1 commits 9: all are dropped,
-  // unprojected, and request 1 (and a block copied from its context) drafts nothing. Request 2
-  // commits 5 and drafts exactly as the harness's drafter (no cap) does; so does request 3,
-  // whose new features re-fill request 1's old slots.
+TEST(DSparkDrafter, FeaturesPastTheCapAreDroppedAfterRestsAndTheirContextDraftsNothing) {
+  // `capped` keeps at most 6 tokens' features unprojected. Request 0 commits 9 on a drafting
+  // server: they are projected and it drafts. After 16 rests, request 1 commits 9: all are
+  // dropped, unprojected, and request 1 (and a block copied from its context) drafts nothing.
+  // Request 2 commits 5 and drafts exactly as the harness's drafter (no cap) does; so does
+  // request 3, whose new features re-fill request 1's old slots.
   auto h = harness();
   ASSERT_NE(h, nullptr);
   const int V = h->target().config().vocab_size;
@@ -495,6 +496,15 @@ TEST(DSparkDrafter, FeaturesPastTheCapAreDroppedAndTheirContextDraftsNothing) {
     }
     ASSERT_TRUE((*capped)->commit_features(slots, positions, features).ok());
   };
+  const std::vector<int32_t> table0 = {8, 9, 10};
+  commit(t1, 9, table0);
+  for (int i = 0; i < 15; ++i) (*capped)->rest();  // one short of dropping
+  const DraftInput in0 = DSparkHarness::input(0, t1, table0, 4, 4);
+  const DraftTree got0 = propose(**capped, {in0})[0];
+  ASSERT_EQ(got0.size(), 4) << "projected, not dropped, before 16 rests";
+  expect_same_tree(propose(h->drafter(), {in0})[0], got0, "a context projected at the cap");
+
+  for (int i = 0; i < 16; ++i) (*capped)->rest();
   commit(t1, 9, table1);
   EXPECT_EQ(propose(**capped, {DSparkHarness::input(1, t1, table1, 4, 4)})[0].size(), 0)
       << "a request whose context was dropped must not draft";
