@@ -13,9 +13,9 @@ namespace {
 
 // Seconds of one forward over n tokens of one sequence written from slot 0 (all blocks are free
 // at start-up), logits on every row (ids below logit_vocab, 0: all) as in a verification step or
-// a draft level; the best of two runs.
+// a draft level; the best of `runs`.
 Result<double> time_forward(const Model& model, KvStorage& storage, Backend& backend, int32_t n,
-                            int32_t logit_vocab = 0) {
+                            int32_t logit_vocab, int runs) {
   ForwardBatch batch;
   batch.logit_vocab = logit_vocab;
   SeqRef seq;
@@ -24,13 +24,31 @@ Result<double> time_forward(const Model& model, KvStorage& storage, Backend& bac
   for (int32_t i = 0; i < n; ++i) batch.add_token(i % 64, i, 0, storage.block_size(), true);
   ForwardOutput out;
   double best = 1e30;
-  for (int rep = 0; rep < 2; ++rep) {
+  for (int rep = 0; rep < runs; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
     DSPARK_RETURN_IF_ERROR(model.forward(batch, storage, out, backend));
     best = std::min(best,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;
+}
+
+// Step latency at each of sizes (ascending), profiled at start-up where every second is the
+// user's: the largest size twice (the first run grows the scratch buffers), every other once,
+// and no size below a smaller one's latency (one sample is noisy, and the controller must never
+// see a larger step as cheaper). Live steps then rescale the table to the machine's speed.
+Result<std::vector<double>> profile_sizes(const Model& model, KvStorage& storage, Backend& backend,
+                                          const std::vector<int32_t>& sizes,
+                                          int32_t logit_vocab = 0) {
+  std::vector<double> seconds(sizes.size());  // [n_sizes]
+  for (size_t i = sizes.size(); i-- > 0;) {
+    auto t =
+        time_forward(model, storage, backend, sizes[i], logit_vocab, i + 1 == sizes.size() ? 2 : 1);
+    if (!t.ok()) return t.error();
+    seconds[i] = *t;
+  }
+  for (size_t i = 1; i < seconds.size(); ++i) seconds[i] = std::max(seconds[i], seconds[i - 1]);
+  return seconds;
 }
 
 }  // namespace
@@ -102,16 +120,16 @@ Status Speculation::init(const EngineConfig& config, KvStorage& target_kv, Backe
   // controller verifies as deep as the budget allows).
   std::vector<int32_t> sizes;
   const int64_t cap = std::min<int64_t>({config.max_num_batched_tokens, 64, target_kv.n_slots()});
-  for (int32_t n : {1, 2, 4, 8, 12, 16, 24, 32, 48, 64}) {
+  // Powers of two: a verify step's cost grows about linearly past a few tokens, so the
+  // interpolation between them loses little, and start-up forwards 127 tokens plus a warm-up.
+  for (int32_t n : {1, 2, 4, 8, 16, 32, 64}) {
     if (n <= cap) sizes.push_back(n);
   }
   std::vector<double> seconds(sizes.size(), 1.0);
   if (sc.profile) {
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      auto t = time_forward(*config.model, target_kv, backend, sizes[i]);
-      if (!t.ok()) return Error{"engine: SPS profile: " + t.error().message};
-      seconds[i] = *t;
-    }
+    auto t = profile_sizes(*config.model, target_kv, backend, sizes);
+    if (!t.ok()) return Error{"engine: SPS profile: " + t.error().message};
+    seconds = std::move(t).value();
   }
   sps_ = std::make_unique<spec::SpsTable>(sizes, seconds);
   if (sc.method == SpecMethod::kDraftModel && sc.profile) {
@@ -129,13 +147,9 @@ Status Speculation::profile_draft_model(const std::vector<int32_t>& sizes, int32
   KvStorage scratch(draft.config(), block_size, (sizes.back() + block_size - 1) / block_size);
   const auto head = static_cast<int32_t>(
       std::min<int64_t>(spec::DraftModelConfig{}.vocab_limit, draft.config().vocab_size));
-  std::vector<double> seconds;
-  for (int32_t n : sizes) {
-    auto t = time_forward(draft, scratch, backend, n, head);
-    if (!t.ok()) return Error{"engine: draft model profile: " + t.error().message};
-    seconds.push_back(*t);
-  }
-  draft_level_ = std::make_unique<spec::SpsTable>(sizes, seconds);
+  auto seconds = profile_sizes(draft, scratch, backend, sizes, head);
+  if (!seconds.ok()) return Error{"engine: draft model profile: " + seconds.error().message};
+  draft_level_ = std::make_unique<spec::SpsTable>(sizes, std::move(seconds).value());
   for (int32_t b = 0; b < spec::DraftCostTable::kBuckets; ++b) {
     const int32_t n_requests = int32_t{1} << b;
     for (int32_t d = 1; d <= sc_.max_depth; ++d) {
