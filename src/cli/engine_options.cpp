@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 namespace dspark::cli {
@@ -167,6 +168,23 @@ Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens
                  long(setup.context), engine::spec_method_name(c.spec.method));
   }
   return setup;
+}
+
+Result<std::unique_ptr<engine::Engine>> start_engine(const engine::EngineConfig& config,
+                                                     bool quiet) {
+  const bool profiles =
+      config.spec.method != engine::SpecMethod::kNone && config.spec.profile && !quiet;
+  if (profiles) {
+    std::fprintf(stderr, "speculation: %s, profiling step latencies on the model...\n",
+                 engine::spec_method_name(config.spec.method));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto made = engine::Engine::create(config);
+  if (made.ok() && profiles) {
+    std::fprintf(stderr, "speculation: ready in %.2f s\n",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return made;
 }
 
 }  // namespace dspark::cli

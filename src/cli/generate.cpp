@@ -132,7 +132,7 @@ Status generate(const GenerateOptions& o, const Args& args) {
     if (!made.ok()) return made.error();
     plain = std::move(made).value();
   }
-  auto created = engine::Engine::create(config);
+  auto created = start_engine(config, o.quiet);
   if (!created.ok()) return created.error();
   engine::Engine& eng = *created.value();
 

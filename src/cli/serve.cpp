@@ -106,7 +106,7 @@ Result<server::ServedModel> load_served(const Args& args, const ServeOptions& o,
         "the model has no chat template: chat requests use a plain ChatML layout "
         "(--chat-template overrides)");
   }
-  auto created = engine::Engine::create(setup->config);
+  auto created = start_engine(setup->config, false);
   if (!created.ok()) return created.error();
   *engine = std::shared_ptr<engine::Engine>(std::move(created.value()));
   server::ServedModel served;
