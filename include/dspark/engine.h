@@ -44,6 +44,11 @@ struct SpecConfig {
   // Comparison mode: verify every drafted node up to this depth, ignoring load and confidence.
   std::optional<int32_t> fixed_depth;
   bool profile = true;  // time target forwards at start-up for the controller's SPS(B)
+  // With profile: where the start-up profile is kept between runs (a path prefix; ".target" and
+  // ".draft" files beside it), so a warm start times 3 sizes instead of all; "" keeps none. The
+  // caller names it after everything the timings depend on (model files, drafter, CPU, threads,
+  // version): src/engine/profile_cache.h.
+  std::string profile_cache;
 };
 
 // Speculation counters, per request and summed over the engine.

@@ -77,7 +77,9 @@ void add_engine_options(Args& args) {
       .option("spec-tree-budget", "", "N", "draft tokens per request per step", "12")
       .option("spec-top-k", "", "K", "children per draft node (1: chains)", "2")
       .option("spec-fixed-depth", "", "N",
-              "verify every draft up to depth N (no load-aware controller; for comparison)");
+              "verify every draft up to depth N (no load-aware controller; for comparison)")
+      .option("no-profile-cache", "", "",
+              "profile step latencies at every start; keep no profile on disk");
 }
 
 Result<EngineFlags> read_engine_flags(const Args& args) {
@@ -125,6 +127,7 @@ Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens
   if (!target.ok()) return target.error();
   setup.target = std::move(target).value();
   c.model = setup.target.model;
+  c.spec.profile_cache = profile_cache_path(args, c);
   c.tokenizer = setup.target.tokenizer;
   const int64_t trained = setup.target.model->config().context_length;
   setup.context = ctx > 0 && (trained <= 0 || ctx < trained) ? ctx : trained;

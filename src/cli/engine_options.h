@@ -15,7 +15,7 @@ namespace dspark::cli {
 
 // Declares -m/--model, --threads, --ctx, --kv-cache-mem, --max-num-seqs,
 // --max-num-batched-tokens, --no-prefix-caching, --spec-method, --draft-model, --spec-max-depth,
-// --spec-tree-budget, --spec-top-k, --spec-fixed-depth.
+// --spec-tree-budget, --spec-top-k, --spec-fixed-depth, --no-profile-cache.
 void add_engine_options(Args& args);
 
 // The engine options, checked, before any file is opened: what setup_engine starts from.
@@ -37,6 +37,12 @@ struct EngineSetup {
 // target's) and sizes the KV pool: --kv-cache-mem MiB, or by default kv_tokens_hint tokens plus a
 // spare block per request (capped to a quarter of the machine's memory).
 Result<EngineSetup> setup_engine(const Args& args, bool quiet, int64_t kv_tokens_hint);
+
+// Where the engine keeps the start-up profile of these settings (SpecConfig::profile_cache): a
+// file under $XDG_CACHE_HOME/dspark (else ~/.cache/dspark) named by a hash of what the timings
+// depend on (model and draft files, method, CPU model, threads, dspark's version); "" with
+// --no-profile-cache, without speculation or without a cache folder.
+std::string profile_cache_path(const Args& args, const engine::EngineConfig& c);
 
 // Engine::create, with a line before a speculative engine's start-up profile (seconds of
 // forwards on the real model) and one after it with its time, unless quiet.

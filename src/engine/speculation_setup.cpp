@@ -5,6 +5,7 @@
 #include <chrono>
 #include <string>
 
+#include "profile_cache.h"
 #include "speculation.h"
 
 namespace dspark::engine {
@@ -33,22 +34,36 @@ Result<double> time_forward(const Model& model, KvStorage& storage, Backend& bac
   return best;
 }
 
-// Step latency at each of sizes (ascending), profiled at start-up where every second is the
-// user's: the largest size twice (the first run grows the scratch buffers), every other once,
-// and no size below a smaller one's latency (one sample is noisy, and the controller must never
-// see a larger step as cheaper). Live steps then rescale the table to the machine's speed.
+// Step latency at each of sizes (ascending, sizes[0] == 1), profiled at start-up where every
+// second is the user's: the sizes profile_cache.h says this start must time (all of them
+// without a cache file, cache_path empty or not), from the largest down, each once (on a cold
+// start the largest twice: its first run grows the scratch buffers); then the averaged ratios of
+// the cache at this start's one-token latency, no size below a smaller one's (one sample is noisy,
+// and the controller must never see a larger step as cheaper). Live steps then rescale the
+// table to the machine's speed. A cache that cannot be read or written is re-profiled or left
+// as it was: it only saves time.
 Result<std::vector<double>> profile_sizes(const Model& model, KvStorage& storage, Backend& backend,
-                                          const std::vector<int32_t>& sizes,
-                                          int32_t logit_vocab = 0) {
-  std::vector<double> seconds(sizes.size());  // [n_sizes]
+                                          const std::vector<int32_t>& sizes, int32_t logit_vocab,
+                                          const std::string& cache_path) {
+  ProfileRecord record;
+  if (!cache_path.empty()) {
+    auto cached = read_profile(cache_path);
+    if (cached.ok()) record = std::move(cached).value();
+  }
+  const std::vector<bool> timed = sizes_to_time(record, sizes);  // [n_sizes]
+  std::vector<double> seconds(sizes.size(), 0.0);                // [n_sizes]
+  // A warm start times 3 sizes once each: a second run of its largest would double its cost.
+  bool warmed = std::count(timed.begin(), timed.end(), true) < std::ssize(timed);
   for (size_t i = sizes.size(); i-- > 0;) {
-    auto t =
-        time_forward(model, storage, backend, sizes[i], logit_vocab, i + 1 == sizes.size() ? 2 : 1);
+    if (!timed[i]) continue;
+    auto t = time_forward(model, storage, backend, sizes[i], logit_vocab, warmed ? 1 : 2);
     if (!t.ok()) return t.error();
     seconds[i] = *t;
+    warmed = true;
   }
-  for (size_t i = 1; i < seconds.size(); ++i) seconds[i] = std::max(seconds[i], seconds[i - 1]);
-  return seconds;
+  fold_profile(record, sizes, seconds);
+  if (!cache_path.empty()) (void)write_profile(cache_path, record);
+  return profile_latencies(record, seconds[0]);
 }
 
 }  // namespace
@@ -127,7 +142,8 @@ Status Speculation::init(const EngineConfig& config, KvStorage& target_kv, Backe
   }
   std::vector<double> seconds(sizes.size(), 1.0);
   if (sc.profile) {
-    auto t = profile_sizes(*config.model, target_kv, backend, sizes);
+    auto t = profile_sizes(*config.model, target_kv, backend, sizes, 0,
+                           sc.profile_cache.empty() ? "" : sc.profile_cache + ".target");
     if (!t.ok()) return Error{"engine: SPS profile: " + t.error().message};
     seconds = std::move(t).value();
   }
@@ -147,7 +163,8 @@ Status Speculation::profile_draft_model(const std::vector<int32_t>& sizes, int32
   KvStorage scratch(draft.config(), block_size, (sizes.back() + block_size - 1) / block_size);
   const auto head = static_cast<int32_t>(
       std::min<int64_t>(spec::DraftModelConfig{}.vocab_limit, draft.config().vocab_size));
-  auto seconds = profile_sizes(draft, scratch, backend, sizes, head);
+  auto seconds = profile_sizes(draft, scratch, backend, sizes, head,
+                               sc_.profile_cache.empty() ? "" : sc_.profile_cache + ".draft");
   if (!seconds.ok()) return Error{"engine: draft model profile: " + seconds.error().message};
   draft_level_ = std::make_unique<spec::SpsTable>(sizes, std::move(seconds).value());
   for (int32_t b = 0; b < spec::DraftCostTable::kBuckets; ++b) {
