@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "dspark/grammar.h"
 #include "dspark/model.h"
 #include "dspark/sample.h"
 #include "dspark/sched.h"
@@ -106,6 +107,14 @@ struct Request {
   SamplingParams params;        // max_tokens, stop strings/ids, seed, ...
   // false: never drafted for (decoded as plain decoding would; other requests still speculate).
   bool speculate = true;
+  // Constrained decoding (structured outputs): the output must match this grammar, compiled for
+  // the model's vocabulary (its size must equal the model's vocab_size). Its mask applies to
+  // the target's logits before sampling, before speculative acceptance and before logprobs, so
+  // the output follows the target's distribution restricted to what the grammar allows (greedy:
+  // the best allowed token); drafts the grammar forbids are cut before verification. EOS is
+  // allowed only where the grammar may end, and the request stops (kStop) once it has ended.
+  // null: unconstrained. n > 1 choices get one matcher each.
+  std::shared_ptr<const CompiledGrammar> grammar;
 };
 
 using FinishReason = dspark::FinishReason;
@@ -133,7 +142,8 @@ struct Event {
   std::vector<int32_t> tokens;  // [n_new] sampled token ids, in order
   std::string text;             // text to show (stop strings and stop tokens' text excluded)
   // [n_new] when the request asked for logprobs: each token's logprob under the model's raw
-  // distribution and the top_logprobs alternatives.
+  // distribution (with a grammar: restricted to the tokens it allows there) and the
+  // top_logprobs alternatives.
   std::vector<TokenLogprobs> logprobs;
   std::optional<FinalRecord> final;
 };

@@ -11,6 +11,7 @@
 
 #include "dspark/chat_template.h"
 #include "dspark/engine.h"
+#include "dspark/grammar.h"
 #include "dspark/http.h"
 #include "dspark/loader.h"
 #include "dspark/status.h"
@@ -75,6 +76,10 @@ struct ServedModel {
   std::shared_ptr<const Tokenizer> tokenizer;
   ChatFormat chat;
   int64_t context = 0;  // tokens one request may hold, prompt and output together
+  // Compiles structured-output grammars for the model's vocabulary (cached); null: structured
+  // outputs are unavailable and such requests get a 400 saying grammar_error.
+  std::shared_ptr<GrammarCompiler> grammar;
+  std::string grammar_error;
 };
 
 class OpenAiServer {

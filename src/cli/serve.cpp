@@ -115,6 +115,16 @@ Result<server::ServedModel> load_served(const Args& args, const ServeOptions& o,
   served.chat = std::move(format.value());
   // The context and what the KV pool holds for one request: the limits submit() checks.
   served.context = (*engine)->max_request_tokens();
+  // Structured outputs: the vocabulary as the grammar engine sees it (EOS = the engine's stop
+  // ids, the model's logits width).
+  auto vocab = GrammarVocab::from_tokenizer(*setup->target.tokenizer, {},
+                                            setup->config.model->config().vocab_size);
+  if (vocab.ok()) {
+    served.grammar = std::make_shared<GrammarCompiler>(std::move(vocab).value());
+  } else {
+    served.grammar_error = vocab.error().message;
+    spdlog::warn("structured outputs are unavailable: {}", served.grammar_error);
+  }
   return served;
 }
 

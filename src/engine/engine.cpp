@@ -39,6 +39,11 @@ Status check_request(const EngineConfig& config, const Request& request) {
   }
   Status valid = validate(request.params, mc.vocab_size);
   if (!valid.ok()) return Error{"request: " + valid.message()};
+  if (request.grammar && request.grammar->vocab()->size() != mc.vocab_size) {
+    return Error{"request: the grammar was compiled for a vocabulary of " +
+                 str(request.grammar->vocab()->size()) + " tokens, the model has " +
+                 str(mc.vocab_size)};
+  }
   const int64_t total = n_prompt + request.params.max_tokens;
   const int64_t context = context_limit(config);
   if (context > 0 && total > context) {
@@ -262,8 +267,18 @@ void Engine::Impl::admit(Pending p) {
   const int32_t max_tokens = p.request.params.max_tokens;
   std::vector<int32_t> prompt = p.request.prompt;
   n_prompt_tokens += static_cast<int64_t>(prompt.size());
+  std::shared_ptr<const CompiledGrammar> grammar = p.request.grammar;
   auto [it, inserted] = requests.try_emplace(p.id, p.id, p.stream, std::move(p.request),
                                              *config.tokenizer, eos_ids, p.submitted);
+  if (grammar) {
+    // One matcher per request (each choice of submit_n has its own).
+    auto constraint = Constraint::create(*grammar, config.model->config().vocab_size);
+    if (!constraint.ok()) {
+      finish(it->second, FinishReason::kError, constraint.error().message, Event{});
+      return;
+    }
+    it->second.constraint = std::move(constraint).value();
+  }
   Status st = scheduler->add_request(p.id, std::move(prompt), max_tokens, p.group);
   if (!st.ok()) finish(it->second, FinishReason::kError, "scheduler: " + st.message(), Event{});
 }

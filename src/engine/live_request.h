@@ -6,9 +6,11 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "constraint.h"
 #include "dspark/engine.h"
 
 namespace dspark::engine {
@@ -26,10 +28,15 @@ struct LiveRequest {
   FinishChecker checker;
   StreamingDetokenizer detok;
   std::optional<FinishReason> finish;  // decided by the stop checks, applied after update()
+  std::string finish_message;          // why, when finish is kError
   Event tail;                          // the finishing token's event, sent with the final record
   Clock::time_point submitted, first_scheduled, first_token, last_token;
   bool scheduled = false;
   bool speculate = true;  // Request::speculate
+  // Request::grammar's matcher at the committed output (null: unconstrained), and a [vocab]
+  // buffer for the masked logits of its plain sampling and logprobs.
+  std::unique_ptr<Constraint> constraint;
+  std::vector<float> masked;
 
   LiveRequest(RequestId id_, std::shared_ptr<Stream> s, Request r, const Tokenizer& tok,
               std::vector<int32_t> eos, Clock::time_point t)

@@ -121,7 +121,7 @@ std::vector<size_t> Speculation::drafting(const sched::StepPlan& plan,
   return index;
 }
 
-void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests,
+void Speculation::plan(const sched::StepPlan& plan, LiveRequests& requests,
                        const sched::SchedulerStats& load, kv::BlockManager& kv,
                        std::vector<SpecWork>& work) {
   work.assign(plan.requests.size(), SpecWork{});
@@ -175,6 +175,14 @@ void Speculation::plan(const sched::StepPlan& plan, const LiveRequests& requests
   const auto t_draft = Clock::now();
   if (!drafter_->propose(inputs, trees).ok() || trees.size() != inputs.size()) {
     return;  // a drafter failure costs speed, never correctness: decode plainly this step
+  }
+  // Drafts a request's grammar forbids never reach the forward (constraint.h says why this
+  // keeps acceptance exact).
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    LiveRequest& r = requests.at(inputs[k].id);
+    if (r.constraint) {
+      cut_forbidden_drafts(*r.constraint, is_greedy(r.sampler.params()), trees[k]);
+    }
   }
   const double draft_seconds = std::chrono::duration<double>(Clock::now() - t_draft).count();
   draft_cost_->observe(static_cast<int32_t>(inputs.size()), draft_depth, draft_seconds);
@@ -273,22 +281,30 @@ Status Speculation::commit_features(const ForwardBatch& batch, const ForwardOutp
   return drafter_->commit_features(slots, positions, features);
 }
 
-const float* Speculation::processed_logits(const LiveRequest& r, const SpecWork& w,
+const float* Speculation::processed_logits(LiveRequest& r, const SpecWork& w,
                                            const ForwardOutput& out, int32_t node,
                                            std::vector<float>& buffer) const {
   const int64_t vocab = vocab_;
   const float* logits = out.logits.data() + int64_t{w.anchor_row + 1 + node} * vocab;  // [vocab]
   const int64_t depth = node < 0 ? 0 : w.tree.depth(node);
   const SamplingParams& params = r.sampler.params();
-  if (!logits_processors_active(params, static_cast<int64_t>(r.output().size()) + depth)) {
-    return logits;
+  const bool processed =
+      logits_processors_active(params, static_cast<int64_t>(r.output().size()) + depth);
+  if (!processed && !r.constraint) return logits;
+  // The drafted path from the anchor to the node: what the target would have seen after the
+  // output so far.
+  std::vector<int32_t> path;
+  for (int32_t n = node; n >= 0; n = w.tree.parent[n]) path.push_back(w.tree.tokens[n]);
+  std::reverse(path.begin(), path.end());
+  // The grammar's mask first (the matcher walked along the path), then the processors.
+  if (r.constraint) {
+    logits = r.constraint->masked(logits, path, buffer);
+  } else {
+    buffer.assign(logits, logits + vocab);
   }
-  // The history the target would have seen: the output so far plus the path to the node.
+  if (!processed) return buffer.data();
   std::vector<int32_t> history(r.output().begin(), r.output().end());
-  const size_t n_output = history.size();
-  for (int32_t n = node; n >= 0; n = w.tree.parent[n]) history.push_back(w.tree.tokens[n]);
-  std::reverse(history.begin() + std::ptrdiff_t(n_output), history.end());
-  buffer.assign(logits, logits + vocab);
+  history.insert(history.end(), path.begin(), path.end());
   apply_logits_processors(params, TokenHistory{r.prompt(), history, eos_ids_}, buffer.data(),
                           vocab);
   return buffer.data();
@@ -307,7 +323,7 @@ spec::TargetDist Speculation::target_dist(LiveRequest& r, const SpecWork& w,
   };
 }
 
-spec::TargetToken Speculation::target_token(const LiveRequest& r, const SpecWork& w,
+spec::TargetToken Speculation::target_token(LiveRequest& r, const SpecWork& w,
                                             const ForwardOutput& out) const {
   return [this, &r, &w, &out](int32_t node) -> int32_t {
     std::vector<float> buffer;

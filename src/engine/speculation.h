@@ -47,9 +47,10 @@ class Speculation {
   // Drafts for the plan's decoding requests (as deep as spec::choose_draft_depth says), admits
   // nodes with the controller and reserves their scratch KV in kv; work is resized and indexed
   // like plan.requests. requests: the live requests by id (every scheduled one among them);
-  // load: the scheduler's counts now (the waiting and coming requests a longer step delays).
-  void plan(const sched::StepPlan& plan, const LiveRequests& requests,
-            const sched::SchedulerStats& load, kv::BlockManager& kv, std::vector<SpecWork>& work);
+  // drafts a request's grammar forbids are cut before admission (cut_forbidden_drafts). load: the
+  // scheduler's counts now (the waiting and coming requests a longer step delays).
+  void plan(const sched::StepPlan& plan, LiveRequests& requests, const sched::SchedulerStats& load,
+            kv::BlockManager& kv, std::vector<SpecWork>& work);
   // One target forward of n_tokens took seconds: the SPS table follows the machine's speed.
   void observe_forward(int32_t n_tokens, double seconds);
   // The step is committed: a drafted step's realised rate against plain decoding's goes to the
@@ -113,15 +114,14 @@ class Speculation {
                     const std::vector<spec::DraftInput>& inputs, const std::vector<size_t>& at,
                     std::vector<spec::DraftTree>& trees, kv::BlockManager& kv,
                     std::vector<SpecWork>& work);
-  // The logits of the node's row (-1: the anchor) after the processors of steps 1-4, with the
-  // output extended by the path to the node: [vocab]. The row itself where no processor would
-  // change it, else buffer [vocab] processed.
-  const float* processed_logits(const LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
+  // The logits of the node's row (-1: the anchor) after the request's grammar mask and the
+  // processors of steps 1-4, with the output extended by the path to the node: [vocab]. The
+  // row itself where neither would change it, else buffer [vocab] processed.
+  const float* processed_logits(LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
                                 int32_t node, std::vector<float>& buffer) const;
   spec::TargetDist target_dist(LiveRequest& r, const SpecWork& w, const ForwardOutput& out,
                                std::vector<std::vector<float>>& cache) const;
-  spec::TargetToken target_token(const LiveRequest& r, const SpecWork& w,
-                                 const ForwardOutput& out) const;
+  spec::TargetToken target_token(LiveRequest& r, const SpecWork& w, const ForwardOutput& out) const;
 
   // What the engine's configuration fixes.
   SpecConfig sc_;

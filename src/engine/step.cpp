@@ -23,11 +23,23 @@ size_t Engine::Impl::emit(LiveRequest& r, const Produced& produced, const Forwar
     e.tokens.push_back(token);
     if (params.logprobs) {
       const float* logits = out.logits.data() + int64_t{produced.rows[i]} * vocab;  // [vocab]
+      // Under a grammar: the distribution the token was drawn from, the allowed tokens only.
+      if (r.constraint) logits = r.constraint->masked(logits, {}, r.masked);
       e.logprobs.push_back(compute_logprobs(logits, vocab, token, params.top_logprobs));
     }
     FinishChecker::Step check = r.checker.on_token(token, r.detok.push(token));
     e.text += check.text;
     if (check.finish) r.finish = *check.finish;
+    if (r.constraint && !r.finish) {
+      if (!r.constraint->accept(token)) {
+        // Only where the sampling parameters left no allowed token (min_tokens holding back
+        // the EOS that was all the grammar allowed): the output so far is what can be said.
+        r.finish = FinishReason::kError;
+        r.finish_message = "the grammar allows no token the sampling parameters allow";
+      } else if (r.constraint->terminated()) {
+        r.finish = FinishReason::kStop;  // the grammar has ended: nothing may follow
+      }
+    }
   }
   n_generated_tokens += static_cast<int64_t>(kept);
   if (r.finish) {
@@ -94,7 +106,7 @@ void Engine::Impl::step() {
     if (it == requests.end()) continue;
     LiveRequest& r = it->second;
     const FinishReason reason = r.finish ? *r.finish : f.reason;
-    finish(r, reason, f.message, std::move(r.tail));
+    finish(r, reason, r.finish_message.empty() ? f.message : r.finish_message, std::move(r.tail));
   }
 }
 
@@ -133,6 +145,7 @@ std::vector<Produced> Engine::Impl::sample_and_accept(const sched::StepPlan& pla
     }
     const int32_t row = sb.sample_row[size_t(i)];
     const float* logits = out.logits.data() + int64_t{row} * vocab;  // [vocab]
+    if (r->constraint) logits = r->constraint->masked(logits, {}, r->masked);
     p.tokens.push_back(
         r->sampler.sample(logits, vocab, TokenHistory{r->prompt(), r->output(), eos_ids}));
     p.rows.push_back(row);
@@ -165,7 +178,9 @@ Result<std::vector<sched::SampledToken>> Engine::Impl::commit(const sched::StepP
         }
       }
     }
-    sched::SampledToken token{sr.id, p.tokens[kept - 1], r.finish == FinishReason::kStop, {}};
+    // A stop, or a grammar error, ends the request now; a length finish the scheduler knows.
+    const bool stop = r.finish == FinishReason::kStop || r.finish == FinishReason::kError;
+    sched::SampledToken token{sr.id, p.tokens[kept - 1], stop, {}};
     token.accepted.assign(p.tokens.begin(), p.tokens.begin() + (kept - 1));
     sampled.push_back(std::move(token));
   }

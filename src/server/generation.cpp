@@ -24,8 +24,9 @@ struct Prepared {
   std::vector<std::string> echo;              // [n_prompts] prompt text when echo is asked
   std::vector<int32_t> max_tokens;            // [n_prompts]
   ResponseMeta meta;
-  int64_t prompt_tokens = 0;  // usage: each prompt counted once, whatever n is
-  bool parse_tools = false;   // each choice's output is parsed for tool calls
+  int64_t prompt_tokens = 0;                       // usage: each prompt counted once, whatever n is
+  bool parse_tools = false;                        // each choice's output is parsed for tool calls
+  std::shared_ptr<const CompiledGrammar> grammar;  // structured outputs: what the output matches
   size_t max_tool_calls = std::numeric_limits<size_t>::max();  // 1 without parallel_tool_calls
 };
 
@@ -42,6 +43,26 @@ ApiError context_error(int64_t context, int64_t n_prompt, int64_t max_tokens, bo
                          " prompt tokens + " + std::to_string(max_tokens) +
                          " max_tokens = " + std::to_string(n_prompt + max_tokens) + " tokens",
                      "max_tokens", "context_length_exceeded");
+}
+
+// The request's grammar compiled for the model (cached by the compiler): a 400 naming the field
+// when the schema, regex or grammar is invalid or uses what the grammar engine cannot enforce.
+std::optional<ApiError> compile_grammar(const ServedModel& model, const ParsedRequest& r,
+                                        std::shared_ptr<const CompiledGrammar>* out) {
+  if (!model.grammar) {
+    return bad_request(
+        "structured outputs are not available for this model: " + model.grammar_error,
+        r.grammar_param);
+  }
+  auto compiled = model.grammar->compile(*r.grammar);
+  if (!compiled.ok()) {
+    const std::string& why = compiled.error().message;
+    const bool unsupported = why.find("unsupported") != std::string::npos;
+    return bad_request("'" + r.grammar_param + "' cannot be used: " + why, r.grammar_param,
+                       unsupported ? "unsupported_feature" : "invalid_grammar");
+  }
+  *out = std::move(compiled).value();
+  return std::nullopt;
 }
 
 std::optional<ApiError> prepare(const State& state, const ServedModel& model,
@@ -66,6 +87,9 @@ std::optional<ApiError> prepare(const State& state, const ServedModel& model,
       out->prompts.push_back(p.is_tokens ? p.tokens : tok.encode(p.text, true, true));
       if (r.echo) out->echo.push_back(p.is_tokens ? tok.decode(p.tokens, false) : p.text);
     }
+  }
+  if (r.grammar) {
+    if (auto e = compile_grammar(model, r, &out->grammar)) return e;
   }
   for (const std::vector<int32_t>& prompt : out->prompts) {
     const int64_t n_prompt = int64_t(prompt.size());
@@ -124,6 +148,7 @@ std::optional<ApiError> submit_all(State& state, const ServedModel& model, const
     er.prompt = p.prompts[prompt];
     er.params = p.req.sampling;
     er.speculate = p.req.speculate;
+    er.grammar = p.grammar;
     er.params.max_tokens = p.max_tokens[prompt];
     // The engine gives member i the seed + i.
     er.params.seed = p.req.seed ? *p.req.seed + first_choice : rng();

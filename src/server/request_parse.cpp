@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "request_tools.h"
+#include "structured_outputs.h"
 
 namespace dspark::server {
 
@@ -397,7 +398,7 @@ std::optional<ApiError> parse_body(const json& body, std::string_view text, Endp
   r.endpoint = endpoint;
   Fields f(body);
   DSPARK_API_CHECK(parse_common(f, limits, &r));
-  DSPARK_API_CHECK(check_structured_outputs(body));
+  DSPARK_API_CHECK(parse_structured_outputs(body, &r));
   if (endpoint == Endpoint::kChat) {
     DSPARK_API_CHECK(parse_messages(f, limits, &r));
     DSPARK_API_CHECK(parse_tools(body, text, limits, &r));

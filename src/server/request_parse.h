@@ -13,6 +13,7 @@
 
 #include "api_error.h"
 #include "dspark/chat_template.h"
+#include "dspark/grammar.h"
 #include "dspark/sample.h"
 #include "ordered_json.h"
 
@@ -77,6 +78,10 @@ struct ParsedRequest {
   // token ids as the engine received them (chat: top-level "prompt_token_ids"; completions: per
   // choice).
   bool return_token_ids = false;
+  // Structured outputs (structured_outputs.h): the grammar the output must match and the field
+  // it came from (what a compile error names); nullopt: unconstrained.
+  std::optional<GrammarSpec> grammar;
+  std::string grammar_param;
 
   // Chat tool calling.
   std::vector<OrderedJson> tools;  // the request's tool objects, validated, in key order
@@ -93,8 +98,8 @@ struct ParsedRequest {
 bool json_depth_within(std::string_view body, int32_t max_depth);
 
 // Parses the body of the given endpoint; on failure returns the error (400 and the param).
-// response_format other than text and vLLM's guided_* fields are 400s (no constrained decoding
-// yet), never ignored.
+// response_format json_object / json_schema and vLLM's guided_* fields become `grammar`
+// (structured_outputs.h); more than one of them is a 400.
 std::optional<ApiError> parse_request(std::string_view body, Endpoint endpoint,
                                       const RequestLimits& limits, ParsedRequest* out);
 

@@ -1,4 +1,4 @@
-// Validation of OpenAI's tool-calling fields and refusal of structured outputs.
+// Validation of OpenAI's tool-calling fields.
 #include "request_tools.h"
 
 #include <set>
@@ -158,30 +158,6 @@ std::optional<ApiError> parse_tool_call(const json& call, const std::string& whe
   return std::nullopt;
 }
 
-// response_format: type "text" passes; json_object and json_schema are 400s for now.
-std::optional<ApiError> check_response_format(const json& body) {
-  const json* rf = member(body, "response_format");
-  if (!rf) return std::nullopt;
-  if (!rf->is_object()) return wrong_type("response_format", "an object", *rf);
-  const json* type = member(*rf, "type");
-  if (!type || !type->is_string()) {
-    return bad_request("'response_format' needs a string 'type'", "response_format");
-  }
-  const std::string t = type->get<std::string>();
-  if (t == "text") return std::nullopt;
-  if (t == "json_object" || t == "json_schema") {
-    return bad_request("'response_format' of type '" + t +
-                           "' is not supported yet: it needs constrained decoding, which this "
-                           "server does not have (only type 'text' is accepted)",
-                       "response_format");
-  }
-  return bad_request(
-      "'response_format' type must be 'text', 'json_object' or 'json_schema', "
-      "got '" +
-          t + "'",
-      "response_format", "invalid_value");
-}
-
 }  // namespace
 
 std::optional<ApiError> parse_tools(const json& body, std::string_view body_text,
@@ -240,20 +216,6 @@ std::optional<ApiError> parse_message_tools(const json& message, size_t index,
     }
     if (!id->is_string()) return wrong_type(where + ".tool_call_id", "a string", *id);
     out->tool_call_id = id->get<std::string>();
-  }
-  return std::nullopt;
-}
-
-std::optional<ApiError> check_structured_outputs(const json& body) {
-  if (auto e = check_response_format(body)) return e;
-  for (const char* name :
-       {"guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs"}) {
-    if (member(body, name)) {
-      return bad_request("'" + std::string(name) +
-                             "' is not supported yet: it needs constrained decoding, which this "
-                             "server does not have",
-                         name);
-    }
   }
   return std::nullopt;
 }

@@ -1,7 +1,6 @@
 // The tool-calling fields of a chat request (tools, tool_choice, parallel_tool_calls, messages'
-// tool_calls and tool_call_id) and the structured-output fields the server refuses until it has
-// constrained decoding (response_format json_object / json_schema, vLLM's guided_*). Each error
-// is a 400 naming the field, e.g. tools[2].function.name.
+// tool_calls and tool_call_id). Each error is a 400 naming the field, e.g.
+// tools[2].function.name.
 #pragma once
 
 #include <optional>
@@ -24,9 +23,5 @@ std::optional<ApiError> parse_tools(const nlohmann::json& body, std::string_view
 std::optional<ApiError> parse_message_tools(const nlohmann::json& message, size_t index,
                                             const std::string& role, const RequestLimits& limits,
                                             MessageTools* out);
-
-// A 400 for response_format json_object / json_schema and for guided_json, guided_regex,
-// guided_choice, guided_grammar and structured_outputs; response_format text passes.
-std::optional<ApiError> check_structured_outputs(const nlohmann::json& body);
 
 }  // namespace dspark::server

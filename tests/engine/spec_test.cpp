@@ -1,7 +1,8 @@
 // Speculative decoding through the engine on tiny models: greedy output equals plain greedy
 // token for token (every drafter, chains and trees, 1 to 16 concurrent requests, prefix caching
 // on and off, forced preemption), logprobs equal too, and seeded sampling keeps the target's
-// distribution (chi-square against the exact distribution of the first three tokens).
+// distribution (chi-square against the exact distribution of the first three tokens), with and
+// without a grammar's mask.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -252,10 +253,12 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Exact probability of each (t1, t2, t3) under plain sampling, from the model's own forward and
 // the same logits processors the sampler uses.
+// With a grammar, the logits are masked first (a fresh matcher walked along the output).
 std::map<std::vector<int32_t>, double> exact_triples(const Model& model,
                                                      const std::vector<int32_t>& prompt,
                                                      const SamplingParams& params,
-                                                     const std::vector<int32_t>& eos) {
+                                                     const std::vector<int32_t>& eos,
+                                                     const CompiledGrammar* grammar) {
   const std::unique_ptr<Backend> backend = make_cpu_backend(1);
   const int64_t vocab = model.config().vocab_size;
   auto dist = [&](const std::vector<int32_t>& output) {
@@ -271,6 +274,14 @@ std::map<std::vector<int32_t>, double> exact_triples(const Model& model,
     }
     ForwardOutput out;
     EXPECT_TRUE(model.forward(b, kv, out, *backend).ok());
+    if (grammar) {
+      auto m = grammar->make_matcher();
+      EXPECT_TRUE(m.ok());
+      for (int32_t t : output) EXPECT_TRUE((*m)->accept(t));
+      std::vector<uint32_t> mask(size_t((*m)->vocab().mask_words()));
+      EXPECT_TRUE((*m)->fill_mask(mask).ok());
+      grammar_apply_mask(mask, std::span<float>(out.logits.data(), size_t(vocab)));
+    }
     apply_logits_processors(params, TokenHistory{prompt, output, eos}, out.logits.data(), vocab);
     std::vector<float> p;
     processed_distribution(params, out.logits.data(), vocab, &p);
@@ -297,6 +308,9 @@ struct SamplingCase {
   SpecMethod method;
   int32_t top_k;  // draft children
   bool fixed;     // verify every draft (else the controller, which drops useless drafts)
+  // A grammar (no vowels) masks the target: forbidden drafts are cut (prompt lookup) or kept
+  // only to be rejected (sampled drafts), and the output follows the masked distribution.
+  bool masked = false;
 };
 
 class SpecSamplingTest : public ::testing::TestWithParam<SamplingCase> {};
@@ -331,7 +345,17 @@ TEST_P(SpecSamplingTest, FirstTokensFollowTheTargetDistribution) {
   params.presence_penalty = 0.7f;
   params.max_tokens = 3;
   params.ignore_eos = true;
-  const auto exact = exact_triples(*target.model, prompt, params, target.tokenizer->stop_ids());
+  std::shared_ptr<const CompiledGrammar> grammar;
+  if (sc.masked) {
+    auto vocab =
+        GrammarVocab::from_tokenizer(*target.tokenizer, {}, target.model->config().vocab_size);
+    ASSERT_TRUE(vocab.ok()) << vocab.error().message;
+    auto compiled = GrammarCompiler(vocab.value()).compile(GrammarSpec::regex("[^aeiou]*"));
+    ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+    grammar = compiled.value();
+  }
+  const auto exact =
+      exact_triples(*target.model, prompt, params, target.tokenizer->stop_ids(), grammar.get());
 
   engine::EngineConfig ec = engine_config(target, 4096, 4, true);
   ec.max_num_seqs = 16;
@@ -356,6 +380,7 @@ TEST_P(SpecSamplingTest, FirstTokensFollowTheTargetDistribution) {
       r.prompt = prompt;
       r.params = params;
       r.params.seed = 12345 + uint64_t(i);
+      r.grammar = grammar;
       streams.push_back((*e)->submit(r).value());
     }
     for (auto& s : streams) {
@@ -406,7 +431,10 @@ INSTANTIATE_TEST_SUITE_P(
                       SamplingCase{"DraftTree", SpecMethod::kDraftModel, 3, false},
                       SamplingCase{"DraftTreeFixed", SpecMethod::kDraftModel, 3, true},
                       SamplingCase{"NgramFixed", SpecMethod::kNgram, 1, true},
-                      SamplingCase{"DSpark", SpecMethod::kDSpark, 1, false}),
+                      SamplingCase{"DSpark", SpecMethod::kDSpark, 1, false},
+                      SamplingCase{"MaskedDraftTreeFixed", SpecMethod::kDraftModel, 3, true, true},
+                      SamplingCase{"MaskedNgramFixed", SpecMethod::kNgram, 1, true, true},
+                      SamplingCase{"MaskedDSpark", SpecMethod::kDSpark, 1, false, true}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -340,27 +340,81 @@ TEST(RequestParse, ToolCallsAndResultsInMessages) {
             "messages[0].tool_call_id");
 }
 
-TEST(RequestParse, StructuredOutputsAreRefusedUntilSupported) {
-  EXPECT_EQ(chat_error_param(R"("response_format":{"type":"text"})"), "<accepted>");
-  for (const char* type : {"json_object", "json_schema"}) {
-    Parsed p = chat(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":")" +
-                    std::string(type) + R"(","json_schema":{"name":"x","schema":{}}}})");
-    ASSERT_TRUE(p.error) << type;
-    EXPECT_EQ(p.error->param, "response_format");
-    EXPECT_NE(p.error->message.find(type), std::string::npos) << p.error->message;
-    EXPECT_NE(p.error->message.find("not supported yet"), std::string::npos);
-  }
-  EXPECT_EQ(chat_error_param(R"("response_format":{"type":"xml"})"), "response_format");
+TEST(RequestParse, StructuredOutputsBecomeOneGrammar) {
+  auto grammar_of = [](const std::string& fields) {
+    Parsed p = chat(R"({"messages":[{"role":"user","content":"x"}],)" + fields + "}");
+    EXPECT_FALSE(p.error) << fields << ": " << p.error->message;
+    return p.req;
+  };
+  EXPECT_FALSE(grammar_of(R"("response_format":{"type":"text"})").grammar);
+  EXPECT_FALSE(grammar_of(R"("guided_json":null)").grammar);  // null: absent
+  ParsedRequest r = grammar_of(R"("response_format":{"type":"json_object"})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::JsonObject);
+  EXPECT_EQ(r.grammar_param, "response_format");
+  r = grammar_of(
+      R"("response_format":{"type":"json_schema","json_schema":{"name":"p","strict":false,
+      "schema":{"type":"object","properties":{"a":{"type":"integer"}}}}})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::JsonSchema);
+  EXPECT_FALSE(r.grammar->strict);
+  EXPECT_EQ(nlohmann::json::parse(r.grammar->text)["properties"]["a"]["type"], "integer");
+  EXPECT_EQ(r.grammar_param, "response_format.json_schema.schema");
+  // guided_json as an object or as its text.
+  r = grammar_of(R"("guided_json":"{\"type\":\"string\"}")");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::JsonSchema);
+  EXPECT_TRUE(r.grammar->strict);
+  r = grammar_of(R"("guided_regex":"[0-9]+")");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::Regex);
+  EXPECT_EQ(r.grammar->text, "[0-9]+");
+  r = grammar_of(R"("guided_choice":["yes","no"])");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::Choice);
+  EXPECT_EQ(r.grammar->choices, (std::vector<std::string>{"yes", "no"}));
+  r = grammar_of(R"("guided_grammar":"root ::= \"x\"")");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::Ebnf);
+  r = grammar_of(R"("structured_outputs":{"choice":["a"]})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar_param, "structured_outputs.choice");
+  // Completions share the parser.
+  Parsed c = completion(R"({"prompt":"x","guided_regex":"a","response_format":{"type":"text"}})");
+  ASSERT_FALSE(c.error) << c.error->message;
+  ASSERT_TRUE(c.req.grammar);
+  EXPECT_EQ(c.req.grammar->kind, GrammarKind::Regex);
+}
+
+TEST(RequestParse, BadStructuredOutputsAre400sNamingTheField) {
+  EXPECT_EQ(chat_error_param(R"("response_format":{"type":"xml"})"), "response_format.type");
   EXPECT_EQ(chat_error_param(R"("response_format":"json")"), "response_format");
-  EXPECT_EQ(chat_error_param(R"("response_format":{})"), "response_format");
-  EXPECT_EQ(chat_error_param(R"("guided_json":{"type":"object"})"), "guided_json");
-  EXPECT_EQ(chat_error_param(R"("guided_regex":"a+")"), "guided_regex");
-  EXPECT_EQ(chat_error_param(R"("guided_choice":["a","b"])"), "guided_choice");
-  EXPECT_EQ(chat_error_param(R"("guided_grammar":"root ::= x")"), "guided_grammar");
-  EXPECT_EQ(chat_error_param(R"("guided_json":null)"), "<accepted>");  // null: absent
-  EXPECT_EQ(completion(R"({"prompt":"x","guided_regex":"a"})").error->param, "guided_regex");
-  EXPECT_EQ(completion(R"({"prompt":"x","response_format":{"type":"json_object"}})").error->param,
-            "response_format");
+  EXPECT_EQ(chat_error_param(R"("response_format":{})"), "response_format.type");
+  EXPECT_EQ(chat_error_param(R"("response_format":{"type":"json_schema"})"),
+            "response_format.json_schema");
+  EXPECT_EQ(chat_error_param(R"("response_format":{"type":"json_schema","json_schema":{}})"),
+            "response_format.json_schema.schema");
+  EXPECT_EQ(
+      chat_error_param(R"("response_format":{"type":"json_schema","json_schema":{"schema":[1]}})"),
+      "response_format.json_schema.schema");
+  EXPECT_EQ(chat_error_param(
+                R"("response_format":{"type":"json_schema","json_schema":{"schema":{},
+                "strict":"yes"}})"),
+            "response_format.json_schema.strict");
+  EXPECT_EQ(chat_error_param(R"("guided_json":"{not json")"), "guided_json");
+  EXPECT_EQ(chat_error_param(R"("guided_json":5)"), "guided_json");
+  EXPECT_EQ(chat_error_param(R"("guided_regex":"")"), "guided_regex");
+  EXPECT_EQ(chat_error_param(R"("guided_choice":[])"), "guided_choice");
+  EXPECT_EQ(chat_error_param(R"("guided_choice":["a",3])"), "guided_choice[1]");
+  EXPECT_EQ(chat_error_param(R"("guided_grammar":7)"), "guided_grammar");
+  EXPECT_EQ(chat_error_param(R"("structured_outputs":{"xml":"a"})"), "structured_outputs.xml");
+  // Two guides: a 400 naming the second.
+  Parsed two = chat(R"({"messages":[{"role":"user","content":"x"}],"guided_regex":"a",
+      "response_format":{"type":"json_object"}})");
+  ASSERT_TRUE(two.error);
+  EXPECT_EQ(two.error->param, "guided_regex");
+  EXPECT_NE(two.error->message.find("at most one"), std::string::npos) << two.error->message;
+  EXPECT_EQ(chat_error_param(R"("guided_choice":["a"],"guided_regex":"a")"), "guided_choice");
 }
 
 TEST(RequestParse, CompletionPrompts) {

@@ -2,8 +2,8 @@
 """End to end: tool calling on /v1/chat/completions through the official openai client.
 
 On the tiny model (whose ChatML template has no tools): tools are a 400 naming `tools`, and the
-requests the server cannot serve yet (tool_choice "required" or a named function, response_format
-json_object / json_schema, guided_json) are 400s naming the field, as are bad tool definitions.
+requests the server cannot serve yet (tool_choice "required" or a named function) are 400s naming
+the field, as are bad tool definitions (structured outputs: test_structured_outputs.py).
 
 On Qwen2.5-Coder-0.5B (skipped when absent): a conversation with tools, an assistant message with
 tool_calls and a tool result is accepted, and the prompt the engine gets (/tokenize, then
@@ -89,15 +89,6 @@ def test_refusals(client, name):
                messages=user, tools=[WEATHER, bad])
     expect_400(client, name, "tools[1].function.name", "a repeated tool name",
                messages=user, tools=[WEATHER, WEATHER])
-    for kind in ("json_object", "json_schema"):
-        fmt = {"type": kind}
-        if kind == "json_schema":
-            fmt["json_schema"] = {"name": "x", "schema": {"type": "object"}}
-        msg = expect_400(client, name, "response_format", f"response_format {kind}",
-                         messages=user, response_format=fmt)
-        check("not supported yet" in msg, f"{kind}: the message says why: {msg!r}")
-    expect_400(client, name, "guided_json", "guided_json", messages=user,
-               extra_body={"guided_json": {"type": "object"}})
     expect_400(client, name, "messages[2].tool_calls[0].function.arguments",
                "tool-call arguments that are not JSON",
                messages=HISTORY[:2] + [dict(HISTORY[2], tool_calls=[

@@ -1,0 +1,21 @@
+// The structured-output fields of a completion request: OpenAI's response_format (text,
+// json_object, json_schema) and vLLM's extensions guided_json, guided_regex, guided_choice,
+// guided_grammar and structured_outputs {json | regex | choice | grammar | json_object}. At most
+// one of them may constrain a request; each error is a 400 naming the field. Whether a schema,
+// regex or grammar compiles (and uses only what the grammar engine enforces) is decided when it
+// is compiled for the model (generation.cpp), which names the same field.
+#pragma once
+
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "api_error.h"
+#include "request_parse.h"
+
+namespace dspark::server {
+
+// Sets out->grammar (and out->grammar_param) from the body; nothing when no field constrains it.
+std::optional<ApiError> parse_structured_outputs(const nlohmann::json& body, ParsedRequest* out);
+
+}  // namespace dspark::server
