@@ -179,6 +179,9 @@ std::optional<ApiError> parse_structured_outputs(const json& body, ParsedRequest
                        guides[1].param);
   }
   if (guides.empty()) return std::nullopt;
+  // JSON in the compact layout {"a": 1, "b": [2, 3]}: with any whitespace allowed, small models
+  // loop on newlines and spaces until max_tokens (peers report it too).
+  guides[0].spec.any_whitespace = false;
   out->grammar = std::move(guides[0].spec);
   out->grammar_param = std::move(guides[0].param);
   return std::nullopt;

@@ -3,7 +3,9 @@
 // guided_grammar and structured_outputs {json | regex | choice | grammar | json_object}. At most
 // one of them may constrain a request; each error is a 400 naming the field. Whether a schema,
 // regex or grammar compiles (and uses only what the grammar engine enforces) is decided when it
-// is compiled for the model (generation.cpp), which names the same field.
+// is compiled for the model (generation.cpp), which names the same field. JSON output has the
+// compact layout ({"a": 1, "b": [2, 3]}); json_schema's strict (default true) forbids
+// properties the schema does not name, so the output always validates against the schema.
 #pragma once
 
 #include <optional>
