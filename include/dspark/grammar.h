@@ -82,6 +82,9 @@ struct GrammarSpec {
   // lookaheads): CompiledGrammar::warnings() lists them. false: such a spec is an error naming
   // the feature.
   bool ignore_unsupported = false;
+  // JSON kinds: literal text the output has before and after the document (a tool call's
+  // "<tool_call>\n" and "\n</tool_call>"); empty: none. Valid UTF-8.
+  std::string prefix, suffix;
 
   static GrammarSpec json_schema(std::string schema, bool strict = true);
   static GrammarSpec json_object();

@@ -180,9 +180,12 @@ void Speculation::plan(const sched::StepPlan& plan, LiveRequests& requests,
   // keeps acceptance exact).
   for (size_t k = 0; k < inputs.size(); ++k) {
     LiveRequest& r = requests.at(inputs[k].id);
-    if (r.constraint) {
-      cut_forbidden_drafts(*r.constraint, is_greedy(r.sampler.params()), trees[k]);
+    if (!r.constraint) continue;
+    if (!trees[k].check(vocab_).ok()) {
+      trees[k].clear();  // admit_drafts would drop it too; the walk needs a well-formed tree
+      continue;
     }
+    cut_forbidden_drafts(*r.constraint, is_greedy(r.sampler.params()), trees[k]);
   }
   const double draft_seconds = std::chrono::duration<double>(Clock::now() - t_draft).count();
   draft_cost_->observe(static_cast<int32_t>(inputs.size()), draft_depth, draft_seconds);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dspark/grammar.h"
+#include "dspark/text.h"
 #include "xgrammar_glue.h"
 
 namespace dspark {
@@ -51,6 +52,22 @@ xgrammar::CompiledGrammar compile_spec(xgrammar::GrammarCompiler& compiler, cons
   // Compact JSON layout: xgrammar's separators for a single-line document.
   std::optional<std::pair<std::string, std::string>> separators;
   if (!spec.any_whitespace) separators = std::make_pair(std::string(", "), std::string(": "));
+  const bool json = spec.kind == GrammarKind::JsonSchema || spec.kind == GrammarKind::JsonObject;
+  if (json && (!spec.prefix.empty() || !spec.suffix.empty())) {
+    // prefix + document + suffix, each literal a grammar of its own.
+    std::vector<xgrammar::Grammar> parts;
+    if (!spec.prefix.empty()) {
+      parts.push_back(xgrammar::Grammar::FromEBNF("root ::= " + ebnf_literal(spec.prefix)));
+    }
+    const bool object = spec.kind == GrammarKind::JsonObject;
+    parts.push_back(xgrammar::Grammar::FromJSONSchema(object ? R"({"type": "object"})" : spec.text,
+                                                      spec.any_whitespace, std::nullopt, separators,
+                                                      object ? false : spec.strict));
+    if (!spec.suffix.empty()) {
+      parts.push_back(xgrammar::Grammar::FromEBNF("root ::= " + ebnf_literal(spec.suffix)));
+    }
+    return compiler.CompileGrammar(xgrammar::Grammar::Concat(parts));
+  }
   switch (spec.kind) {
     case GrammarKind::JsonSchema:
       return compiler.CompileJSONSchema(spec.text, spec.any_whitespace, std::nullopt, separators,
@@ -99,6 +116,9 @@ Result<std::string> precheck(const GrammarSpec& spec) {
   const std::string kind = grammar_kind_name(spec.kind);
   if (spec.kind == GrammarKind::Choice) return choice_ebnf(spec.choices);
   if (spec.kind != GrammarKind::JsonObject && spec.text.empty()) return Error{kind + ": empty"};
+  if (!utf8_is_valid(spec.prefix) || !utf8_is_valid(spec.suffix)) {
+    return Error{kind + ": the prefix or suffix is not valid UTF-8"};
+  }
   if (spec.kind == GrammarKind::JsonSchema && !spec.ignore_unsupported) {
     if (auto keyword = unsupported_schema_keyword(spec.text)) {
       return Error{kind + ": unsupported: " + *keyword};

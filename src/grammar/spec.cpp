@@ -79,10 +79,13 @@ std::string GrammarSpec::key() const {
   } else if (kind != GrammarKind::JsonObject) {
     put_field(&key, text);
   }
+  if (kind == GrammarKind::JsonSchema || kind == GrammarKind::JsonObject) {
+    put_field(&key, prefix);
+    put_field(&key, suffix);
+  }
   return key;
 }
 
-namespace {
 // One choice as an EBNF string literal: printable ASCII as is (quote and backslash escaped),
 // other ASCII bytes as \xHH; multi-byte UTF-8 characters as is (the parser reads code points).
 std::string ebnf_literal(const std::string& s) {
@@ -101,7 +104,6 @@ std::string ebnf_literal(const std::string& s) {
   }
   return out + "\"";
 }
-}  // namespace
 
 Result<std::string> choice_ebnf(const std::vector<std::string>& choices) {
   if (choices.empty()) return Error{"choice: the list of choices is empty"};

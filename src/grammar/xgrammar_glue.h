@@ -65,5 +65,8 @@ std::optional<std::string> unsupported_schema_keyword(const std::string& schema_
 
 // EBNF for "exactly one of these strings" (spec.cpp). Empty choices: an error.
 Result<std::string> choice_ebnf(const std::vector<std::string>& choices);
+// s as an EBNF string literal: printable ASCII as is (quote and backslash escaped), other ASCII
+// bytes as \xHH, multi-byte UTF-8 characters as is.
+std::string ebnf_literal(const std::string& s);
 
 }  // namespace dspark

@@ -402,6 +402,7 @@ std::optional<ApiError> parse_body(const json& body, std::string_view text, Endp
   if (endpoint == Endpoint::kChat) {
     DSPARK_API_CHECK(parse_messages(f, limits, &r));
     DSPARK_API_CHECK(parse_tools(body, text, limits, &r));
+    DSPARK_API_CHECK(tool_choice_grammar(&r));
     DSPARK_API_CHECK(f.boolean("logprobs", &r.logprobs));
     std::optional<int64_t> top;
     DSPARK_API_CHECK(f.integer("top_logprobs", 0, limits.max_top_logprobs, &top));

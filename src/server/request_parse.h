@@ -44,9 +44,8 @@ struct PromptInput {
   bool is_tokens = false;
 };
 
-// tool_choice. "required" and a named function need constrained decoding, which the server does
-// not have yet: they are 400s.
-enum class ToolChoice { kAuto, kNone };
+// tool_choice. kRequired and kNamed constrain the output to one call (structured_outputs.h).
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
 
 // OpenAI's tool fields of one chat message, in the shape chat templates take.
 struct MessageTools {
@@ -86,6 +85,7 @@ struct ParsedRequest {
   // Chat tool calling.
   std::vector<OrderedJson> tools;  // the request's tool objects, validated, in key order
   ToolChoice tool_choice = ToolChoice::kAuto;
+  std::string tool_choice_name;  // kNamed: the function
   bool parallel_tool_calls = true;
   std::vector<MessageTools> message_tools;  // [n_messages]
   // The tools go into the prompt and the output is parsed for calls.

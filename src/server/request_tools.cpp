@@ -9,10 +9,6 @@ namespace {
 
 using json = nlohmann::json;
 
-const char* kNeedsConstraints =
-    " needs constrained decoding, which this server does not support yet; use \"auto\" (the "
-    "model decides whether to call a tool) or \"none\"";
-
 ApiError wrong_type(const std::string& name, const char* expected, const json& got) {
   return bad_request("'" + name + "' must be " + expected + ", got " + got.type_name(), name);
 }
@@ -91,8 +87,8 @@ std::optional<ApiError> parse_tool_choice(const json& body, const std::set<std::
       return std::nullopt;
     }
     if (s == "required") {
-      return bad_request(std::string("tool_choice \"required\"") + kNeedsConstraints,
-                         "tool_choice");
+      out->tool_choice = ToolChoice::kRequired;
+      return std::nullopt;
     }
     return bad_request(
         "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": "
@@ -115,8 +111,9 @@ std::optional<ApiError> parse_tool_choice(const json& body, const std::set<std::
     return bad_request("'tool_choice' names the function '" + n + "', which is not in 'tools'",
                        "tool_choice", "invalid_value");
   }
-  return bad_request("a named tool_choice (function '" + n + "')" + kNeedsConstraints,
-                     "tool_choice");
+  out->tool_choice = ToolChoice::kNamed;
+  out->tool_choice_name = n;
+  return std::nullopt;
 }
 
 // One entry of an assistant message's tool_calls, in the template's shape.

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "ordered_json.h"
+
 namespace dspark::server {
 
 namespace {
@@ -184,6 +186,45 @@ std::optional<ApiError> parse_structured_outputs(const json& body, ParsedRequest
   guides[0].spec.any_whitespace = false;
   out->grammar = std::move(guides[0].spec);
   out->grammar_param = std::move(guides[0].param);
+  return std::nullopt;
+}
+
+std::optional<ApiError> tool_choice_grammar(ParsedRequest* out) {
+  if (out->tool_choice != ToolChoice::kRequired && out->tool_choice != ToolChoice::kNamed) {
+    return std::nullopt;
+  }
+  if (out->grammar) {
+    return bad_request("'tool_choice' and '" + out->grammar_param +
+                           "' both constrain the output; give one of them",
+                       out->grammar_param);
+  }
+  // One alternative per callable function: {"name": <it>, "arguments": <its parameters>}, the
+  // keys in the order the model writes them.
+  OrderedJson alternatives = OrderedJson::array();
+  for (const OrderedJson& tool : out->tools) {
+    const OrderedJson& fn = tool.at("function");
+    const std::string name = fn.at("name").get<std::string>();
+    if (out->tool_choice == ToolChoice::kNamed && name != out->tool_choice_name) continue;
+    OrderedJson parameters = OrderedJson{{"type", "object"}};
+    if (auto p = fn.find("parameters"); p != fn.end() && !p->is_null()) parameters = *p;
+    OrderedJson properties = OrderedJson::object();
+    properties["name"] = OrderedJson{{"enum", OrderedJson::array({name})}};
+    properties["arguments"] = std::move(parameters);
+    alternatives.push_back(OrderedJson{{"type", "object"},
+                                       {"properties", std::move(properties)},
+                                       {"required", OrderedJson::array({"name", "arguments"})}});
+  }
+  if (alternatives.empty()) {  // parse_tools checked the name; no tools at all
+    return bad_request("'tool_choice' needs 'tools'", "tool_choice");
+  }
+  const OrderedJson schema =
+      alternatives.size() == 1 ? alternatives[0] : OrderedJson{{"anyOf", alternatives}};
+  GrammarSpec spec = GrammarSpec::json_schema(schema.dump());
+  spec.any_whitespace = false;
+  spec.prefix = "<tool_call>\n";
+  spec.suffix = "\n</tool_call>";
+  out->grammar = std::move(spec);
+  out->grammar_param = "tool_choice";
   return std::nullopt;
 }
 

@@ -20,4 +20,11 @@ namespace dspark::server {
 // Sets out->grammar (and out->grammar_param) from the body; nothing when no field constrains it.
 std::optional<ApiError> parse_structured_outputs(const nlohmann::json& body, ParsedRequest* out);
 
+// tool_choice "required" or a named function (after parse_tools): the output is one call in the
+// Hermes form the tool-call parser reads, "<tool_call>\n{"name": ..., "arguments": ...}\n
+// </tool_call>", of one of the tools (the named one), its arguments constrained by the
+// function's parameters schema (an object when it has none). Sets out->grammar (param
+// "tool_choice"); a 400 when another field constrains the output too.
+std::optional<ApiError> tool_choice_grammar(ParsedRequest* out);
+
 }  // namespace dspark::server

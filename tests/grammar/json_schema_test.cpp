@@ -138,5 +138,34 @@ TEST_F(JsonSchemaTest, JsonObjectTakesAnyObjectOnly) {
   EXPECT_EQ(first_rejected(spec, "\"s\""), 0u);
 }
 
+// A prefix and a suffix around the document (a tool call's tags): the whole text walks through,
+// the document's keys keep the schema's order, and EOS comes only after the suffix.
+TEST_F(JsonSchemaTest, PrefixAndSuffixFrameTheDocument) {
+  GrammarSpec spec = GrammarSpec::json_schema(
+      R"({"type": "object", "properties": {"name": {"enum": ["f"]}, "arguments": {"type":
+      "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}, "required":
+      ["name", "arguments"]})");
+  spec.any_whitespace = false;
+  spec.prefix = "<tool_call>\n";
+  spec.suffix = "\n</tool_call>";
+  const std::string text =
+      "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 12}}\n</tool_call>";
+  auto m = matcher_for(compiler, spec);
+  ASSERT_TRUE(m);
+  const std::vector<int32_t> ids = tiny.encode(text);
+  ASSERT_EQ(walk(*m, ids, {tiny.start}), ids.size());
+  EXPECT_TRUE(m->can_end());
+  // Without the suffix the output is not complete; keys in another order are refused.
+  EXPECT_EQ(first_rejected(spec, text.substr(0, text.size() - 13) + "x"),
+            tiny.encode(text.substr(0, text.size() - 13)).size());
+  const std::string swapped =
+      "<tool_call>\n{\"arguments\": {\"x\": 1}, \"name\": \"f\"}\n</tool_call>";
+  EXPECT_LT(first_rejected(spec, swapped), tiny.encode(swapped).size());
+  // The frame is part of the cache key.
+  GrammarSpec bare = spec;
+  bare.prefix.clear();
+  EXPECT_NE(bare.key(), spec.key());
+}
+
 }  // namespace
 }  // namespace dspark

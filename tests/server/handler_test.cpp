@@ -691,12 +691,40 @@ TEST_F(HandlerTest, ToolsNeedATemplateThatHandlesThem) {
   const http::Reply other = call("POST", "/v1/chat/completions", tool_body(""));
   ASSERT_EQ(other.head.status, 400);
   EXPECT_EQ(json::parse(other.head.body)["error"]["param"], "tools");
-  // Constrained decoding is not there yet: required and named choices say so.
-  server = make({}, true, kQwen25Template);
-  const http::Reply required =
-      call("POST", "/v1/chat/completions", tool_body(R"("tool_choice":"required")"));
-  ASSERT_EQ(required.head.status, 400);
-  EXPECT_EQ(json::parse(required.head.body)["error"]["param"], "tool_choice");
+}
+
+// tool_choice required or named: the output is constrained to one Hermes call of the function,
+// which the tool-call parser turns into message.tool_calls (or, cut by max_tokens, text that is
+// a prefix of such a call).
+TEST_F(HandlerTest, RequiredAndNamedToolChoiceConstrainTheOutput) {
+  auto server = make({}, true, kQwen25Template);
+  for (const char* choice :
+       {R"("required")", R"({"type":"function","function":{"name":"get_weather"}})"}) {
+    const http::Reply reply =
+        call("POST", "/v1/chat/completions",
+             tool_body(std::string(R"("max_tokens":200,"temperature":0,"tool_choice":)") + choice));
+    ASSERT_EQ(reply.head.status, 200) << reply.head.body;
+    const json c = json::parse(reply.head.body)["choices"][0];
+    if (c["finish_reason"] == "tool_calls") {
+      ASSERT_EQ(c["message"]["tool_calls"].size(), 1u) << c.dump();
+      const json fn = c["message"]["tool_calls"][0]["function"];
+      EXPECT_EQ(fn["name"], "get_weather");
+      const json args = json::parse(fn["arguments"].get<std::string>());
+      EXPECT_TRUE(args.is_object() && args.contains("city")) << args.dump();
+    } else {
+      EXPECT_EQ(c["finish_reason"], "length") << c.dump();
+      const std::string content = c["message"]["content"];
+      EXPECT_EQ(content.rfind("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {", 0), 0u)
+          << content;
+    }
+  }
+  // Another field constraining the output as well: a 400 naming it.
+  const http::Reply both =
+      call("POST", "/v1/chat/completions",
+           tool_body(R"("tool_choice":"required","response_format":{"type":"json_object"})"));
+  ASSERT_EQ(both.head.status, 400);
+  EXPECT_EQ(json::parse(both.head.body)["error"]["param"], "response_format");
+  expect_kv_idle();
 }
 
 TEST_F(HandlerTest, ChatFormatDetectsToolSupport) {

@@ -261,17 +261,35 @@ TEST(RequestParse, ToolChoice) {
   EXPECT_EQ(tools_error(tools, R"("tool_choice":"any")"), "tool_choice");
   EXPECT_EQ(tools_error(tools, R"("tool_choice":5)"), "tool_choice");
   EXPECT_EQ(tools_error(tools, R"("tool_choice":{"type":"function"})"), "tool_choice");
-  // "required" and a named function need constrained decoding: a 400 that says so.
-  Parsed required = chat(with_tools(tools, R"("tool_choice":"required")"));
-  ASSERT_TRUE(required.error);
-  EXPECT_EQ(required.error->param, "tool_choice");
-  EXPECT_NE(required.error->message.find("constrained decoding"), std::string::npos)
-      << required.error->message;
+  // "required" and a named function constrain the output to one Hermes call of the tools (the
+  // named one), arguments by its parameters (an object when it has none).
+  const std::string two = R"([{"type":"function","function":{"name":"f"}},
+      {"type":"function","function":{"name":"g","parameters":{"type":"object",
+      "properties":{"x":{"type":"integer"}},"required":["x"]}}}])";
+  Parsed required = chat(with_tools(two, R"("tool_choice":"required")"));
+  ASSERT_FALSE(required.error) << required.error->message;
+  EXPECT_EQ(required.req.tool_choice, ToolChoice::kRequired);
+  ASSERT_TRUE(required.req.grammar);
+  EXPECT_EQ(required.req.grammar_param, "tool_choice");
+  EXPECT_EQ(required.req.grammar->prefix, "<tool_call>\n");
+  EXPECT_EQ(required.req.grammar->suffix, "\n</tool_call>");
+  const nlohmann::json any = nlohmann::json::parse(required.req.grammar->text);
+  ASSERT_EQ(any["anyOf"].size(), 2u) << any.dump();
+  EXPECT_EQ(any["anyOf"][1]["properties"]["name"]["enum"][0], "g");
+  EXPECT_EQ(any["anyOf"][1]["properties"]["arguments"]["required"][0], "x");
+  EXPECT_EQ(any["anyOf"][0]["properties"]["arguments"]["type"], "object");
   Parsed named =
-      chat(with_tools(tools, R"("tool_choice":{"type":"function","function":{"name":"f"}})"));
-  ASSERT_TRUE(named.error);
-  EXPECT_EQ(named.error->param, "tool_choice");
-  EXPECT_NE(named.error->message.find("constrained decoding"), std::string::npos);
+      chat(with_tools(two, R"("tool_choice":{"type":"function","function":{"name":"f"}})"));
+  ASSERT_FALSE(named.error) << named.error->message;
+  EXPECT_EQ(named.req.tool_choice, ToolChoice::kNamed);
+  ASSERT_TRUE(named.req.grammar);
+  const nlohmann::json one = nlohmann::json::parse(named.req.grammar->text);
+  EXPECT_EQ(one["properties"]["name"]["enum"][0], "f") << one.dump();
+  // Required without tools, and together with another constraint: 400s.
+  EXPECT_EQ(chat_error_param(R"("tool_choice":"required")"), "tool_choice");
+  Parsed both = chat(with_tools(tools, R"("tool_choice":"required","guided_regex":"a")"));
+  ASSERT_TRUE(both.error);
+  EXPECT_EQ(both.error->param, "guided_regex");
   // A named function must be among the tools.
   Parsed unknown =
       chat(with_tools(tools, R"("tool_choice":{"type":"function","function":{"name":"g"}})"));
