@@ -398,7 +398,7 @@ std::optional<ApiError> parse_body(const json& body, std::string_view text, Endp
   r.endpoint = endpoint;
   Fields f(body);
   DSPARK_API_CHECK(parse_common(f, limits, &r));
-  DSPARK_API_CHECK(parse_structured_outputs(body, &r));
+  DSPARK_API_CHECK(parse_structured_outputs(body, text, limits, &r));
   if (endpoint == Endpoint::kChat) {
     DSPARK_API_CHECK(parse_messages(f, limits, &r));
     DSPARK_API_CHECK(parse_tools(body, text, limits, &r));

@@ -10,7 +10,9 @@ namespace dspark::server {
 
 namespace {
 
-using json = nlohmann::json;
+// Schemas keep the client's key order: xgrammar emits properties in the schema's order, and a
+// std::map-backed nlohmann::json would sort them alphabetically.
+using json = OrderedJson;
 
 // nullptr when absent or null.
 const json* member(const json& object, const char* name) {
@@ -29,12 +31,13 @@ struct Guide {
 };
 
 // A JSON schema given as an object or as its JSON text (vLLM accepts both for guided_json).
-std::optional<ApiError> schema_text(const json& value, const std::string& param, std::string* out) {
+std::optional<ApiError> schema_text(const json& value, const std::string& param,
+                                    const OrderedLimits& limits, std::string* out) {
   json schema = value;
   if (value.is_string()) {
-    schema = json::parse(value.get<std::string>(), nullptr, false);
-    if (schema.is_discarded()) {
-      return bad_request("'" + param + "' is not valid JSON", param, "invalid_schema");
+    const std::string error = parse_ordered(value.get<std::string>(), limits, &schema);
+    if (!error.empty()) {
+      return bad_request("'" + param + "' is " + error, param, "invalid_schema");
     }
   }
   if (!schema.is_object() && !schema.is_boolean()) {
@@ -66,7 +69,8 @@ std::optional<ApiError> nonempty_string(const json& value, const std::string& pa
 }
 
 // response_format: type text (no guide), json_object or json_schema.
-std::optional<ApiError> response_format(const json& rf, std::vector<Guide>* guides) {
+std::optional<ApiError> response_format(const json& rf, const OrderedLimits& limits,
+                                        std::vector<Guide>* guides) {
   if (!rf.is_object()) return wrong_type("response_format", "an object", rf);
   const json* type = member(rf, "type");
   if (!type || !type->is_string()) {
@@ -104,7 +108,7 @@ std::optional<ApiError> response_format(const json& rf, std::vector<Guide>* guid
   if (!schema) return bad_request("'" + param + "' is required", param);
   std::string text;
   if (schema->is_string()) return wrong_type(param, "a JSON schema (an object)", *schema);
-  if (auto e = schema_text(*schema, param, &text)) return e;
+  if (auto e = schema_text(*schema, param, limits, &text)) return e;
   guides->push_back(Guide{GrammarSpec::json_schema(std::move(text), strict), param});
   return std::nullopt;
 }
@@ -112,14 +116,14 @@ std::optional<ApiError> response_format(const json& rf, std::vector<Guide>* guid
 // One of json, regex, choice, grammar, json_object under `prefix` (vLLM's guided_<kind> when
 // prefix is "guided_", structured_outputs.<kind> when it is "structured_outputs.").
 std::optional<ApiError> guide(const char* kind, const json& value, const std::string& prefix,
-                              std::vector<Guide>* guides) {
+                              const OrderedLimits& limits, std::vector<Guide>* guides) {
   const std::string param = prefix + kind;
   const std::string k = kind;
   Guide g;
   g.param = param;
   if (k == "json") {
     std::string text;
-    if (auto e = schema_text(value, param, &text)) return e;
+    if (auto e = schema_text(value, param, limits, &text)) return e;
     g.spec = GrammarSpec::json_schema(std::move(text));
   } else if (k == "regex") {
     std::string pattern;
@@ -144,15 +148,30 @@ std::optional<ApiError> guide(const char* kind, const json& value, const std::st
 
 }  // namespace
 
-std::optional<ApiError> parse_structured_outputs(const json& body, ParsedRequest* out) {
+std::optional<ApiError> parse_structured_outputs(const nlohmann::json& unordered,
+                                                 std::string_view text,
+                                                 const RequestLimits& request_limits,
+                                                 ParsedRequest* out) {
+  bool any = false;
+  for (const char* name : {"response_format", "guided_json", "guided_regex", "guided_choice",
+                           "guided_grammar", "structured_outputs"}) {
+    auto it = unordered.find(name);
+    any = any || (it != unordered.end() && !it->is_null());
+  }
+  if (!any) return std::nullopt;
+  // The body again, in key order (only for requests with these fields).
+  const OrderedLimits limits{request_limits.max_json_depth, request_limits.max_tool_object_keys};
+  json body;
+  const std::string error = parse_ordered(text, limits, &body);
+  if (!error.empty()) return bad_request("the request body holds " + error);
   std::vector<Guide> guides;
   if (const json* rf = member(body, "response_format")) {
-    if (auto e = response_format(*rf, &guides)) return e;
+    if (auto e = response_format(*rf, limits, &guides)) return e;
   }
   for (const char* kind : {"json", "regex", "choice", "grammar"}) {
     const std::string name = std::string("guided_") + kind;
     if (const json* v = member(body, name.c_str())) {
-      if (auto e = guide(kind, *v, "guided_", &guides)) return e;
+      if (auto e = guide(kind, *v, "guided_", limits, &guides)) return e;
     }
   }
   if (const json* so = member(body, "structured_outputs")) {
@@ -163,7 +182,7 @@ std::optional<ApiError> parse_structured_outputs(const json& body, ParsedRequest
       for (const char* kind : {"json", "regex", "choice", "grammar", "json_object"}) {
         if (key != kind) continue;
         known = true;
-        if (auto e = guide(kind, value, "structured_outputs.", &guides)) return e;
+        if (auto e = guide(kind, value, "structured_outputs.", limits, &guides)) return e;
       }
       if (!known) {
         return bad_request("'structured_outputs." + key +

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -17,8 +18,11 @@
 
 namespace dspark::server {
 
-// Sets out->grammar (and out->grammar_param) from the body; nothing when no field constrains it.
-std::optional<ApiError> parse_structured_outputs(const nlohmann::json& body, ParsedRequest* out);
+// Sets out->grammar (and out->grammar_param) from the body, whose JSON text is `text` (schemas
+// are read from it again in key order: the output's properties come in the schema's order);
+// nothing when no field constrains it.
+std::optional<ApiError> parse_structured_outputs(const nlohmann::json& body, std::string_view text,
+                                                 const RequestLimits& limits, ParsedRequest* out);
 
 // tool_choice "required" or a named function (after parse_tools): the output is one call in the
 // Hermes form the tool-call parser reads, "<tool_call>\n{"name": ..., "arguments": ...}\n

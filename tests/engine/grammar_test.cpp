@@ -137,6 +137,11 @@ TEST_P(GrammarSpecTest, GreedyConstrainedEqualsPlainConstrained) {
     }
     verified += st.spec.n_verified;
     accepted += st.spec.n_accepted;
+    size_t n_tokens = 0;
+    for (const Completion& p : plain) n_tokens += p.tokens.size();
+    std::printf("%s %s: %zu tokens in %zu requests, %ld drafted, %ld verified, %ld accepted\n",
+                c.name, grammar_kind_name(spec.kind), n_tokens, plain.size(),
+                long(st.spec.n_drafted), long(st.spec.n_verified), long(st.spec.n_accepted));
   }
   EXPECT_GT(verified, 0) << "nothing was verified: the test would prove nothing";
   EXPECT_GT(accepted, 0) << "nothing was accepted: the test would prove nothing";

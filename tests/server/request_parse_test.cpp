@@ -378,6 +378,11 @@ TEST(RequestParse, StructuredOutputsBecomeOneGrammar) {
   EXPECT_FALSE(r.grammar->strict);
   EXPECT_EQ(nlohmann::json::parse(r.grammar->text)["properties"]["a"]["type"], "integer");
   EXPECT_EQ(r.grammar_param, "response_format.json_schema.schema");
+  // Keys keep the client's order: the output's properties come in the schema's order.
+  r = grammar_of(R"("guided_json":{"type":"object","properties":{"zeta":{},"alpha":{}}})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_LT(r.grammar->text.find("zeta"), r.grammar->text.find("alpha")) << r.grammar->text;
+  EXPECT_LT(r.grammar->text.find("type"), r.grammar->text.find("properties")) << r.grammar->text;
   // guided_json as an object or as its text.
   r = grammar_of(R"("guided_json":"{\"type\":\"string\"}")");
   ASSERT_TRUE(r.grammar);

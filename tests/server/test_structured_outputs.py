@@ -127,6 +127,10 @@ def validate(text, schema, what):
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as e:
         return check(False, f"{what}: does not validate ({e.message}): {text[:200]!r}")
+    if isinstance(value, dict) and "properties" in schema:
+        order = list(schema["properties"])
+        keys = [order.index(k) for k in value]
+        check(keys == sorted(keys), f"{what}: properties out of the schema's order: {text!r}")
     return True
 
 
@@ -175,7 +179,9 @@ def run_schemas(clients, label):
                       f"{label}/{server} {key}: streamed {text!r} != whole "
                       f"{greedy[(server, key)]!r}")
     check(drafted > 0, f"{label}: the speculating server drafted nothing")
+    print(f"  {label}: the speculating server drafted {drafted} tokens")
     for key in SCHEMAS:
+        print(f"  {label} {key} greedy: {greedy[('plain', key)]}")
         check(greedy[("plain", key)] == greedy[("spec", key)],
               f"{label} {key}: greedy with speculation {greedy[('spec', key)]!r} != without "
               f"{greedy[('plain', key)]!r}")

@@ -15,7 +15,9 @@ response. The parsing of <tool_call> output itself is covered by tests/server/to
 since a real model cannot be made to call a tool on demand.
 
 Exit 0: pass, 1: fail, 77: skip (packages or the tiny model missing); the real model, when
-absent, is skipped unless DSPARK_REQUIRE_MODELS=1.
+absent, is skipped unless DSPARK_REQUIRE_MODELS=1. tool_choice "required" and a named function
+force one get_weather call even for a question that needs none, its arguments following the
+function's parameters.
 """
 import json
 import os
@@ -221,6 +223,32 @@ def test_round_trip(client, name):
           f"({final.choices[0].finish_reason})")
 
 
+def test_forced_call(client, name):
+    """tool_choice required and named: the model must call get_weather (one call, arguments that
+    validate against its parameters), whole and streamed, at temperature 0 and 1."""
+    question = [{"role": "user", "content": "Tell me a joke about cats."}]
+    for choice in ("required", {"type": "function", "function": {"name": "get_weather"}}):
+        for temperature, seed in ((0.0, None), (1.0, 4)):
+            what = f"tool_choice {choice} T={temperature}"
+            kwargs = dict(messages=question, tools=[WEATHER], max_tokens=96,
+                          temperature=temperature, seed=seed, tool_choice=choice)
+            whole = client.chat.completions.create(model=name, **kwargs)
+            calls = check_response_shape(whole, what)
+            if not check(len(calls) == 1 and calls[0].function.name == "get_weather",
+                         f"{what}: one get_weather call: {whole.choices[0].message}"):
+                continue
+            args = json.loads(calls[0].function.arguments)
+            check(isinstance(args.get("city"), str), f"{what}: a city: {args}")
+            check(set(args) <= {"city", "unit"} and args.get("unit", "c") in ("c", "f"),
+                  f"{what}: arguments follow the parameters: {args}")
+            if temperature == 0.0:
+                _, stream_calls, finish = streamed(client, name, **kwargs)
+                check(finish == "tool_calls" and stream_calls == [
+                    (calls[0].function.name, calls[0].function.arguments)],
+                      f"{what}: streamed {stream_calls} ({finish})")
+            print(f"  {what}: {calls[0].function.arguments}")
+
+
 def main():
     args = su.parse_args()
     su.require_packages()
@@ -239,6 +267,7 @@ def main():
             client = openai.OpenAI(base_url=s.base + "/v1", api_key="none", max_retries=0)
             test_prompt(s.base, path)
             test_round_trip(client, "qwen")
+            test_forced_call(client, "qwen")
             su.wait_idle(s.base)
             check(s.terminate() == 0, "qwen: exit 0")
     return su.report(failures)
