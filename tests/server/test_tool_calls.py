@@ -234,8 +234,9 @@ def test_forced_call(client, name):
                           temperature=temperature, seed=seed, tool_choice=choice)
             whole = client.chat.completions.create(model=name, **kwargs)
             calls = check_response_shape(whole, what)
-            if not check(len(calls) == 1 and calls[0].function.name == "get_weather",
-                         f"{what}: one get_weather call: {whole.choices[0].message}"):
+            ok = len(calls) == 1 and calls[0].function.name == "get_weather"
+            check(ok, f"{what}: one get_weather call: {whole.choices[0].message}")
+            if not ok:
                 continue
             args = json.loads(calls[0].function.arguments)
             check(isinstance(args.get("city"), str), f"{what}: a city: {args}")
