@@ -33,7 +33,8 @@ size_t Engine::Impl::emit(LiveRequest& r, const Produced& produced, const Forwar
     if (r.constraint && !r.finish) {
       if (!r.constraint->accept(token)) {
         // Only where the sampling parameters left no allowed token (min_tokens holding back
-        // the EOS that was all the grammar allowed): the output so far is what can be said.
+        // the EOS that was all the grammar allowed; the server refuses that combination): the
+        // request ends with an error, this token last.
         r.finish = FinishReason::kError;
         r.finish_message = "the grammar allows no token the sampling parameters allow";
       } else if (r.constraint->terminated()) {

@@ -429,6 +429,12 @@ std::optional<ApiError> parse_body(const json& body, std::string_view text, Endp
     DSPARK_API_CHECK(f.string("suffix", &suffix));
     if (!suffix.empty()) return bad_request("'suffix' is not supported", "suffix");
   }
+  if (r.grammar && r.sampling.min_tokens > 0) {
+    // min_tokens would hold back the end of sequence where the grammar allows nothing else.
+    return bad_request("'min_tokens' cannot be combined with '" + r.grammar_param +
+                           "': the grammar decides where the output ends",
+                       "min_tokens");
+  }
   const int64_t choices = int64_t(r.n) * int64_t(std::max<size_t>(r.prompts.size(), 1));
   if (choices > limits.max_choices) {
     return bad_request("n (" + std::to_string(r.n) + ") times the number of prompts (" +

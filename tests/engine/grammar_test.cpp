@@ -201,6 +201,27 @@ TEST_F(GrammarEngineTest, EndedGrammarStopsTheRequest) {
   EXPECT_TRUE(idle.ok()) << idle.message();
 }
 
+// min_tokens holding back the EOS that is all the grammar allows: the request ends with an
+// error saying so (the server refuses the combination), never a token outside the grammar,
+// and its KV is freed.
+TEST_F(GrammarEngineTest, MinTokensAgainstAnEndedGrammarIsAnError) {
+  const auto grammar = compile(target_, GrammarSpec::choice({"yes"}));
+  ASSERT_TRUE(grammar);
+  auto e = Engine::create(engine_config(target_, 64, 4, true));
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  engine::Request r;
+  r.prompt = token_run(8, target_.model->config().vocab_size, 5);
+  r.params.max_tokens = 20;
+  r.params.min_tokens = 10;
+  r.grammar = grammar;
+  const Completion got = (*e)->submit(r).value()->collect();
+  EXPECT_EQ(got.final.reason, engine::FinishReason::kError);
+  EXPECT_NE(got.final.message.find("grammar"), std::string::npos) << got.final.message;
+  EXPECT_EQ(got.text.rfind("yes", 0), 0u) << got.text;
+  Status idle = (*e)->check_kv_idle();
+  EXPECT_TRUE(idle.ok()) << idle.message();
+}
+
 // A grammar compiled for another vocabulary is refused at submit.
 TEST_F(GrammarEngineTest, GrammarOfAnotherVocabularyIsRefused) {
   std::vector<std::string> tokens = {"a", "b", ""};

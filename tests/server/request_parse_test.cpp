@@ -438,6 +438,8 @@ TEST(RequestParse, BadStructuredOutputsAre400sNamingTheField) {
   EXPECT_EQ(two.error->param, "guided_regex");
   EXPECT_NE(two.error->message.find("at most one"), std::string::npos) << two.error->message;
   EXPECT_EQ(chat_error_param(R"("guided_choice":["a"],"guided_regex":"a")"), "guided_choice");
+  // min_tokens would hold back the end the grammar needs.
+  EXPECT_EQ(chat_error_param(R"("guided_choice":["a"],"min_tokens":2)"), "min_tokens");
 }
 
 TEST(RequestParse, CompletionPrompts) {
