@@ -1,4 +1,5 @@
 // TokenizerSpec from GGUF metadata (llama.cpp's tokenizer.ggml.* keys).
+#include <cmath>
 #include <utility>
 
 #include "loaders.h"
@@ -7,8 +8,9 @@ namespace dspark::tok {
 
 namespace {
 
-// llama.cpp's token types.
+// llama.cpp's token types (0: undefined, read as normal, as llama.cpp does).
 enum GgufTokenType : int64_t {
+  kUndefined = 0,
   kNormal = 1,
   kUnknown = 2,
   kControl = 3,
@@ -17,8 +19,12 @@ enum GgufTokenType : int64_t {
   kByte = 6,
 };
 
-Result<int32_t> optional_id(const ModelFile& file, const std::string& key, size_t vocab_size) {
-  if (file.find(key) == nullptr) return -1;
+// fallback: the id when the key is absent (-1 for none).
+Result<int32_t> optional_id(const ModelFile& file, const std::string& key, size_t vocab_size,
+                            int32_t fallback = -1) {
+  if (file.find(key) == nullptr) {
+    return fallback >= 0 && static_cast<size_t>(fallback) < vocab_size ? fallback : -1;
+  }
   auto v = file.get_int(key);
   if (!v.ok()) return v.error();
   if (v.value() < 0 || static_cast<uint64_t>(v.value()) >= vocab_size) {
@@ -42,6 +48,49 @@ Status read_merges(const ModelFile& file, TokenizerSpec* spec) {
   return Status::Ok();
 }
 
+Result<std::vector<int64_t>> read_types(const ModelFile& file, size_t n) {
+  std::vector<int64_t> types(n, kNormal);
+  if (file.find("tokenizer.ggml.token_type") == nullptr) return types;
+  auto t = file.get_int_array("tokenizer.ggml.token_type");
+  if (!t.ok()) return t.error();
+  if (t.value().size() != n) {
+    return Error{"tokenizer: " + std::to_string(t.value().size()) + " token types for " +
+                 std::to_string(n) + " tokens"};
+  }
+  types = std::move(t).value();
+  for (size_t id = 0; id < n; ++id) {
+    if (types[id] < kUndefined || types[id] > kByte) {
+      return Error{"tokenizer: token " + std::to_string(id) + " has type " +
+                   std::to_string(types[id]) + " (tokenizer.ggml.token_type must be 0-6)"};
+    }
+  }
+  return types;
+}
+
+// SentencePiece scores: one finite number per token (they order the derived merges).
+Status read_scores(const ModelFile& file, TokenizerSpec* spec) {
+  if (file.find("tokenizer.ggml.scores") == nullptr) {
+    return Error{
+        "tokenizer: a SentencePiece ('llama') vocabulary without tokenizer.ggml.merges needs "
+        "tokenizer.ggml.scores"};
+  }
+  auto scores = file.get_float_array("tokenizer.ggml.scores");
+  if (!scores.ok()) return scores.error();
+  if (scores.value().size() != spec->tokens.size()) {
+    return Error{"tokenizer: " + std::to_string(scores.value().size()) +
+                 " scores in tokenizer.ggml.scores for " + std::to_string(spec->tokens.size()) +
+                 " tokens"};
+  }
+  for (size_t id = 0; id < scores.value().size(); ++id) {
+    if (!std::isfinite(scores.value()[id])) {
+      return Error{"tokenizer: token " + std::to_string(id) + " has a non-finite score"};
+    }
+  }
+  spec->scores.assign(scores.value().begin(), scores.value().end());
+  spec->merges_from_scores = true;
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
@@ -53,19 +102,11 @@ Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
   spec.tokens = std::move(tokens).value();
   const size_t n = spec.tokens.size();
 
-  std::vector<int64_t> types(n, kNormal);
-  if (file.find("tokenizer.ggml.token_type") != nullptr) {
-    auto t = file.get_int_array("tokenizer.ggml.token_type");
-    if (!t.ok()) return t.error();
-    if (t.value().size() != n) {
-      return Error{"tokenizer: " + std::to_string(t.value().size()) + " token types for " +
-                   std::to_string(n) + " tokens"};
-    }
-    types = std::move(t).value();
-  }
+  auto types = read_types(file, n);
+  if (!types.ok()) return types.error();
   spec.in_model.resize(n);
   for (size_t id = 0; id < n; ++id) {
-    const int64_t type = types[id];
+    const int64_t type = types.value()[id];
     spec.in_model[id] = type != kUnused;
     // Control and unknown tokens are special (parsed only on request); user-defined tokens are
     // always matched whole, as llama.cpp and Hugging Face's non-special added tokens are.
@@ -78,9 +119,11 @@ Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
     }
   }
 
-  auto bos = optional_id(file, "tokenizer.ggml.bos_token_id", n);
-  auto eos = optional_id(file, "tokenizer.ggml.eos_token_id", n);
-  auto unk = optional_id(file, "tokenizer.ggml.unknown_token_id", n);
+  // SentencePiece files without the keys get llama.cpp's defaults: <unk> 0, <s> 1, </s> 2.
+  const bool spm = model.value() == "llama";
+  auto bos = optional_id(file, "tokenizer.ggml.bos_token_id", n, spm ? 1 : -1);
+  auto eos = optional_id(file, "tokenizer.ggml.eos_token_id", n, spm ? 2 : -1);
+  auto unk = optional_id(file, "tokenizer.ggml.unknown_token_id", n, spm ? 0 : -1);
   auto eot = optional_id(file, "tokenizer.ggml.eot_token_id", n);
   auto eom = optional_id(file, "tokenizer.ggml.eom_token_id", n);
   for (const auto* r : {&bos, &eos, &unk, &eot, &eom}) {
@@ -115,7 +158,10 @@ Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
     spec.bpe.byte_fallback = true;
     spec.bpe.fuse_unk = true;
     spec.bpe.unk_id = unk.value();
-    const bool add_space_prefix = file.get_bool_or("tokenizer.ggml.add_space_prefix", true);
+    // A space is prepended unless the file says otherwise, except for Gemma, whose
+    // SentencePiece model has no dummy prefix (older Gemma GGUFs lack the key).
+    const bool gemma = file.get_string_or("general.architecture", "").starts_with("gemma");
+    const bool add_space_prefix = file.get_bool_or("tokenizer.ggml.add_space_prefix", !gemma);
     const std::string marker = "\xE2\x96\x81";  // U+2581
     if (add_space_prefix) spec.normalizers.push_back({NormalizerStep::Kind::Prepend, marker, ""});
     spec.normalizers.push_back({NormalizerStep::Kind::Replace, " ", marker});
@@ -125,10 +171,7 @@ Result<TokenizerSpec> spec_from_gguf(const ModelFile& file) {
     if (file.find("tokenizer.ggml.merges") != nullptr) {
       DSPARK_RETURN_IF_ERROR(read_merges(file, &spec));
     } else {
-      auto scores = file.get_float_array("tokenizer.ggml.scores");
-      if (!scores.ok()) return scores.error();
-      spec.scores.assign(scores.value().begin(), scores.value().end());
-      spec.merges_from_scores = true;
+      DSPARK_RETURN_IF_ERROR(read_scores(file, &spec));
     }
     add_bos_default = true;
   } else {

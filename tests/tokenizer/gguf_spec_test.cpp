@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 
 #include "test_util.h"
 #include "tokenizer/loaders.h"
@@ -123,7 +125,8 @@ TEST(GgufSpec, PresetFlags) {
   EXPECT_EQ(falcon.value()->encode("12", false, false), (std::vector<int32_t>{263}));
 }
 
-TEST(GgufSpec, SentencePieceFromScores) {
+// SentencePiece vocabulary: <unk> <s> </s>, the 256 byte tokens, then ▁ h i hi ▁hi with scores.
+GgufWriter spm_gguf(const std::string& arch, bool with_ids = true) {
   const std::string m = "\xE2\x96\x81";
   std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
   std::vector<int32_t> types = {2, 3, 3};
@@ -142,14 +145,22 @@ TEST(GgufSpec, SentencePieceFromScores) {
     scores.push_back(s);
   }
   GgufWriter w;
+  w.add_string("general.architecture", arch);
   w.add_string("tokenizer.ggml.model", "llama");
   w.add_strings("tokenizer.ggml.tokens", tokens);
   w.add_i32s("tokenizer.ggml.token_type", types);
   w.add_f32s("tokenizer.ggml.scores", scores);
-  w.add_u32("tokenizer.ggml.bos_token_id", 1);
-  w.add_u32("tokenizer.ggml.eos_token_id", 2);
-  w.add_u32("tokenizer.ggml.unknown_token_id", 0);
-  auto t = load(w);
+  if (with_ids) {
+    w.add_u32("tokenizer.ggml.bos_token_id", 1);
+    w.add_u32("tokenizer.ggml.eos_token_id", 2);
+    w.add_u32("tokenizer.ggml.unknown_token_id", 0);
+  }
+  return w;
+}
+
+TEST(GgufSpec, SentencePieceFromScores) {
+  const std::string m = "\xE2\x96\x81";
+  auto t = load(spm_gguf("llama"));
   ASSERT_TRUE(t.ok()) << t.error().message;
   const Tokenizer& tok = *t.value();
   const int32_t mark_hi = tok.token_id(m + "hi");
@@ -159,6 +170,73 @@ TEST(GgufSpec, SentencePieceFromScores) {
   EXPECT_EQ(tok.decode({1, mark_hi, 3 + '!'}, false), "hi!");
   EXPECT_EQ(tok.encode("</s>", false, true), (std::vector<int32_t>{2}));
   EXPECT_EQ(tok.stop_ids(), (std::vector<int32_t>{2}));
+}
+
+TEST(GgufSpec, SentencePieceFamilyDefaults) {
+  const std::string m = "\xE2\x96\x81";
+  // No add_space_prefix key: Llama prepends "▁", Gemma does not; the key overrides both.
+  auto llama = load(spm_gguf("llama"));
+  auto gemma = load(spm_gguf("gemma3"));
+  GgufWriter keyed = spm_gguf("gemma3");
+  keyed.add_bool("tokenizer.ggml.add_space_prefix", true);
+  auto gemma_keyed = load(keyed);
+  ASSERT_TRUE(llama.ok() && gemma.ok() && gemma_keyed.ok());
+  const int32_t hi = gemma.value()->token_id("hi");
+  const int32_t mark_hi = gemma.value()->token_id(m + "hi");
+  EXPECT_EQ(llama.value()->encode("hi", false, false), (std::vector<int32_t>{mark_hi}));
+  EXPECT_EQ(gemma.value()->encode("hi", false, false), (std::vector<int32_t>{hi}));
+  EXPECT_EQ(gemma_keyed.value()->encode("hi", false, false), (std::vector<int32_t>{mark_hi}));
+  // Without prefix nothing is stripped on decode: " hi" stays " hi".
+  EXPECT_EQ(gemma.value()->decode({mark_hi}, false), " hi");
+  EXPECT_EQ(llama.value()->decode({mark_hi}, false), "hi");
+  // No BOS/EOS/UNK keys: llama.cpp's SentencePiece defaults <unk> 0, <s> 1, </s> 2.
+  auto bare = load(spm_gguf("llama", /*with_ids=*/false));
+  ASSERT_TRUE(bare.ok()) << bare.error().message;
+  EXPECT_EQ(bare.value()->bos_id(), 1);
+  EXPECT_EQ(bare.value()->eos_id(), 2);
+  EXPECT_EQ(bare.value()->encode("hi", true, false), (std::vector<int32_t>{1, mark_hi}));
+}
+
+std::string load_error(const GgufWriter& w) {
+  auto r = load(w);
+  return r.ok() ? "(loaded)" : r.error().message;
+}
+
+// A small SentencePiece GGUF without the key named `left_out`, which set() may add back.
+GgufWriter spm_with(const std::string& left_out, const std::function<void(GgufWriter*)>& set) {
+  const std::string& key = left_out;
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_string("tokenizer.ggml.model", "llama");
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "a", "b", "ab"};
+  if (key != "tokens") w.add_strings("tokenizer.ggml.tokens", tokens);
+  if (key != "types") w.add_i32s("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1});
+  if (key != "scores") w.add_f32s("tokenizer.ggml.scores", {0, 0, 0, -1, -2, -3});
+  set(&w);
+  return w;
+}
+
+TEST(GgufSpec, BadSentencePieceMetadataIsAnError) {
+  auto nothing = [](GgufWriter*) {};
+  EXPECT_EQ(load_error(spm_with("", nothing)), "(loaded)");
+  EXPECT_NE(load_error(spm_with("scores", nothing)).find("needs tokenizer.ggml.scores"),
+            std::string::npos);
+  const std::string short_scores = load_error(spm_with("scores", [](GgufWriter* w) {
+    w->add_f32s("tokenizer.ggml.scores", {0, 0});
+  }));
+  EXPECT_NE(short_scores.find("2 scores in tokenizer.ggml.scores for 6 tokens"), std::string::npos)
+      << short_scores;
+  const std::string nan_score = load_error(spm_with("scores", [](GgufWriter* w) {
+    w->add_f32s("tokenizer.ggml.scores", {0, 0, 0, -1, std::nanf(""), -3});
+  }));
+  EXPECT_NE(nan_score.find("token 4 has a non-finite score"), std::string::npos) << nan_score;
+  const std::string bad_type = load_error(spm_with("types", [](GgufWriter* w) {
+    w->add_i32s("tokenizer.ggml.token_type", {2, 3, 3, 1, 9, 1});
+  }));
+  EXPECT_NE(bad_type.find("token 4 has type 9"), std::string::npos) << bad_type;
+  const std::string few_types = load_error(
+      spm_with("types", [](GgufWriter* w) { w->add_i32s("tokenizer.ggml.token_type", {1}); }));
+  EXPECT_NE(few_types.find("1 token types for 6 tokens"), std::string::npos) << few_types;
 }
 
 TEST(GgufSpec, BadMetadataIsAnError) {

@@ -88,5 +88,41 @@ TEST(Spm, UnknownWithoutByteTokensFuses) {
   EXPECT_EQ(t->encode("\xC3\xA9\xE2\x82\xAC", false, false), (std::vector<int32_t>{mark, 0}));
 }
 
+TEST(Spm, WhitespaceRunsMergeByScore) {
+  TokenizerSpec spec = spm_spec();
+  for (const auto& [p, s] : std::vector<std::pair<std::string, float>>{
+           {kMark + kMark, -0.1f}, {kMark + kMark + kMark + kMark, -0.2f}}) {
+    spec.tokens.push_back(p);
+    spec.scores.push_back(s);
+    spec.in_model.push_back(true);
+  }
+  spec.normalizers = {{NormalizerStep::Kind::Replace, " ", kMark}};  // no prefix (Gemma)
+  spec.decode.strip_leading_spaces = 0;
+  auto t = testing::build(spec);
+  ASSERT_TRUE(t);
+  const int32_t two = t->token_id(kMark + kMark);
+  const int32_t four = t->token_id(kMark + kMark + kMark + kMark);
+  // ▁+▁ first (best score), left to right, then ▁▁+▁▁: 4002 spaces -> 1000 x ▁▁▁▁ + ▁▁, in
+  // one BPE run over the whole text (no pre-tokenizer splits it).
+  std::vector<int32_t> want(1000, four);
+  want.push_back(two);
+  const std::string run(4002, ' ');
+  const auto ids = t->encode(run, false, false);
+  EXPECT_EQ(ids, want);
+  EXPECT_EQ(t->decode(ids, false), run);
+  EXPECT_EQ(t->encode("a   b", false, false),
+            (std::vector<int32_t>{t->token_id("a"), two, t->token_id(kMark), t->token_id("b")}));
+}
+
+TEST(Spm, RoundTrip) {
+  auto t = testing::build(spm_spec());
+  ASSERT_TRUE(t);
+  for (const std::string text :
+       {"ab a", "  leading and trailing  ", "b\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
+        "tab\tnew\nline", "", "a"}) {
+    EXPECT_EQ(t->decode(t->encode(text, true, false), false), text) << text;
+  }
+}
+
 }  // namespace
 }  // namespace dspark::tok
