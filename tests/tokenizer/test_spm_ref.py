@@ -141,7 +141,8 @@ Il était une fois une princesse. Das ist ein Test. Esto es una prueba.
 
 def tiny_llama_vocab():
     """A SentencePiece-BPE-like vocabulary: <unk> <s> </s>, the 256 byte tokens, merged pieces
-    scored by training order (as SentencePiece scores BPE pieces), whitespace-run pieces, single
+    scored by training order (as SentencePiece scores BPE pieces, eight at a time, so that equal
+    scores occur), whitespace-run pieces, single
     characters below them, and one user-defined piece. Returns (tokens, scores, types)."""
     trainer = trainers.BpeTrainer(vocab_size=420, show_progress=False, special_tokens=[])
     bpe = Tokenizer(models.BPE())
@@ -162,7 +163,7 @@ def tiny_llama_vocab():
             pieces.append(p)
     for i, p in enumerate(pieces):
         tokens.append(p)
-        scores.append(-float(i))
+        scores.append(-float(i // 8))  # groups of equal scores exercise the tie rules
         types.append(NORMAL)
     for i, c in enumerate(chars):
         if c not in tokens:
@@ -174,6 +175,25 @@ def tiny_llama_vocab():
         scores.append(0.0)
         types.append(USER_DEFINED)
     return tokens, scores, types
+
+
+def tie_texts(tokens, scores, types):
+    """Texts on which two merges of equal score compete for a shared symbol (P = a+b and
+    Q = b+d with score(P) == score(Q): "abd"), so the converter's tie rules decide the ids."""
+    vocab = set(t for t, ty in zip(tokens, types) if ty != UNUSED)
+    splits = {}
+    for t, s, ty in zip(tokens, scores, types):
+        if ty == NORMAL:
+            splits.setdefault(s, []).extend((t[:i], t[i:]) for i in range(1, len(t))
+                                            if t[:i] in vocab and t[i:] in vocab)
+    texts = set()
+    for group in splits.values():
+        for a, b in group:
+            for c, d in group:
+                if b == c and a + b != c + d:
+                    text = (a + b + d).replace(MARK, " ")
+                    texts.add(text[1:] if text.startswith(" ") else text)
+    return sorted(texts)
 
 
 def _merges_of(tok):
@@ -224,11 +244,12 @@ def corpus():
     return texts + base.INVALID_TEXTS
 
 
-def check(label, path, meta, llama_style, tool, work):
+def check(label, path, meta, llama_style, tool, work, extra_texts=()):
     c = base.Checker(label)
     c.expect(meta["model"] == "llama", f"GGUF says model={meta['model']}, expected llama")
     ref = build_reference(meta, llama_style)
-    requests = [(flags, t) for t in corpus() for flags in ("p", "-", "pa", "a")]
+    texts = corpus() + [t.encode() for t in extra_texts]
+    requests = [(flags, t) for t in texts for flags in ("p", "-", "pa", "a")]
     user_defined = [t for t, ty in zip(meta["tokens"], meta["types"]) if ty == USER_DEFINED]
     req_path = os.path.join(work, "requests.txt")
     with open(req_path, "w") as f:
@@ -308,11 +329,13 @@ def main():
     ok = True
     with tempfile.TemporaryDirectory() as work:
         tokens, scores, types = tiny_llama_vocab()
+        ties = tie_texts(tokens, scores, types)
+        print(f"tiny vocabulary: {len(tokens)} pieces, {len(ties)} texts with tied merges")
         for label, prefix in (("tiny-llama", True), ("tiny-llama/no-prefix-key", None)):
             path = os.path.join(work, label.replace("/", "-") + ".gguf")
             write_tiny_gguf(path, tokens, scores, types, prefix)
             meta = read_gguf(path)
-            ok = report(check(label, path, meta, True, tool, work)) and ok
+            ok = report(check(label, path, meta, True, tool, work, ties)) and ok
         ok = check_speed(path, tool, work, sanitized, 20.0) and ok
 
         gemma = os.path.join(py_util.models_dir(args), GEMMA)
