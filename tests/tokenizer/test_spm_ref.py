@@ -24,7 +24,7 @@ Two vocabularies: models/gemma3-270m.Q4_K_M.gguf (262,144 pieces; skipped when a
 tiny Llama-style SentencePiece vocabulary generated here (a few hundred pieces with scores, the
 256 byte tokens, <unk>/<s>/</s>, a user-defined token), written to tokenizer-only GGUFs with and
 without the add_space_prefix key, so CI checks the Llama path without a download. dspark runs
-through tests/tokenizer/tokenize_tool. Per text, with special-token parsing on and off and BOS
+through tests/tokenizer/tokenize_tool, on the GGUF and on the reference saved as tokenizer.json. Per text, with special-token parsing on and off and BOS
 on and off: the ids must equal the reference's, decode (with and without special tokens) must
 equal the reference's decode, streaming must equal whole decoding, and plain encode -> decode
 must give the text back.
@@ -255,38 +255,44 @@ def check(label, path, meta, llama_style, tool, work, extra_texts=()):
     with open(req_path, "w") as f:
         for flags, t in requests:
             f.write(f"{flags} {t.hex()}\n")
-    results = base.run_tool(tool, path, ["encode", req_path])
-    c.expect(len(results) == len(requests), f"{len(results)} results for {len(requests)}")
-    for (flags, raw), got in zip(requests, results):
-        text = raw.decode("utf-8", "replace")
+    wants = []
+    for flags, raw in requests:
         ref.encode_special_tokens = "p" not in flags
-        want = ref.encode(text, add_special_tokens="a" in flags).ids
-        ids, shown = got["ids"], raw[:60]
-        if ids != want:
-            first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b),
-                         min(len(ids), len(want)))
-            c.expect(False, f"[{flags}] {shown!r}: ids differ at {first}: "
-                            f"dspark {ids[first:first + 6]} vs HF {want[first:first + 6]}")
-            continue
-        c.expect(True, "")
-        decoded = bytes.fromhex(got["decode"])
-        c.expect(decoded == ref.decode(want, skip_special_tokens=False).encode(),
-                 f"[{flags}] {shown!r}: decode differs from HF: {decoded[:60]!r} vs "
-                 f"{ref.decode(want, skip_special_tokens=False)[:60]!r}")
-        c.expect(bytes.fromhex(got["decode_plain"]) == ref.decode(want).encode(),
-                 f"[{flags}] {shown!r}: decode without special tokens differs from HF")
-        # Streaming keeps the prefix space the Llama decoder strips from a whole text: a
-        # streamed continuation's first "▁word" is " word".
-        stream = bytes.fromhex(got["stream"])
-        if llama_style and want and ref.id_to_token(want[0]).startswith(MARK):
-            stream = stream[1:] if stream.startswith(b" ") else b"missing space " + stream
-        c.expect(stream == decoded, f"[{flags}] {shown!r}: streaming != decode")
-        # A "▁" in the text comes back as a space. With a prefix space, each segment between
-        # added tokens (user-defined ones match even without parsing) gets its own.
-        if flags == "-" and not (llama_style and any(u in text for u in user_defined)):
-            c.expect(decoded == text.replace(MARK, " ").encode(),
-                     f"{shown!r}: round trip gave {decoded[:60]!r}")
+        wants.append(ref.encode(raw.decode("utf-8", "replace"), add_special_tokens="a" in flags).ids)
     ref.encode_special_tokens = False
+    # The GGUF, and the reference saved as tokenizer.json (dspark's from_hf_json path).
+    json_path = os.path.join(work, "reference.tokenizer.json")
+    ref.save(json_path)
+    for source, file in (("gguf", path), ("tokenizer.json", json_path)):
+        results = base.run_tool(tool, file, ["encode", req_path])
+        c.expect(len(results) == len(requests), f"{len(results)} results for {len(requests)}")
+        for (flags, raw), want, got in zip(requests, wants, results):
+            text = raw.decode("utf-8", "replace")
+            ids, shown = got["ids"], raw[:60]
+            if ids != want:
+                first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b),
+                             min(len(ids), len(want)))
+                c.expect(False, f"{source} [{flags}] {shown!r}: ids differ at {first}: "
+                                f"dspark {ids[first:first + 6]} vs HF {want[first:first + 6]}")
+                continue
+            c.expect(True, "")
+            decoded = bytes.fromhex(got["decode"])
+            c.expect(decoded == ref.decode(want, skip_special_tokens=False).encode(),
+                     f"{source} [{flags}] {shown!r}: decode differs from HF: {decoded[:60]!r} vs "
+                     f"{ref.decode(want, skip_special_tokens=False)[:60]!r}")
+            c.expect(bytes.fromhex(got["decode_plain"]) == ref.decode(want).encode(),
+                     f"{source} [{flags}] {shown!r}: decode without special tokens differs from HF")
+            # Streaming keeps the prefix space the Llama decoder strips from a whole text: a
+            # streamed continuation's first "▁word" is " word".
+            stream = bytes.fromhex(got["stream"])
+            if llama_style and want and ref.id_to_token(want[0]).startswith(MARK):
+                stream = stream[1:] if stream.startswith(b" ") else b"missing space " + stream
+            c.expect(stream == decoded, f"{source} [{flags}] {shown!r}: streaming != decode")
+            # A "▁" in the text comes back as a space. With a prefix space, each segment between
+            # added tokens (user-defined ones match even without parsing) gets its own.
+            if flags == "-" and not (llama_style and any(u in text for u in user_defined)):
+                c.expect(decoded == text.replace(MARK, " ").encode(),
+                         f"{source} {shown!r}: round trip gave {decoded[:60]!r}")
 
     info = base.run_tool(tool, path, ["info"])[0]
     c.expect(info["kind"] == "spm" and info["vocab_size"] == len(meta["tokens"]), f"info {info}")
