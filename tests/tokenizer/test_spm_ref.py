@@ -17,21 +17,22 @@ SentencePiece BPE model:
     none normalized: llama.cpp's converter writes user-defined pieces with real spaces ("▁"
     pre-normalized to " ", e.g. Gemma's whitespace runs), so they match the raw text, as in
     llama.cpp.
-generate_merges is written out below (transformers needs torch here for its GGUF reader and is
-not a dependency); everything else is the `tokenizers` library's own code.
+generate_merges is written out below (transformers is not installed here and not a dependency);
+everything else is the `tokenizers` library's own code.
 
 Two vocabularies: models/gemma3-270m.Q4_K_M.gguf (262,144 pieces; skipped when absent), and a
 tiny Llama-style SentencePiece vocabulary generated here (a few hundred pieces with scores, the
-256 byte tokens, <unk>/<s>/</s>, a user-defined token), written to tokenizer-only GGUFs with and
+256 byte tokens, <unk>/<s>/</s>, two user-defined tokens), written to tokenizer-only GGUFs with and
 without the add_space_prefix key, so CI checks the Llama path without a download. dspark runs
-through tests/tokenizer/tokenize_tool, on the GGUF and on the reference saved as tokenizer.json. Per text, with special-token parsing on and off and BOS
-on and off: the ids must equal the reference's, decode (with and without special tokens) must
-equal the reference's decode, streaming must equal whole decoding, and plain encode -> decode
-must give the text back.
+through tests/tokenizer/tokenize_tool, on the GGUF and on the reference saved as tokenizer.json.
+Per text, with special-token parsing on and off and BOS on and off: the ids must equal the
+reference's, decode (with and without special tokens) must equal the reference's decode,
+streaming must equal whole decoding, and plain encode -> decode must give the text back.
 
 Exit 0: pass, 1: fail, 77: skip (the Gemma file or a package missing, unless
 DSPARK_REQUIRE_MODELS=1; the tiny vocabulary is always checked first).
 """
+import json
 import os
 import random
 import sys
@@ -197,7 +198,6 @@ def tie_texts(tokens, scores, types):
 
 
 def _merges_of(tok):
-    import json
     return json.loads(tok.to_str())["model"]["merges"]
 
 
@@ -258,7 +258,8 @@ def check(label, path, meta, llama_style, tool, work, extra_texts=()):
     wants = []
     for flags, raw in requests:
         ref.encode_special_tokens = "p" not in flags
-        wants.append(ref.encode(raw.decode("utf-8", "replace"), add_special_tokens="a" in flags).ids)
+        text = raw.decode("utf-8", "replace")
+        wants.append(ref.encode(text, add_special_tokens="a" in flags).ids)
     ref.encode_special_tokens = False
     # The GGUF, and the reference saved as tokenizer.json (dspark's from_hf_json path).
     json_path = os.path.join(work, "reference.tokenizer.json")
