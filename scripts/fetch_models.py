@@ -149,7 +149,7 @@ CATALOGUE = (
 
 SETS = {
     "default": ("smollm2-135m",),
-    "test": ("smollm2-135m", "qwen2.5-coder-0.5b"),
+    "test": ("smollm2-135m", "qwen2.5-coder-0.5b", "gemma3-270m"),
     "all": tuple(m.name for m in CATALOGUE),
 }
 

@@ -45,7 +45,7 @@ Result<LoadedModel> load_model(const std::string& path, bool quiet) {
   // own (any thread count), so a one-thread backend places them.
   auto model = Model::load(loaded.file, *make_cpu_backend(1),
                            [&](uint64_t done, uint64_t total) { bar.update(done, total); });
-  if (!model.ok()) return Error{path + ": " + model.error().message};
+  if (!model.ok()) return model.error();  // Model::load names the file
   loaded.model = std::move(model).value();
   auto tokenizer = Tokenizer::from_model_file(*loaded.file);
   if (!tokenizer.ok()) return Error{path + ": " + tokenizer.error().message};

@@ -29,8 +29,9 @@ Per text, with special-token parsing on and off and BOS on and off: the ids must
 reference's, decode (with and without special tokens) must equal the reference's decode,
 streaming must equal whole decoding, and plain encode -> decode must give the text back.
 
-Gemma 3 is not in fetch_models.py's `--set test`, so, as in tests/model/test_model_ref.py, its
-absence is reported and not a skip: the tiny vocabulary needs no download.
+Gemma 3 is in fetch_models.py's `--set test` (what scripts/test.sh fetches): with
+DSPARK_REQUIRE_MODELS=1 its absence fails the test; otherwise it is reported and the tiny
+vocabulary is still checked.
 Exit 0: pass, 1: fail, 77: skip (a Python package missing, unless DSPARK_REQUIRE_MODELS=1).
 """
 import json
@@ -351,6 +352,10 @@ def main():
             meta = read_gguf(gemma)
             ok = report(check("gemma3", gemma, meta, False, tool, work)) and ok
             ok = check_speed(gemma, tool, work, sanitized, 20.0) and ok
+        elif os.environ.get("DSPARK_REQUIRE_MODELS") == "1":
+            print(f"FAIL: {gemma} is missing (DSPARK_REQUIRE_MODELS=1; "
+                  "scripts/fetch_models.py --set test fetches it)")
+            ok = False
         else:
             print(f"(not present, not checked: {gemma}; scripts/fetch_models.py gemma3)")
     print("PASS" if ok else "FAIL")
