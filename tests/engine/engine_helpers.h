@@ -70,6 +70,34 @@ inline engine::EngineConfig engine_config(const Loaded& l, int32_t kv_blocks, in
   return c;
 }
 
+// A tiny qwen3 target whose first layer barely moves the residual stream, and a DSpark
+// checkpoint built from its second layer (scripts/make_tiny_models.py): its drafts at the first
+// block position mostly agree with the target, so rounds accept and commit drafts.
+constexpr const char* kDSparkTarget = "qwen3-drafted-f32.gguf";
+constexpr const char* kDSparkCheckpoint = "dspark-qwen3-aligned";
+
+// The tiny target a speculation test of `method` runs on: kDSparkTarget for DSpark, else
+// llama-f32.gguf.
+inline std::string spec_target_path(engine::SpecMethod method) {
+  return tiny_model_path(method == engine::SpecMethod::kDSpark ? kDSparkTarget : "llama-f32.gguf");
+}
+
+// Sets c.spec's method and drafter: draft names the tiny draft model file ("llama-f32.gguf":
+// the target itself; loaded into *draft otherwise) or, for DSpark, the checkpoint folder.
+inline void use_drafter(engine::EngineConfig& c, engine::SpecMethod method,
+                        const std::string& draft, const Loaded& target, Loaded* loaded_draft) {
+  c.spec.method = method;
+  if (method == engine::SpecMethod::kDSpark) c.spec.dspark_checkpoint = tiny_model_path(draft);
+  if (method != engine::SpecMethod::kDraftModel) return;
+  if (draft == "llama-f32.gguf") {
+    c.spec.draft_model = target.model;
+    return;
+  }
+  *loaded_draft = load_model(tiny_model_path(draft));
+  EXPECT_TRUE(loaded_draft->model) << loaded_draft->error;
+  c.spec.draft_model = loaded_draft->model;
+}
+
 // Deterministic pseudo-random token ids in [0, vocab).
 inline std::vector<int32_t> token_run(int n, int vocab, uint32_t seed) {
   std::vector<int32_t> out;

@@ -16,9 +16,6 @@ using engine::Completion;
 using engine::Engine;
 using engine::SpecMethod;
 
-constexpr const char* kDSparkTarget = "qwen3-drafted-f32.gguf";
-constexpr const char* kDSparkCheckpoint = "dspark-qwen3-aligned";
-
 struct GrammarCase {
   const char* name;
   SpecMethod method;
@@ -48,8 +45,7 @@ bool matches(const CompiledGrammar& grammar, const std::vector<int32_t>& tokens)
 class GrammarSpecTest : public ::testing::TestWithParam<GrammarCase> {
  protected:
   void SetUp() override {
-    target_ = load_model(tiny_model_path(
-        GetParam().method == SpecMethod::kDSpark ? kDSparkTarget : "llama-f32.gguf"));
+    target_ = load_model(spec_target_path(GetParam().method));
     ASSERT_TRUE(target_.model) << target_.error;
     vocab_ = target_.model->config().vocab_size;
   }
@@ -57,22 +53,12 @@ class GrammarSpecTest : public ::testing::TestWithParam<GrammarCase> {
     engine::EngineConfig ec = engine_config(target_, 512, 4, true);
     ec.max_num_seqs = 8;
     if (!speculate) return ec;
-    ec.spec.method = c.method;
+    use_drafter(ec, c.method, c.draft, target_, &draft_);
     ec.spec.max_depth = 4;
     ec.spec.tree_budget = 10;
     ec.spec.draft_top_k = c.top_k;
     ec.spec.profile = false;
     ec.spec.fixed_depth = 4;  // verify every surviving draft
-    if (c.method == SpecMethod::kDSpark) ec.spec.dspark_checkpoint = tiny_model_path(c.draft);
-    if (c.method == SpecMethod::kDraftModel) {
-      if (std::string(c.draft) == "llama-f32.gguf") {
-        ec.spec.draft_model = target_.model;
-      } else {
-        draft_ = load_model(tiny_model_path(c.draft));
-        EXPECT_TRUE(draft_.model) << draft_.error;
-        ec.spec.draft_model = draft_.model;
-      }
-    }
     return ec;
   }
   std::vector<Completion> run(const engine::EngineConfig& ec,

@@ -18,12 +18,6 @@ using engine::Completion;
 using engine::Engine;
 using engine::SpecMethod;
 
-// A tiny qwen3 target whose first layer barely moves the residual stream, and a DSpark
-// checkpoint built from its second layer (scripts/make_tiny_models.py): its drafts at the first
-// block position mostly agree with the target, so rounds accept and commit drafts.
-constexpr const char* kDSparkTarget = "qwen3-drafted-f32.gguf";
-constexpr const char* kDSparkCheckpoint = "dspark-qwen3-aligned";
-
 struct SpecCase {
   const char* name;
   SpecMethod method;
@@ -38,29 +32,18 @@ struct SpecCase {
 class SpecEngineTest : public ::testing::TestWithParam<SpecCase> {
  protected:
   void SetUp() override {
-    target_ = load_model(tiny_model_path(
-        GetParam().method == SpecMethod::kDSpark ? kDSparkTarget : "llama-f32.gguf"));
+    target_ = load_model(spec_target_path(GetParam().method));
     ASSERT_TRUE(target_.model) << target_.error;
     vocab_ = target_.model->config().vocab_size;
   }
   engine::EngineConfig config(const SpecCase& c) {
     engine::EngineConfig ec = engine_config(target_, c.kv_blocks, 4, c.prefix_caching);
     ec.max_num_seqs = 16;
-    ec.spec.method = c.method;
+    use_drafter(ec, c.method, c.draft, target_, &draft_);
     ec.spec.max_depth = 5;
     ec.spec.tree_budget = 10;
     ec.spec.draft_top_k = c.top_k;
     ec.spec.profile = false;
-    if (c.method == SpecMethod::kDSpark) ec.spec.dspark_checkpoint = tiny_model_path(c.draft);
-    if (c.method == SpecMethod::kDraftModel) {
-      if (std::string(c.draft) == "llama-f32.gguf") {
-        ec.spec.draft_model = target_.model;
-      } else {
-        draft_ = load_model(tiny_model_path(c.draft));
-        EXPECT_TRUE(draft_.model) << draft_.error;
-        ec.spec.draft_model = draft_.model;
-      }
-    }
     return ec;
   }
   // Prompts with repeated stretches, so prompt lookup finds matches.
