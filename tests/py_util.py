@@ -62,3 +62,15 @@ def serve_options(dspark):
     import subprocess
     text = subprocess.run([dspark, "serve", "--help"], capture_output=True, text=True).stdout
     return set(re.findall(r"^\s+(?:-\w, )?--([a-z-]+)", text, re.M))
+
+
+def gguf_fields(path, keys):
+    """{name: the field's contents, or default when the file lacks it} for a GGUF file and keys
+    {name: (GGUF key, default)}; needs the `gguf` package."""
+    import gguf
+    reader = gguf.GGUFReader(path)
+    out = {}
+    for name, (key, default) in keys.items():
+        f = reader.fields.get(key)
+        out[name] = default if f is None else f.contents()
+    return out

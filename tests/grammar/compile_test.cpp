@@ -15,12 +15,8 @@ namespace {
 
 using namespace grammar_testing;
 
-class CompileTest : public ::testing::Test {
+class CompileTest : public TinyGrammarTest {
  protected:
-  TinyVocab tiny;
-  std::shared_ptr<const GrammarVocab> vocab = tiny.grammar_vocab();
-  GrammarCompiler compiler{vocab};
-
   // True when the whole text walks through and EOS may follow it.
   bool matches(const GrammarSpec& spec, const std::string& text) {
     auto m = matcher_for(compiler, spec);

@@ -108,6 +108,14 @@ inline std::unique_ptr<GrammarMatcher> matcher_for(GrammarCompiler& compiler,
   return m.ok() ? std::move(m).value() : nullptr;
 }
 
+// Fixture base: the tiny vocabulary and a compiler over it.
+class TinyGrammarTest : public ::testing::Test {
+ protected:
+  TinyVocab tiny;
+  std::shared_ptr<const GrammarVocab> vocab = tiny.grammar_vocab();
+  GrammarCompiler compiler{vocab};
+};
+
 // A real model's tokenizer under models/, or nullptr when the file is absent.
 inline std::unique_ptr<Tokenizer> load_tokenizer(const std::string& file) {
   std::string path = std::string(DSPARK_SOURCE_DIR) + "/models/" + file;

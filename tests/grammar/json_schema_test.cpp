@@ -13,12 +13,8 @@ namespace {
 
 using namespace grammar_testing;
 
-class JsonSchemaTest : public ::testing::Test {
+class JsonSchemaTest : public TinyGrammarTest {
  protected:
-  TinyVocab tiny;
-  std::shared_ptr<const GrammarVocab> vocab = tiny.grammar_vocab();
-  GrammarCompiler compiler{vocab};
-
   // Index of the first token of `doc` the schema forbids (doc.size() in tokens if none).
   size_t first_rejected(const GrammarSpec& spec, const std::string& doc) {
     auto m = matcher_for(compiler, spec);

@@ -75,24 +75,18 @@ def generate_merges(vocab, scores):
 
 
 def read_gguf(path):
-    reader = gguf.GGUFReader(path)
-
-    def field(name, default=None):
-        f = reader.fields.get(name)
-        return default if f is None else f.contents()
-
-    return {
-        "arch": field("general.architecture"),
-        "model": field("tokenizer.ggml.model"),
-        "tokens": field("tokenizer.ggml.tokens"),
-        "scores": field("tokenizer.ggml.scores"),
-        "types": field("tokenizer.ggml.token_type"),
-        "bos": field("tokenizer.ggml.bos_token_id"),
-        "eos": field("tokenizer.ggml.eos_token_id"),
-        "unk": field("tokenizer.ggml.unknown_token_id"),
-        "add_bos": field("tokenizer.ggml.add_bos_token", True),
-        "add_space_prefix": field("tokenizer.ggml.add_space_prefix"),
-    }
+    return py_util.gguf_fields(path, {
+        "arch": ("general.architecture", None),
+        "model": ("tokenizer.ggml.model", None),
+        "tokens": ("tokenizer.ggml.tokens", None),
+        "scores": ("tokenizer.ggml.scores", None),
+        "types": ("tokenizer.ggml.token_type", None),
+        "bos": ("tokenizer.ggml.bos_token_id", None),
+        "eos": ("tokenizer.ggml.eos_token_id", None),
+        "unk": ("tokenizer.ggml.unknown_token_id", None),
+        "add_bos": ("tokenizer.ggml.add_bos_token", True),
+        "add_space_prefix": ("tokenizer.ggml.add_space_prefix", None),
+    })
 
 
 def build_reference(meta, llama_style):

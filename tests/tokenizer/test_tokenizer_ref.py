@@ -135,21 +135,15 @@ def gpt2_byte_decoder():
 
 
 def read_gguf(path):
-    reader = gguf.GGUFReader(path)
-
-    def field(name, default=None):
-        f = reader.fields.get(name)
-        return default if f is None else f.contents()
-
-    return {
-        "pre": field("tokenizer.ggml.pre"),
-        "model": field("tokenizer.ggml.model"),
-        "tokens": field("tokenizer.ggml.tokens"),
-        "types": field("tokenizer.ggml.token_type"),
-        "merges": field("tokenizer.ggml.merges"),
-        "eos": field("tokenizer.ggml.eos_token_id"),
-        "bos": field("tokenizer.ggml.bos_token_id"),
-    }
+    return py_util.gguf_fields(path, {
+        "pre": ("tokenizer.ggml.pre", None),
+        "model": ("tokenizer.ggml.model", None),
+        "tokens": ("tokenizer.ggml.tokens", None),
+        "types": ("tokenizer.ggml.token_type", None),
+        "merges": ("tokenizer.ggml.merges", None),
+        "eos": ("tokenizer.ggml.eos_token_id", None),
+        "bos": ("tokenizer.ggml.bos_token_id", None),
+    })
 
 
 def build_reference(meta, case):
